@@ -1,0 +1,3 @@
+//! Plimsoll autoscaler: the policy engine, the control loop and the command line of the `plimsoll` binary.
+
+pub mod cli;
