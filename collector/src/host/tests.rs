@@ -1,0 +1,117 @@
+use std::fs;
+
+use super::*;
+
+fn fixture_proc() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    fs::create_dir_all(p.join("net")).unwrap();
+    fs::create_dir_all(p.join("pressure")).unwrap();
+    fs::write(
+        p.join("stat"),
+        "cpu  10 0 20 300 4 0 1 0 0 0\ncpu0 5 0 10 150 2 0 1 0 0 0\ncpu1 5 0 10 150 2 0 0 0 0 0\nintr 12345 1 2\nctxt 999\nbtime 1700000000\nprocesses 4242\nprocs_running 3\nprocs_blocked 1\n",
+    )
+    .unwrap();
+    fs::write(p.join("meminfo"), "MemTotal:       2048 kB\nMemAvailable:   1024 kB\nActive(anon):     16 kB\nHugePages_Total:       0\n").unwrap();
+    fs::write(
+        p.join("diskstats"),
+        "   8       0 sda 100 0 2000 50 200 0 4000 60 0 1500 110 0 0 0 0\n   8       1 sda1 1 0 2 0 0 0 0 0 0 0 0 0 0 0 0\n   7       0 loop0 1 0 2 0 0 0 0 0 0 0 0 0 0 0 0\n",
+    )
+    .unwrap();
+    fs::write(p.join("net/dev"), "h1\nh2\n  eth0: 5 6 7 8 0 0 0 0 9 10 11 12 0 0 0 0\n").unwrap();
+    fs::write(p.join("loadavg"), "0.50 1.25 10.00 1/234 5678\n").unwrap();
+    fs::write(p.join("pressure/cpu"), "some avg10=0.00 avg60=0.50 avg300=0.38 total=2500000\n").unwrap();
+    fs::write(p.join("pressure/memory"), "some avg10=0.00 total=1000000\nfull avg10=0.00 total=500000\n").unwrap();
+    d
+}
+
+fn rendered(store: &Store) -> String {
+    let mut out = String::new();
+    store.render(&mut out);
+    out
+}
+
+#[test]
+fn samples_a_fixture_proc_under_node_exporter_names() {
+    let d = fixture_proc();
+    let mut store = Store::new(60_000);
+    let mut s = HostSampler::new(d.path(), &mut store);
+    s.sample(&mut store, 1000);
+    let out = rendered(&store);
+    let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    for want in [
+        format!("node_cpu_seconds_total{{cpu=\"1\",mode=\"system\"}} {}", 10.0 / tck),
+        format!("node_cpu_seconds_total{{cpu=\"0\",mode=\"idle\"}} {}", 150.0 / tck),
+        "node_context_switches_total 999".into(),
+        "node_forks_total 4242".into(),
+        "node_procs_running 3".into(),
+        "node_boot_time_seconds 1700000000".into(),
+        "node_memory_MemTotal_bytes 2097152".into(),
+        "node_memory_Active_anon_bytes 16384".into(),
+        "node_memory_HugePages_Total 0".into(),
+        "node_disk_read_bytes_total{device=\"sda\"} 1024000".into(),
+        "node_disk_written_bytes_total{device=\"sda\"} 2048000".into(),
+        "node_disk_reads_completed_total{device=\"sda\"} 100".into(),
+        "node_disk_io_time_seconds_total{device=\"sda\"} 1.5".into(),
+        "node_network_receive_bytes_total{device=\"eth0\"} 5".into(),
+        "node_network_transmit_drop_total{device=\"eth0\"} 12".into(),
+        "node_load1 0.5".into(),
+        "node_load5 1.25".into(),
+        "node_load15 10\n".into(),
+        "node_pressure_cpu_waiting_seconds_total 2.5".into(),
+        "node_pressure_memory_stalled_seconds_total 0.5".into(),
+    ] {
+        assert!(out.contains(&want), "missing {want:?} in\n{out}");
+    }
+    assert!(!out.contains("sda1"), "partitions are left out like node_exporter does");
+    assert!(!out.contains("loop0"));
+    assert!(!out.contains("node_pressure_io"), "absent PSI file gives no series");
+    assert_eq!(s.device_name(8, 1), Some("sda1"), "all devices are known for container labels");
+}
+
+#[test]
+fn a_missing_or_garbled_file_loses_only_its_own_metrics() {
+    let d = fixture_proc();
+    fs::remove_file(d.path().join("meminfo")).unwrap();
+    fs::write(d.path().join("loadavg"), "garbage\n").unwrap();
+    let mut store = Store::new(60_000);
+    let mut s = HostSampler::new(d.path(), &mut store);
+    s.sample(&mut store, 1000);
+    let out = rendered(&store);
+    assert!(!out.contains("node_memory"));
+    assert!(!out.contains("node_load1 "));
+    assert!(out.contains("node_context_switches_total 999"));
+}
+
+#[test]
+fn counters_become_rates_across_passes() {
+    let d = fixture_proc();
+    let mut store = Store::new(60_000);
+    let mut s = HostSampler::new(d.path(), &mut store);
+    s.sample(&mut store, 1000);
+    fs::write(d.path().join("stat"), "ctxt 1999\n").unwrap();
+    s.sample(&mut store, 3000);
+    let ctxt = store.entity_series(s.entity(), "node_context_switches_total").unwrap();
+    assert_eq!(store.rate(ctxt, 0), Some(500.0));
+}
+
+#[test]
+fn ignores_devices_like_node_exporter() {
+    for d in ["sda1", "vdb2", "xvda1", "nvme0n1p1", "loop3", "ram0", "zram1", "fd0"] {
+        assert!(disk_ignored(d), "{d}");
+    }
+    for d in ["sda", "vda", "nvme0n1", "dm-0", "md0", "sr0"] {
+        assert!(!disk_ignored(d), "{d}");
+    }
+}
+
+#[test]
+fn live_proc_gives_cpu_and_memory() {
+    let mut store = Store::new(60_000);
+    let mut s = HostSampler::new(Path::new("/proc"), &mut store);
+    s.sample(&mut store, 1000);
+    let out = rendered(&store);
+    assert!(out.contains("node_cpu_seconds_total{cpu=\"0\",mode=\"user\"}"));
+    assert!(out.contains("node_memory_MemAvailable_bytes "));
+    assert!(out.contains("node_network_receive_bytes_total{device=\"lo\"}"));
+}
