@@ -1,3 +1,4 @@
 //! Plimsoll autoscaler: the policy engine, the control loop and the command line of the `plimsoll` binary.
 
 pub mod cli;
+pub mod policy;

@@ -1,0 +1,74 @@
+//! `plimsoll check PATH...`: validate policy files (directories: their *.yaml, *.yml and *.json files).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::policy::parse_policy;
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Policy files, or directories whose policy files are checked (not recursively).
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+}
+
+/// Exit 0 when every file is a valid policy, 1 otherwise; every problem goes to stderr as `file:line:col: message`.
+pub fn run(args: CheckArgs) -> ExitCode {
+    let mut all_valid = true;
+    for path in &args.paths {
+        let files = match policy_files(path) {
+            Ok(files) => files,
+            Err(e) => {
+                eprintln!("{}: {e:#}", path.display());
+                all_valid = false;
+                continue;
+            }
+        };
+        for file in files {
+            let name = file.display().to_string();
+            match std::fs::read_to_string(&file) {
+                Ok(text) => match parse_policy(&name, &text) {
+                    Ok(p) => println!("{name}: ok (service {})", p.service),
+                    Err(e) => {
+                        eprintln!("{e}");
+                        all_valid = false;
+                    }
+                },
+                Err(e) => {
+                    eprintln!("{name}: cannot read: {e}");
+                    all_valid = false;
+                }
+            }
+        }
+    }
+    if all_valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn policy_files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    if !path.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(path).context("cannot list directory")? {
+        let p = entry.context("cannot list directory")?.path();
+        let is_policy = matches!(
+            p.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml" | "json")
+        );
+        if p.is_file() && is_policy {
+            files.push(p);
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        anyhow::bail!("no policy files (*.yaml, *.yml, *.json) in directory");
+    }
+    Ok(files)
+}

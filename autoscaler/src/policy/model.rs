@@ -1,0 +1,214 @@
+//! The resolved policy: every default filled in, every value validated. Built by `parse` (files) or
+//! `labels` (Docker labels); the decision code only ever sees this form.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// HPA default tolerance (`--horizontal-pod-autoscaler-tolerance`).
+pub const DEFAULT_TOLERANCE: f64 = 0.1;
+/// HPA default scale-down stabilization window (`--horizontal-pod-autoscaler-downscale-stabilization`).
+pub const DEFAULT_SCALE_DOWN_STABILIZATION: Duration = Duration::from_secs(300);
+/// Default prediction horizon when `predictive` is given without one.
+pub const DEFAULT_HORIZON: Duration = Duration::from_secs(600);
+
+/// One autoscaling policy for one service.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Policy {
+    /// Swarm service or Compose service name.
+    pub service: String,
+    pub min: u32,
+    pub max: u32,
+    pub tolerance: Tolerance,
+    pub metrics: Vec<MetricSpec>,
+    pub behavior: Behavior,
+    pub predictive: Predictive,
+}
+
+/// Band around a ratio of 1.0 inside which the replica count is kept: `1 - down <= ratio <= 1 + up`
+/// (the HPA's configurable tolerance; a single number sets both).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Tolerance {
+    pub up: f64,
+    pub down: f64,
+}
+
+impl Tolerance {
+    pub const fn symmetric(t: f64) -> Self {
+        Tolerance { up: t, down: t }
+    }
+
+    /// Mirrors the HPA's `tolerances.isWithin`.
+    pub fn contains(&self, ratio: f64) -> bool {
+        (1.0 - self.down) <= ratio && ratio <= (1.0 + self.up)
+    }
+}
+
+impl Default for Tolerance {
+    fn default() -> Self {
+        Tolerance::symmetric(DEFAULT_TOLERANCE)
+    }
+}
+
+/// A metric and what "on target" means for it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricSpec {
+    pub name: String,
+    pub target: Target,
+}
+
+/// Target kinds. The first two are per replica, the last two describe the whole service.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// Integer percent of each replica's capacity (limit or reservation), as the HPA's `Utilization`.
+    Utilization(u32),
+    /// Mean value per counted replica, as the HPA's `AverageValue` for pods metrics.
+    Average(f64),
+    /// Service-level total: desired = ceil(value / target), as the HPA's external `AverageValue`.
+    Value(f64),
+    /// Service-level value that must stay below the bound (latency); ratio = observed / bound.
+    #[serde(serialize_with = "serialize_duration")]
+    Below(Duration),
+}
+
+impl Target {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Target::Utilization(_) => "utilization",
+            Target::Average(_) => "average",
+            Target::Value(_) => "value",
+            Target::Below(_) => "below",
+        }
+    }
+
+    /// The target as a plain number (percent, value, or seconds for `below`).
+    pub fn as_f64(&self) -> f64 {
+        match *self {
+            Target::Utilization(p) => f64::from(p),
+            Target::Average(v) | Target::Value(v) => v,
+            Target::Below(d) => d.as_secs_f64(),
+        }
+    }
+}
+
+/// HPA `behavior`: one set of rules per direction.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Behavior {
+    pub scale_up: ScalingRules,
+    pub scale_down: ScalingRules,
+}
+
+impl Behavior {
+    /// The defaults the HPA applies when `behavior` (or one direction of it) is not given.
+    pub fn hpa_default() -> Self {
+        Behavior {
+            scale_up: ScalingRules::hpa_default_up(),
+            scale_down: ScalingRules::hpa_default_down(),
+        }
+    }
+}
+
+impl Default for Behavior {
+    fn default() -> Self {
+        Behavior::hpa_default()
+    }
+}
+
+/// HPA `HPAScalingRules`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScalingRules {
+    #[serde(serialize_with = "serialize_duration")]
+    pub stabilization: Duration,
+    pub select: Select,
+    pub policies: Vec<RatePolicy>,
+}
+
+impl ScalingRules {
+    /// Scale up: no stabilization, max of {100% per 15s, 4 replicas per 15s}.
+    pub fn hpa_default_up() -> Self {
+        ScalingRules {
+            stabilization: Duration::ZERO,
+            select: Select::Max,
+            policies: vec![
+                RatePolicy {
+                    limit: RateLimit::Percent(100),
+                    period: Duration::from_secs(15),
+                },
+                RatePolicy {
+                    limit: RateLimit::Replicas(4),
+                    period: Duration::from_secs(15),
+                },
+            ],
+        }
+    }
+
+    /// Scale down: 300s stabilization, 100% per 15s.
+    pub fn hpa_default_down() -> Self {
+        ScalingRules {
+            stabilization: DEFAULT_SCALE_DOWN_STABILIZATION,
+            select: Select::Max,
+            policies: vec![RatePolicy {
+                limit: RateLimit::Percent(100),
+                period: Duration::from_secs(15),
+            }],
+        }
+    }
+
+    /// Longest policy period: scale events older than this can no longer limit anything.
+    pub fn longest_period(&self) -> Duration {
+        self.policies
+            .iter()
+            .map(|p| p.period)
+            .max()
+            .unwrap_or(Duration::ZERO)
+    }
+}
+
+/// HPA `selectPolicy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Select {
+    /// The policy allowing the largest change.
+    Max,
+    /// The policy allowing the smallest change.
+    Min,
+    /// No scaling in this direction.
+    Disabled,
+}
+
+/// HPA `HPAScalingPolicy`: at most `limit` change per sliding `period`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RatePolicy {
+    pub limit: RateLimit,
+    #[serde(serialize_with = "serialize_duration")]
+    pub period: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateLimit {
+    Replicas(u32),
+    Percent(u32),
+}
+
+/// Predictive scaling switch and horizon.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Predictive {
+    pub enabled: bool,
+    #[serde(serialize_with = "serialize_duration")]
+    pub horizon: Duration,
+}
+
+impl Default for Predictive {
+    fn default() -> Self {
+        Predictive {
+            enabled: false,
+            horizon: DEFAULT_HORIZON,
+        }
+    }
+}
+
+fn serialize_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&humantime::format_duration(*d).to_string())
+}

@@ -1,0 +1,194 @@
+use std::time::Duration;
+
+use super::*;
+
+const EXAMPLE: &str = include_str!("../../../../policies/web.yaml");
+const EXAMPLE_JSON: &str = include_str!("../../../../policies/web.json");
+
+fn errors(text: &str) -> Vec<String> {
+    parse_policy("p.yaml", text)
+        .unwrap_err()
+        .to_string()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn example_policy_parses_with_every_field() {
+    let p = parse_policy("web.yaml", EXAMPLE).unwrap();
+    assert_eq!(p.service, "web");
+    assert_eq!((p.min, p.max), (2, 20));
+    assert_eq!(
+        p.tolerance,
+        Tolerance {
+            up: 0.05,
+            down: 0.1
+        }
+    );
+    let targets: Vec<_> = p
+        .metrics
+        .iter()
+        .map(|m| (m.name.as_str(), m.target))
+        .collect();
+    assert_eq!(
+        targets,
+        vec![
+            ("cpu", Target::Utilization(80)),
+            ("orders_per_second", Target::Average(50.0)),
+            ("queue_depth", Target::Value(100.0)),
+            ("latency_p95", Target::Below(Duration::from_millis(250))),
+        ]
+    );
+    assert_eq!(
+        p.behavior,
+        Behavior::hpa_default(),
+        "the example spells out the HPA defaults"
+    );
+    assert_eq!(
+        p.predictive,
+        Predictive {
+            enabled: false,
+            horizon: Duration::from_secs(600)
+        }
+    );
+}
+
+#[test]
+fn json_uses_the_same_schema_and_defaults() {
+    let p = parse_policy("web.json", EXAMPLE_JSON).unwrap();
+    assert_eq!(p.tolerance, Tolerance::symmetric(0.1));
+    assert_eq!(p.metrics.len(), 2);
+    assert_eq!(
+        p.behavior.scale_up,
+        ScalingRules::hpa_default_up(),
+        "omitted direction takes HPA default"
+    );
+    assert_eq!(
+        p.behavior.scale_down.select,
+        Select::Max,
+        "omitted select takes HPA default"
+    );
+}
+
+#[test]
+fn json_errors_have_positions_too() {
+    let e = parse_policy("p.json", "{\n  \"service\": \"web\", \"min\": 1, \"max\": 2,\n  \"colour\": 1,\n  \"metrics\": []\n}")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("p.json:3:3: policy: unknown field `colour`"),
+        "{e}"
+    );
+    assert!(
+        e.contains("p.json:4:14: metrics: at least one metric is required"),
+        "{e}"
+    );
+}
+
+#[test]
+fn all_errors_are_reported_at_once_with_line_and_column() {
+    let text = "\
+service: web
+min: 0
+max: 20
+tolerance: 1.5
+surprise: true
+metrics:
+  - name: cpu
+    target: { utilization: 80, average: 3 }
+  - name: cpu
+    target: { average: -1 }
+  - name: latency
+    target: { below: 250 }
+behavior:
+  scale_up: { select: fastest, policies: [ { percent: 0, period: 0s } ] }
+  scale_down: { stabilization: 5 minutes please }
+predictive: { horizon: 10m, enabled: yes }
+";
+    let errs = errors(text);
+    let expected = [
+        "p.yaml:2:6: min: must be an integer >= 1, got 0",
+        "p.yaml:4:12: tolerance: must be in [0, 1), got 1.5",
+        "p.yaml:5:1: policy: unknown field `surprise`",
+        "p.yaml:8:13: target: expected exactly one of: utilization, average, value, below",
+        "p.yaml:10:24: target.average: must be greater than 0, got -1",
+        "p.yaml:12:22: target.below: a duration needs a unit, e.g. 15s, 5m or 250ms",
+        "p.yaml:14:23: scale_up.select: expected max, min or disabled",
+        "p.yaml:14:55: scale_up policy percent: must be an integer >= 1, got 0",
+        "p.yaml:14:66: scale_up policy period: must be greater than 0",
+        "p.yaml:15:32: scale_down.stabilization: invalid duration `5 minutes please`",
+        "p.yaml:16:38: predictive.enabled: expected true or false",
+    ];
+    for want in expected {
+        assert!(
+            errs.iter().any(|e| e.starts_with(want)),
+            "missing `{want}` in:\n{}",
+            errs.join("\n")
+        );
+    }
+    assert_eq!(errs.len(), expected.len(), "{}", errs.join("\n"));
+}
+
+#[test]
+fn duplicate_metric_names_and_min_above_max() {
+    let errs = errors(
+        "service: web\nmin: 5\nmax: 3\nmetrics:\n  - { name: cpu, target: { utilization: 50 } }\n  - { name: cpu, target: { utilization: 60 } }\n",
+    );
+    assert_eq!(
+        errs,
+        vec![
+            "p.yaml:3:6: max: must be >= min (5), got 3",
+            "p.yaml:6:5: metrics: duplicate metric `cpu`"
+        ]
+    );
+}
+
+#[test]
+fn missing_required_fields_point_at_the_mapping() {
+    let errs = errors("service: web\nmetrics:\n  - name: cpu\n");
+    assert_eq!(
+        errs,
+        vec![
+            "p.yaml:1:1: policy: missing field `min`",
+            "p.yaml:1:1: policy: missing field `max`",
+            "p.yaml:3:5: metric: missing field `target`",
+        ]
+    );
+}
+
+#[test]
+fn rate_policy_needs_exactly_one_limit() {
+    let errs = errors(
+        "service: w\nmin: 1\nmax: 2\nmetrics: [ { name: cpu, target: { utilization: 50 } } ]\n\
+         behavior: { scale_up: { policies: [ { replicas: 1, percent: 5, period: 15s } ] } }\n",
+    );
+    assert_eq!(
+        errs,
+        vec!["p.yaml:5:37: scale_up policy: expected exactly one of `replicas` or `percent`"]
+    );
+}
+
+#[test]
+fn syntax_errors_and_duplicate_keys_have_positions() {
+    let errs = errors("service: web\nmin: [1\n");
+    assert_eq!(errs.len(), 1);
+    assert!(errs[0].starts_with("p.yaml:3:"), "{errs:?}");
+    let errs = errors("service: web\nservice: api\n");
+    assert!(
+        errs[0].starts_with("p.yaml:2:1: syntax error: duplicated key"),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn empty_and_non_mapping_documents() {
+    assert_eq!(
+        errors(""),
+        vec!["p.yaml:1:1: empty document: expected a policy mapping"]
+    );
+    assert_eq!(
+        errors("- 1\n"),
+        vec!["p.yaml:1:1: policy: expected a mapping"]
+    );
+}

@@ -1,0 +1,69 @@
+//! Exit codes and messages of `plimsoll check`, run as the real binary.
+
+use std::process::Command;
+
+fn plimsoll() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_plimsoll"))
+}
+
+fn policies_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies")
+}
+
+#[test]
+fn example_policies_are_valid() {
+    let out = plimsoll()
+        .arg("check")
+        .arg(policies_dir())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("web.yaml: ok (service web)"), "{stdout}");
+    assert!(stdout.contains("web.json: ok (service web)"), "{stdout}");
+}
+
+#[test]
+fn invalid_file_exits_1_with_every_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "service: web\nmin: 3\nmax: 2\nmetrics:\n  - name: cpu\n    target: { utilization: 0 }\n",
+    )
+    .unwrap();
+    let good = policies_dir().join("web.yaml");
+    let out = plimsoll()
+        .arg("check")
+        .arg(&good)
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let name = bad.display();
+    assert!(
+        stderr.contains(&format!("{name}:3:6: max: must be >= min (3), got 2")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "{name}:6:28: target.utilization (percent): must be an integer >= 1"
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn missing_file_exits_1() {
+    let out = plimsoll()
+        .args(["check", "/nonexistent/policy.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
+}
