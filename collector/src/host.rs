@@ -19,7 +19,9 @@ pub fn disk_ignored(name: &str) -> bool {
         !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit())
     }
     fn prefixed_digits(name: &str, prefixes: &[&str]) -> bool {
-        prefixes.iter().any(|p| name.strip_prefix(p).is_some_and(digits))
+        prefixes
+            .iter()
+            .any(|p| name.strip_prefix(p).is_some_and(digits))
     }
     if prefixed_digits(name, &["ram", "zram", "loop", "fd"]) {
         return true;
@@ -46,7 +48,12 @@ pub fn disk_ignored(name: &str) -> bool {
 }
 
 fn desc(name: &str, help: &str, kind: Kind, scale: Scale) -> FamilyDesc {
-    FamilyDesc { name: name.to_string(), help: help.to_string(), kind, scale }
+    FamilyDesc {
+        name: name.to_string(),
+        help: help.to_string(),
+        kind,
+        scale,
+    }
 }
 
 /// Ids of the host families with fixed names.
@@ -81,51 +88,170 @@ impl Families {
                 ),
                 f(
                     &format!("node_pressure_{res}_stalled_seconds_total"),
-                    &format!("Total time in seconds no process could make progress for lack of {res}."),
+                    &format!(
+                        "Total time in seconds no process could make progress for lack of {res}."
+                    ),
                     Counter,
                     Scale::Div(1e6),
                 ),
             )
         });
         Self {
-            cpu: f("node_cpu_seconds_total", "Seconds the CPUs spent in each mode.", Counter, Scale::Div(clk_tck)),
-            ctxt: f("node_context_switches_total", "Total number of context switches.", Counter, Scale::One),
-            forks: f("node_forks_total", "Total number of forks.", Counter, Scale::One),
-            intr: f("node_intr_total", "Total number of interrupts serviced.", Counter, Scale::One),
-            procs_running: f("node_procs_running", "Number of processes in runnable state.", Gauge, Scale::One),
-            procs_blocked: f("node_procs_blocked", "Number of processes blocked waiting for I/O to complete.", Gauge, Scale::One),
-            boot_time: f("node_boot_time_seconds", "Node boot time, in unixtime.", Gauge, Scale::One),
+            cpu: f(
+                "node_cpu_seconds_total",
+                "Seconds the CPUs spent in each mode.",
+                Counter,
+                Scale::Div(clk_tck),
+            ),
+            ctxt: f(
+                "node_context_switches_total",
+                "Total number of context switches.",
+                Counter,
+                Scale::One,
+            ),
+            forks: f(
+                "node_forks_total",
+                "Total number of forks.",
+                Counter,
+                Scale::One,
+            ),
+            intr: f(
+                "node_intr_total",
+                "Total number of interrupts serviced.",
+                Counter,
+                Scale::One,
+            ),
+            procs_running: f(
+                "node_procs_running",
+                "Number of processes in runnable state.",
+                Gauge,
+                Scale::One,
+            ),
+            procs_blocked: f(
+                "node_procs_blocked",
+                "Number of processes blocked waiting for I/O to complete.",
+                Gauge,
+                Scale::One,
+            ),
+            boot_time: f(
+                "node_boot_time_seconds",
+                "Node boot time, in unixtime.",
+                Gauge,
+                Scale::One,
+            ),
             load: [
                 f("node_load1", "1m load average.", Gauge, Scale::Div(100.0)),
                 f("node_load5", "5m load average.", Gauge, Scale::Div(100.0)),
                 f("node_load15", "15m load average.", Gauge, Scale::Div(100.0)),
             ],
             disk: [
-                f("node_disk_reads_completed_total", "The total number of reads completed successfully.", Counter, Scale::One),
-                f("node_disk_read_bytes_total", "The total number of bytes read successfully.", Counter, sectors),
-                f("node_disk_read_time_seconds_total", "The total number of seconds spent by all reads.", Counter, ms),
-                f("node_disk_writes_completed_total", "The total number of writes completed successfully.", Counter, Scale::One),
-                f("node_disk_written_bytes_total", "The total number of bytes written successfully.", Counter, sectors),
-                f("node_disk_write_time_seconds_total", "This is the total number of seconds spent by all writes.", Counter, ms),
-                f("node_disk_io_now", "The number of I/Os currently in progress.", Gauge, Scale::One),
-                f("node_disk_io_time_seconds_total", "Total seconds spent doing I/Os.", Counter, ms),
+                f(
+                    "node_disk_reads_completed_total",
+                    "The total number of reads completed successfully.",
+                    Counter,
+                    Scale::One,
+                ),
+                f(
+                    "node_disk_read_bytes_total",
+                    "The total number of bytes read successfully.",
+                    Counter,
+                    sectors,
+                ),
+                f(
+                    "node_disk_read_time_seconds_total",
+                    "The total number of seconds spent by all reads.",
+                    Counter,
+                    ms,
+                ),
+                f(
+                    "node_disk_writes_completed_total",
+                    "The total number of writes completed successfully.",
+                    Counter,
+                    Scale::One,
+                ),
+                f(
+                    "node_disk_written_bytes_total",
+                    "The total number of bytes written successfully.",
+                    Counter,
+                    sectors,
+                ),
+                f(
+                    "node_disk_write_time_seconds_total",
+                    "This is the total number of seconds spent by all writes.",
+                    Counter,
+                    ms,
+                ),
+                f(
+                    "node_disk_io_now",
+                    "The number of I/Os currently in progress.",
+                    Gauge,
+                    Scale::One,
+                ),
+                f(
+                    "node_disk_io_time_seconds_total",
+                    "Total seconds spent doing I/Os.",
+                    Counter,
+                    ms,
+                ),
             ],
             net: [
-                f("node_network_receive_bytes_total", "Network device statistic receive_bytes.", Counter, Scale::One),
-                f("node_network_receive_packets_total", "Network device statistic receive_packets.", Counter, Scale::One),
-                f("node_network_receive_errs_total", "Network device statistic receive_errs.", Counter, Scale::One),
-                f("node_network_receive_drop_total", "Network device statistic receive_drop.", Counter, Scale::One),
-                f("node_network_transmit_bytes_total", "Network device statistic transmit_bytes.", Counter, Scale::One),
-                f("node_network_transmit_packets_total", "Network device statistic transmit_packets.", Counter, Scale::One),
-                f("node_network_transmit_errs_total", "Network device statistic transmit_errs.", Counter, Scale::One),
-                f("node_network_transmit_drop_total", "Network device statistic transmit_drop.", Counter, Scale::One),
+                f(
+                    "node_network_receive_bytes_total",
+                    "Network device statistic receive_bytes.",
+                    Counter,
+                    Scale::One,
+                ),
+                f(
+                    "node_network_receive_packets_total",
+                    "Network device statistic receive_packets.",
+                    Counter,
+                    Scale::One,
+                ),
+                f(
+                    "node_network_receive_errs_total",
+                    "Network device statistic receive_errs.",
+                    Counter,
+                    Scale::One,
+                ),
+                f(
+                    "node_network_receive_drop_total",
+                    "Network device statistic receive_drop.",
+                    Counter,
+                    Scale::One,
+                ),
+                f(
+                    "node_network_transmit_bytes_total",
+                    "Network device statistic transmit_bytes.",
+                    Counter,
+                    Scale::One,
+                ),
+                f(
+                    "node_network_transmit_packets_total",
+                    "Network device statistic transmit_packets.",
+                    Counter,
+                    Scale::One,
+                ),
+                f(
+                    "node_network_transmit_errs_total",
+                    "Network device statistic transmit_errs.",
+                    Counter,
+                    Scale::One,
+                ),
+                f(
+                    "node_network_transmit_drop_total",
+                    "Network device statistic transmit_drop.",
+                    Counter,
+                    Scale::One,
+                ),
             ],
             pressure,
         }
     }
 }
 
-const CPU_MODES: [&str; 8] = ["user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"];
+const CPU_MODES: [&str; 8] = [
+    "user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal",
+];
 
 /// Files of /proc the host sampler keeps open.
 #[derive(Debug)]
@@ -160,7 +286,10 @@ impl HostSampler {
             Ok(f) => Some(f),
             Err(e) => {
                 if e.kind() != io::ErrorKind::NotFound {
-                    SampleFailed { kind: ErrorKind::HostRead }.emit();
+                    SampleFailed {
+                        kind: ErrorKind::HostRead,
+                    }
+                    .emit();
                 }
                 tracing::debug!(file = rel, error = %e, "host file not sampled");
                 None
@@ -172,7 +301,11 @@ impl HostSampler {
             diskstats: open("diskstats"),
             net_dev: open("net/dev"),
             loadavg: open("loadavg"),
-            pressure: [open("pressure/cpu"), open("pressure/memory"), open("pressure/io")],
+            pressure: [
+                open("pressure/cpu"),
+                open("pressure/memory"),
+                open("pressure/io"),
+            ],
         };
         // SAFETY: sysconf has no preconditions.
         let clk_tck = match unsafe { libc::sysconf(libc::_SC_CLK_TCK) } {
@@ -203,14 +336,26 @@ impl HostSampler {
 
     /// Reads every host file once and appends its values at `ts`.
     pub fn sample(&mut self, store: &mut Store, ts: i64) {
-        let Self { files, fams, meminfo, devices, entity, cursor, buf, cpu_label } = self;
+        let Self {
+            files,
+            fams,
+            meminfo,
+            devices,
+            entity,
+            cursor,
+            buf,
+            cpu_label,
+        } = self;
         let mut w = store.writer(*entity, cursor, ts);
         let read = |f: &Option<KeptFile>, buf: &mut Vec<u8>| -> bool {
             let Some(f) = f else { return false };
             match f.read(buf) {
                 Ok(_) => true,
                 Err(e) => {
-                    SampleFailed { kind: ErrorKind::HostRead }.emit();
+                    SampleFailed {
+                        kind: ErrorKind::HostRead,
+                    }
+                    .emit();
                     tracing::debug!(file = %f.path().display(), error = %e, "host read failed");
                     false
                 }
@@ -221,7 +366,9 @@ impl HostSampler {
                 let mut it = fields(line);
                 let Some(key) = it.next() else { continue };
                 if let Some(n) = key.strip_prefix(b"cpu").filter(|n| !n.is_empty()) {
-                    let Some((cpu, _)) = parse_u64(n) else { continue };
+                    let Some((cpu, _)) = parse_u64(n) else {
+                        continue;
+                    };
                     while cpu_label.len() <= cpu as usize {
                         cpu_label.push(cpu_label.len().to_string());
                     }
@@ -249,10 +396,16 @@ impl HostSampler {
         }
         if read(&files.meminfo, buf) {
             for line in buf.split(|c| *c == b'\n') {
-                let Some(colon) = line.iter().position(|c| *c == b':') else { continue };
-                let Ok(name) = std::str::from_utf8(&line[..colon]) else { continue };
+                let Some(colon) = line.iter().position(|c| *c == b':') else {
+                    continue;
+                };
+                let Ok(name) = std::str::from_utf8(&line[..colon]) else {
+                    continue;
+                };
                 let rest = &line[colon + 1..];
-                let Some((v, unit)) = parse_u64(rest) else { continue };
+                let Some((v, unit)) = parse_u64(rest) else {
+                    continue;
+                };
                 let kb = unit.trim_ascii() == b"kB";
                 let id = match meminfo.get(name) {
                     Some(id) => *id,
@@ -271,7 +424,8 @@ impl HostSampler {
                 if f.len() < 14 {
                     continue;
                 }
-                let (Some((major, _)), Some((minor, _)), Ok(name)) = (parse_u64(f[0]), parse_u64(f[1]), std::str::from_utf8(f[2]))
+                let (Some((major, _)), Some((minor, _)), Ok(name)) =
+                    (parse_u64(f[0]), parse_u64(f[1]), std::str::from_utf8(f[2]))
                 else {
                     continue;
                 };
@@ -319,7 +473,16 @@ impl HostSampler {
 /// Writes the eight interface counters in the order of `fams` (receive bytes, packets, errors, drops,
 /// then transmit); shared by the host and container samplers.
 pub(crate) fn put_net(put: &mut impl FnMut(MetricId, i64), fams: &[MetricId; 8], c: &NetCounters) {
-    let vals = [c.rx_bytes, c.rx_packets, c.rx_errs, c.rx_drop, c.tx_bytes, c.tx_packets, c.tx_errs, c.tx_drop];
+    let vals = [
+        c.rx_bytes,
+        c.rx_packets,
+        c.rx_errs,
+        c.rx_drop,
+        c.tx_bytes,
+        c.tx_packets,
+        c.tx_errs,
+        c.tx_drop,
+    ];
     for (m, v) in fams.iter().zip(vals) {
         put(*m, v as i64);
     }
@@ -327,9 +490,29 @@ pub(crate) fn put_net(put: &mut impl FnMut(MetricId, i64), fams: &[MetricId; 8],
 
 /// node_exporter's meminfo naming: `Active(anon)` becomes `node_memory_Active_anon_bytes`.
 fn meminfo_desc(field: &str, kb: bool) -> FamilyDesc {
-    let clean: String = field.chars().filter_map(|c| if c == '(' { Some('_') } else if c == ')' { None } else { Some(c) }).collect();
-    let (name, scale) = if kb { (format!("node_memory_{clean}_bytes"), Scale::Mul(1024.0)) } else { (format!("node_memory_{clean}"), Scale::One) };
-    desc(&name, &format!("Memory information field {clean}."), Kind::Gauge, scale)
+    let clean: String = field
+        .chars()
+        .filter_map(|c| {
+            if c == '(' {
+                Some('_')
+            } else if c == ')' {
+                None
+            } else {
+                Some(c)
+            }
+        })
+        .collect();
+    let (name, scale) = if kb {
+        (format!("node_memory_{clean}_bytes"), Scale::Mul(1024.0))
+    } else {
+        (format!("node_memory_{clean}"), Scale::One)
+    };
+    desc(
+        &name,
+        &format!("Memory information field {clean}."),
+        Kind::Gauge,
+        scale,
+    )
 }
 
 /// "0.38" as 38: /proc/loadavg always prints two decimals.

@@ -56,7 +56,10 @@ pub struct Pressure {
 pub fn pressure(s: &[u8]) -> Pressure {
     let mut p = Pressure::default();
     for line in s.split(|c| *c == b'\n') {
-        let total = fields(line).find_map(|f| f.strip_prefix(b"total=")).and_then(parse_u64).map(|(v, _)| v);
+        let total = fields(line)
+            .find_map(|f| f.strip_prefix(b"total="))
+            .and_then(parse_u64)
+            .map(|(v, _)| v);
         if line.starts_with(b"some ") {
             p.some_us = total;
         } else if line.starts_with(b"full ") {
@@ -78,14 +81,32 @@ mod tests {
         assert_eq!(got[0].0, "lo");
         assert_eq!(
             got[1],
-            ("eth0", NetCounters { rx_bytes: 5, rx_packets: 6, rx_errs: 7, rx_drop: 8, tx_bytes: 9, tx_packets: 10, tx_errs: 11, tx_drop: 12 })
+            (
+                "eth0",
+                NetCounters {
+                    rx_bytes: 5,
+                    rx_packets: 6,
+                    rx_errs: 7,
+                    rx_drop: 8,
+                    tx_bytes: 9,
+                    tx_packets: 10,
+                    tx_errs: 11,
+                    tx_drop: 12
+                }
+            )
         );
     }
 
     #[test]
     fn parses_pressure() {
         let p = pressure(b"some avg10=0.00 avg60=0.50 avg300=0.38 total=1865882\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=7\n");
-        assert_eq!(p, Pressure { some_us: Some(1865882), full_us: Some(7) });
+        assert_eq!(
+            p,
+            Pressure {
+                some_us: Some(1865882),
+                full_us: Some(7)
+            }
+        );
         assert_eq!(pressure(b"some avg10=0.00 total=3\n").full_us, None);
     }
 }

@@ -58,8 +58,10 @@ impl KeptFile {
 
 /// True for the errors a file gives when its cgroup or process went away between passes.
 pub fn is_vanished(err: &io::Error) -> bool {
-    matches!(err.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENODEV) | Some(libc::ESRCH))
-        || err.kind() == io::ErrorKind::NotFound
+    matches!(
+        err.raw_os_error(),
+        Some(libc::ENOENT) | Some(libc::ENODEV) | Some(libc::ESRCH)
+    ) || err.kind() == io::ErrorKind::NotFound
 }
 
 /// Parses an unsigned decimal at the start of `s`, skipping leading spaces; returns the value and the rest.
@@ -98,7 +100,8 @@ pub fn key_values(s: &[u8]) -> impl Iterator<Item = (&[u8], u64)> {
 
 /// Splits a line into whitespace-separated fields.
 pub fn fields(line: &[u8]) -> impl Iterator<Item = &[u8]> {
-    line.split(|c| *c == b' ' || *c == b'\t').filter(|f| !f.is_empty())
+    line.split(|c| *c == b' ' || *c == b'\t')
+        .filter(|f| !f.is_empty())
 }
 
 #[cfg(test)]
@@ -110,7 +113,11 @@ mod tests {
         assert_eq!(parse_single(b"123456\n"), Some(123456));
         assert_eq!(parse_single(b"max\n"), None);
         assert_eq!(parse_u64(b"  42 rest"), Some((42, &b" rest"[..])));
-        assert_eq!(parse_u64(b"99999999999999999999999"), None, "overflow is rejected");
+        assert_eq!(
+            parse_u64(b"99999999999999999999999"),
+            None,
+            "overflow is rejected"
+        );
         let kv: Vec<_> = key_values(b"cache 10\nrss 20\nbad\n\n").collect();
         assert_eq!(kv, vec![(&b"cache"[..], 10), (&b"rss"[..], 20)]);
     }

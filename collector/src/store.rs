@@ -151,7 +151,10 @@ impl Store {
         }
         let id = MetricId(self.families.len() as u32);
         self.family_index.insert(desc.name.clone(), id);
-        self.families.push(Family { desc, series: Vec::new() });
+        self.families.push(Family {
+            desc,
+            series: Vec::new(),
+        });
         id
     }
 
@@ -166,16 +169,27 @@ impl Store {
     pub fn add_entity(&mut self, labels: Labels) -> EntityId {
         let id = EntityId(self.next_entity);
         self.next_entity += 1;
-        self.entities.insert(id, Entity { labels, series: Vec::new(), last_write: Millis::MIN });
+        self.entities.insert(
+            id,
+            Entity {
+                labels,
+                series: Vec::new(),
+                last_write: Millis::MIN,
+            },
+        );
         id
     }
 
     /// Drops an entity and all its series.
     pub fn remove_entity(&mut self, id: EntityId) {
-        let Some(entity) = self.entities.remove(&id) else { return };
+        let Some(entity) = self.entities.remove(&id) else {
+            return;
+        };
         for sid in entity.series {
             if let Some(s) = self.series[sid.0 as usize].take() {
-                self.families[s.metric.0 as usize].series.retain(|x| *x != sid);
+                self.families[s.metric.0 as usize]
+                    .series
+                    .retain(|x| *x != sid);
                 self.series_index.remove(&(s.metric, s.entity, s.labels));
                 self.free.push(sid.0);
             }
@@ -187,15 +201,30 @@ impl Store {
     }
 
     /// Starts writing one pass of samples for `entity`, taken at `ts`.
-    pub fn writer<'s>(&'s mut self, entity: EntityId, cursor: &'s mut SeriesCursor, ts: Millis) -> EntityWriter<'s> {
+    pub fn writer<'s>(
+        &'s mut self,
+        entity: EntityId,
+        cursor: &'s mut SeriesCursor,
+        ts: Millis,
+    ) -> EntityWriter<'s> {
         cursor.pos = 0;
         if let Some(e) = self.entities.get_mut(&entity) {
             e.last_write = ts;
         }
-        EntityWriter { store: self, entity, cursor, ts }
+        EntityWriter {
+            store: self,
+            entity,
+            cursor,
+            ts,
+        }
     }
 
-    fn resolve(&mut self, metric: MetricId, entity: EntityId, labels: &[(&'static str, &str)]) -> Option<SeriesId> {
+    fn resolve(
+        &mut self,
+        metric: MetricId,
+        entity: EntityId,
+        labels: &[(&'static str, &str)],
+    ) -> Option<SeriesId> {
         let owned: Labels = labels.iter().map(|(k, v)| (*k, (*v).to_string())).collect();
         let key = (metric, entity, owned);
         if let Some(id) = self.series_index.get(&key) {
@@ -215,7 +244,13 @@ impl Store {
         if rendered == "{}" {
             rendered.clear();
         }
-        let series = Series { metric, entity, labels: key.2.clone(), rendered, chunks: VecDeque::new() };
+        let series = Series {
+            metric,
+            entity,
+            labels: key.2.clone(),
+            rendered,
+            chunks: VecDeque::new(),
+        };
         let id = match self.free.pop() {
             Some(slot) => {
                 self.series[slot as usize] = Some(series);
@@ -228,7 +263,11 @@ impl Store {
         };
         self.series_index.insert(key, id);
         self.families[metric.0 as usize].series.push(id);
-        self.entities.get_mut(&entity).expect("checked above").series.push(id);
+        self.entities
+            .get_mut(&entity)
+            .expect("checked above")
+            .series
+            .push(id);
         Some(id)
     }
 
@@ -258,7 +297,9 @@ impl Store {
 
     /// All samples of a series at or after `since`, in base units, oldest first.
     pub fn points(&self, id: SeriesId, since: Millis) -> Vec<(Millis, f64)> {
-        let Some(s) = self.live(id) else { return Vec::new() };
+        let Some(s) = self.live(id) else {
+            return Vec::new();
+        };
         let scale = self.families[s.metric.0 as usize].desc.scale;
         s.chunks
             .iter()
@@ -269,6 +310,27 @@ impl Store {
             .collect()
     }
 
+    /// The newest `n` samples of a series (n small: at most two chunks are decoded).
+    pub fn tail(&self, id: SeriesId, n: usize) -> Vec<(Millis, f64)> {
+        let Some(s) = self.live(id) else {
+            return Vec::new();
+        };
+        let scale = self.families[s.metric.0 as usize].desc.scale;
+        let from = s.chunks.len().saturating_sub(2);
+        let pts: Vec<_> = s
+            .chunks
+            .range(from..)
+            .flat_map(|c| c.iter())
+            .map(|(ts, raw)| (ts, scale.apply(raw)))
+            .collect();
+        pts[pts.len().saturating_sub(n)..].to_vec()
+    }
+
+    /// Per-second rate of a counter between its two newest samples.
+    pub fn last_rate(&self, id: SeriesId) -> Option<f64> {
+        rates(&self.tail(id, 2)).next().map(|(_, r)| r)
+    }
+
     /// Per-second rate of a counter over the samples at or after `since` (Prometheus `rate` without
     /// extrapolation: a decrease is a reset and counts from zero). None with fewer than two samples.
     pub fn rate(&self, id: SeriesId, since: Millis) -> Option<f64> {
@@ -277,13 +339,18 @@ impl Store {
         if last.0 <= first.0 {
             return None;
         }
-        let increase: f64 = pts.windows(2).map(|w| counter_increase(w[0].1, w[1].1)).sum();
+        let increase: f64 = pts
+            .windows(2)
+            .map(|w| counter_increase(w[0].1, w[1].1))
+            .sum();
         Some(increase / ((last.0 - first.0) as f64 / 1000.0))
     }
 
     /// Series of the family `name` matching `filter` on their entity.
     pub fn select(&self, name: &str, mut filter: impl FnMut(EntityId) -> bool) -> Vec<SeriesInfo> {
-        let Some(mid) = self.family_by_name(name) else { return Vec::new() };
+        let Some(mid) = self.family_by_name(name) else {
+            return Vec::new();
+        };
         let fam = &self.families[mid.0 as usize];
         fam.series
             .iter()
@@ -292,7 +359,12 @@ impl Store {
             .map(|(sid, s)| SeriesInfo {
                 name: fam.desc.name.clone(),
                 kind: fam.desc.kind,
-                labels: self.entities[&s.entity].labels.iter().chain(s.labels.iter()).map(|(k, v)| (*k, v.clone())).collect(),
+                labels: self.entities[&s.entity]
+                    .labels
+                    .iter()
+                    .chain(s.labels.iter())
+                    .map(|(k, v)| (*k, v.clone()))
+                    .collect(),
                 id: sid,
                 entity: s.entity,
             })
@@ -339,13 +411,33 @@ impl Store {
 
     /// Heap bytes held by sample data (for the collector's own memory metrics and benchmarks).
     pub fn sample_bytes(&self) -> usize {
-        self.series.iter().flatten().flat_map(|s| s.chunks.iter()).map(Chunk::heap_bytes).sum()
+        self.series
+            .iter()
+            .flatten()
+            .flat_map(|s| s.chunks.iter())
+            .map(Chunk::heap_bytes)
+            .sum()
     }
 
     /// Number of samples held across all series.
     pub fn sample_count(&self) -> usize {
-        self.series.iter().flatten().flat_map(|s| s.chunks.iter()).map(Chunk::len).sum()
+        self.series
+            .iter()
+            .flatten()
+            .flat_map(|s| s.chunks.iter())
+            .map(Chunk::len)
+            .sum()
     }
+}
+
+/// Per-second rates between consecutive counter samples, stamped with the later sample's time.
+pub fn rates(points: &[(Millis, f64)]) -> impl Iterator<Item = (Millis, f64)> + '_ {
+    points.windows(2).filter(|w| w[1].0 > w[0].0).map(|w| {
+        (
+            w[1].0,
+            counter_increase(w[0].1, w[1].1) / ((w[1].0 - w[0].0) as f64 / 1000.0),
+        )
+    })
 }
 
 /// The increase between two consecutive counter samples; a decrease means the counter was reset.
@@ -403,13 +495,30 @@ impl EntityWriter<'_> {
         let cached = self.cursor.slots.get(pos).filter(|slot| {
             slot.metric == metric
                 && slot.labels.len() == labels.len()
-                && slot.labels.iter().zip(labels).all(|(a, b)| a.0 == b.0 && a.1 == b.1)
+                && slot
+                    .labels
+                    .iter()
+                    .zip(labels)
+                    .all(|(a, b)| a.0 == b.0 && a.1 == b.1)
         });
         let id = match cached {
-            Some(slot) if self.store.live(slot.id).is_some_and(|s| s.entity == self.entity) => slot.id,
+            Some(slot)
+                if self
+                    .store
+                    .live(slot.id)
+                    .is_some_and(|s| s.entity == self.entity) =>
+            {
+                slot.id
+            }
             _ => {
-                let Some(id) = self.store.resolve(metric, self.entity, labels) else { return };
-                let slot = Slot { metric, labels: labels.iter().map(|(k, v)| (*k, (*v).to_string())).collect(), id };
+                let Some(id) = self.store.resolve(metric, self.entity, labels) else {
+                    return;
+                };
+                let slot = Slot {
+                    metric,
+                    labels: labels.iter().map(|(k, v)| (*k, (*v).to_string())).collect(),
+                    id,
+                };
                 if pos < self.cursor.slots.len() {
                     self.cursor.slots[pos] = slot;
                 } else {

@@ -41,16 +41,25 @@ pub const SERIES: &str = "plimsoll_collector_series";
 pub const SAMPLE_BYTES: &str = "plimsoll_collector_store_sample_bytes";
 
 /// Buckets of the pass duration histogram: a pass takes tens of microseconds to a few milliseconds.
-pub const PASS_DURATION_BUCKETS: &[f64] = &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25];
+pub const PASS_DURATION_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+];
 
 /// Describes the collector's own metrics once, so /metrics carries their HELP lines.
 pub fn describe() {
     metrics::describe_counter!(ERRORS, "Samples or calls that failed, by kind.");
     metrics::describe_counter!(PASSES, "Sampling passes completed.");
-    metrics::describe_histogram!(PASS_DURATION, metrics::Unit::Seconds, "Wall time of one sampling pass.");
+    metrics::describe_histogram!(
+        PASS_DURATION,
+        metrics::Unit::Seconds,
+        "Wall time of one sampling pass."
+    );
     metrics::describe_gauge!(CONTAINERS, "Containers being sampled.");
     metrics::describe_gauge!(SERIES, "Series held in the in-memory window.");
-    metrics::describe_gauge!(SAMPLE_BYTES, "Bytes of compressed samples held in the in-memory window.");
+    metrics::describe_gauge!(
+        SAMPLE_BYTES,
+        "Bytes of compressed samples held in the in-memory window."
+    );
 }
 
 #[derive(Debug)]

@@ -1,10 +1,78 @@
-//! `plimsoll collect`.
+//! `plimsoll collect`: the collector alone, serving /metrics and the JSON API.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use plimsoll_collector::{Collector, CollectorConfig};
 
 #[derive(Debug, clap::Args)]
-pub struct CollectArgs {}
+pub struct CollectArgs {
+    #[command(flatten)]
+    pub collector: CollectorArgs,
+}
 
-pub fn run(_args: CollectArgs) -> ExitCode {
-    ExitCode::FAILURE
+/// Collector settings, shared by `collect` and `run`.
+#[derive(Debug, clap::Args)]
+pub struct CollectorArgs {
+    /// Address of the HTTP API and /metrics.
+    #[arg(long, default_value = "0.0.0.0:9180")]
+    pub listen: SocketAddr,
+    /// Sampling interval, 100ms..60s.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub interval: Duration,
+    /// History kept in memory per series.
+    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+    pub window: Duration,
+    /// The host's /proc (e.g. /host/proc inside a container).
+    #[arg(long, default_value = "/proc")]
+    pub proc_root: PathBuf,
+    /// The host's cgroup mount.
+    #[arg(long, default_value = "/sys/fs/cgroup")]
+    pub cgroup_root: PathBuf,
+    /// Docker engine socket; defaults to $DOCKER_HOST when it is a unix:// address.
+    #[arg(long)]
+    pub docker_socket: Option<String>,
+}
+
+impl CollectorArgs {
+    pub fn config(&self) -> anyhow::Result<CollectorConfig> {
+        let socket = self
+            .docker_socket
+            .clone()
+            .or_else(|| {
+                std::env::var("DOCKER_HOST")
+                    .ok()
+                    .filter(|h| h.starts_with("unix://"))
+            })
+            .unwrap_or_else(|| "/var/run/docker.sock".to_string());
+        let config = CollectorConfig {
+            listen: self.listen,
+            interval: self.interval,
+            window: self.window,
+            proc_root: self.proc_root.clone(),
+            cgroup_root: self.cgroup_root.clone(),
+            docker_socket: socket.trim_start_matches("unix://").to_string(),
+            ..CollectorConfig::default()
+        };
+        Ok(config.validate()?)
+    }
+}
+
+pub fn run(args: CollectArgs) -> ExitCode {
+    super::run_async(async move {
+        let config = args.collector.config()?;
+        let collector = Collector::start(config.clone());
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        tracing::info!(listen = %config.listen, interval = ?config.interval, "collector serving /metrics and /api/v1");
+        axum::serve(listener, collector.router())
+            .with_graceful_shutdown(super::shutdown_signal())
+            .await
+            .context("serving HTTP")?;
+        Ok(())
+    })
 }

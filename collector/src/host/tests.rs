@@ -18,10 +18,22 @@ fn fixture_proc() -> tempfile::TempDir {
         "   8       0 sda 100 0 2000 50 200 0 4000 60 0 1500 110 0 0 0 0\n   8       1 sda1 1 0 2 0 0 0 0 0 0 0 0 0 0 0 0\n   7       0 loop0 1 0 2 0 0 0 0 0 0 0 0 0 0 0 0\n",
     )
     .unwrap();
-    fs::write(p.join("net/dev"), "h1\nh2\n  eth0: 5 6 7 8 0 0 0 0 9 10 11 12 0 0 0 0\n").unwrap();
+    fs::write(
+        p.join("net/dev"),
+        "h1\nh2\n  eth0: 5 6 7 8 0 0 0 0 9 10 11 12 0 0 0 0\n",
+    )
+    .unwrap();
     fs::write(p.join("loadavg"), "0.50 1.25 10.00 1/234 5678\n").unwrap();
-    fs::write(p.join("pressure/cpu"), "some avg10=0.00 avg60=0.50 avg300=0.38 total=2500000\n").unwrap();
-    fs::write(p.join("pressure/memory"), "some avg10=0.00 total=1000000\nfull avg10=0.00 total=500000\n").unwrap();
+    fs::write(
+        p.join("pressure/cpu"),
+        "some avg10=0.00 avg60=0.50 avg300=0.38 total=2500000\n",
+    )
+    .unwrap();
+    fs::write(
+        p.join("pressure/memory"),
+        "some avg10=0.00 total=1000000\nfull avg10=0.00 total=500000\n",
+    )
+    .unwrap();
     d
 }
 
@@ -40,8 +52,14 @@ fn samples_a_fixture_proc_under_node_exporter_names() {
     let out = rendered(&store);
     let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     for want in [
-        format!("node_cpu_seconds_total{{cpu=\"1\",mode=\"system\"}} {}", 10.0 / tck),
-        format!("node_cpu_seconds_total{{cpu=\"0\",mode=\"idle\"}} {}", 150.0 / tck),
+        format!(
+            "node_cpu_seconds_total{{cpu=\"1\",mode=\"system\"}} {}",
+            10.0 / tck
+        ),
+        format!(
+            "node_cpu_seconds_total{{cpu=\"0\",mode=\"idle\"}} {}",
+            150.0 / tck
+        ),
         "node_context_switches_total 999".into(),
         "node_forks_total 4242".into(),
         "node_procs_running 3".into(),
@@ -63,10 +81,20 @@ fn samples_a_fixture_proc_under_node_exporter_names() {
     ] {
         assert!(out.contains(&want), "missing {want:?} in\n{out}");
     }
-    assert!(!out.contains("sda1"), "partitions are left out like node_exporter does");
+    assert!(
+        !out.contains("sda1"),
+        "partitions are left out like node_exporter does"
+    );
     assert!(!out.contains("loop0"));
-    assert!(!out.contains("node_pressure_io"), "absent PSI file gives no series");
-    assert_eq!(s.device_name(8, 1), Some("sda1"), "all devices are known for container labels");
+    assert!(
+        !out.contains("node_pressure_io"),
+        "absent PSI file gives no series"
+    );
+    assert_eq!(
+        s.device_name(8, 1),
+        Some("sda1"),
+        "all devices are known for container labels"
+    );
 }
 
 #[test]
@@ -91,13 +119,24 @@ fn counters_become_rates_across_passes() {
     s.sample(&mut store, 1000);
     fs::write(d.path().join("stat"), "ctxt 1999\n").unwrap();
     s.sample(&mut store, 3000);
-    let ctxt = store.entity_series(s.entity(), "node_context_switches_total").unwrap();
+    let ctxt = store
+        .entity_series(s.entity(), "node_context_switches_total")
+        .unwrap();
     assert_eq!(store.rate(ctxt, 0), Some(500.0));
 }
 
 #[test]
 fn ignores_devices_like_node_exporter() {
-    for d in ["sda1", "vdb2", "xvda1", "nvme0n1p1", "loop3", "ram0", "zram1", "fd0"] {
+    for d in [
+        "sda1",
+        "vdb2",
+        "xvda1",
+        "nvme0n1p1",
+        "loop3",
+        "ram0",
+        "zram1",
+        "fd0",
+    ] {
         assert!(disk_ignored(d), "{d}");
     }
     for d in ["sda", "vda", "nvme0n1", "dm-0", "md0", "sr0"] {

@@ -67,7 +67,14 @@ impl Chunk {
     }
 
     pub fn iter(&self) -> ChunkIter<'_> {
-        ChunkIter { chunk: self, pos: 0, ts: self.first_ts, val: self.first_val, dts: 0, emitted: 0 }
+        ChunkIter {
+            chunk: self,
+            pos: 0,
+            ts: self.first_ts,
+            val: self.first_val,
+            dts: 0,
+            emitted: 0,
+        }
     }
 }
 

@@ -1,11 +1,21 @@
 use super::*;
 
 fn gauge(name: &str) -> FamilyDesc {
-    FamilyDesc { name: name.into(), help: "h".into(), kind: Kind::Gauge, scale: Scale::One }
+    FamilyDesc {
+        name: name.into(),
+        help: "h".into(),
+        kind: Kind::Gauge,
+        scale: Scale::One,
+    }
 }
 
 fn counter_ns(name: &str) -> FamilyDesc {
-    FamilyDesc { name: name.into(), help: "h".into(), kind: Kind::Counter, scale: Scale::Div(1e9) }
+    FamilyDesc {
+        name: name.into(),
+        help: "h".into(),
+        kind: Kind::Counter,
+        scale: Scale::Div(1e9),
+    }
 }
 
 #[test]
@@ -15,12 +25,17 @@ fn keeps_a_bounded_window_and_reads_it_back_scaled() {
     let e = st.add_entity(vec![("name", "web".into())]);
     let mut cur = SeriesCursor::default();
     for k in 0..1000i64 {
-        st.writer(e, &mut cur, k * 1000).put(m, &[], k * 500_000_000);
+        st.writer(e, &mut cur, k * 1000)
+            .put(m, &[], k * 500_000_000);
     }
     let id = st.entity_series(e, "cpu_seconds_total").unwrap();
     let pts = st.points(id, 0);
     // 60 s window, trimmed by whole chunks: between 60 and 60 + one chunk of samples remain.
-    assert!(pts.len() >= 61 && pts.len() <= 61 + chunk::CHUNK_SAMPLES as usize, "{}", pts.len());
+    assert!(
+        pts.len() >= 61 && pts.len() <= 61 + chunk::CHUNK_SAMPLES as usize,
+        "{}",
+        pts.len()
+    );
     assert_eq!(pts.last().unwrap(), &(999_000, 499.5));
     let rate = st.rate(id, 999_000 - 10_000).unwrap();
     assert!((rate - 0.5).abs() < 1e-9, "{rate}");
@@ -55,7 +70,8 @@ fn renders_exposition_with_escaped_labels_and_drops_removed_entities() {
         w.put(g, &[("interface", "eth0")], 7);
         w.put(c, &[], 1_500_000_000);
     }
-    st.writer(b, &mut cb, 1000).put(g, &[("interface", "eth0")], 9);
+    st.writer(b, &mut cb, 1000)
+        .put(g, &[("interface", "eth0")], 9);
     let mut out = String::new();
     st.render(&mut out);
     assert_eq!(
@@ -67,7 +83,10 @@ fn renders_exposition_with_escaped_labels_and_drops_removed_entities() {
     let mut out = String::new();
     st.render(&mut out);
     assert!(!out.contains("a\\\"b"), "{out}");
-    assert!(!out.contains("cpu_seconds_total"), "empty families are not rendered: {out}");
+    assert!(
+        !out.contains("cpu_seconds_total"),
+        "empty families are not rendered: {out}"
+    );
     assert_eq!(st.series_count(), 1);
 }
 
@@ -82,7 +101,8 @@ fn a_series_the_entity_stopped_writing_is_not_rendered() {
         w.put(g, &[("interface", "eth0")], 1);
         w.put(g, &[("interface", "eth1")], 2);
     }
-    st.writer(e, &mut cur, 2000).put(g, &[("interface", "eth1")], 3);
+    st.writer(e, &mut cur, 2000)
+        .put(g, &[("interface", "eth1")], 3);
     let mut out = String::new();
     st.render(&mut out);
     assert!(!out.contains("eth0"), "{out}");
@@ -106,16 +126,31 @@ fn cursor_follows_a_changed_order_of_puts() {
         w.put(h, &[], 20);
         w.put(g, &[], 10);
     }
-    assert_eq!(st.points(st.entity_series(e, "x").unwrap(), 0), vec![(0, 1.0), (1000, 10.0)]);
-    assert_eq!(st.points(st.entity_series(e, "y").unwrap(), 0), vec![(0, 2.0), (1000, 20.0)]);
+    assert_eq!(
+        st.points(st.entity_series(e, "x").unwrap(), 0),
+        vec![(0, 1.0), (1000, 10.0)]
+    );
+    assert_eq!(
+        st.points(st.entity_series(e, "y").unwrap(), 0),
+        vec![(0, 2.0), (1000, 20.0)]
+    );
 }
 
 #[test]
 fn a_day_of_idle_containers_fits_the_memory_budget() {
     // 100 containers x 30 series, 15 minutes at 1 s: the sample data stays far below 30 MiB.
     let mut st = Store::new(15 * 60_000);
-    let fams: Vec<_> = (0..30).map(|k| st.family(gauge(&format!("m{k}")))).collect();
-    let mut ents: Vec<_> = (0..100).map(|k| (st.add_entity(vec![("name", format!("c{k}"))]), SeriesCursor::default())).collect();
+    let fams: Vec<_> = (0..30)
+        .map(|k| st.family(gauge(&format!("m{k}"))))
+        .collect();
+    let mut ents: Vec<_> = (0..100)
+        .map(|k| {
+            (
+                st.add_entity(vec![("name", format!("c{k}"))]),
+                SeriesCursor::default(),
+            )
+        })
+        .collect();
     for t in 0..(15 * 60 + 200) {
         for (e, cur) in ents.iter_mut() {
             let mut w = st.writer(*e, cur, t * 1000);

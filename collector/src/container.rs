@@ -1,0 +1,241 @@
+//! Container sampler: one container's cgroup and network namespace, under cAdvisor's metric names.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::cgroup::{CgroupSample, CgroupSpec, ContainerCgroup};
+use crate::host::put_net;
+use crate::kernel::NetCounters;
+use crate::procfile::KeptFile;
+use crate::store::{
+    EntityId, EntityWriter, FamilyDesc, Kind, Labels, MetricId, Scale, SeriesCursor, Store,
+};
+
+/// What discovery knows of a container.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContainerInfo {
+    /// Full container id.
+    pub id: String,
+    /// Name without the leading slash.
+    pub name: String,
+    pub image: String,
+    /// Compose service or Swarm service name.
+    pub service: Option<String>,
+    pub compose_project: Option<String>,
+    pub swarm_task_id: Option<String>,
+    pub swarm_slot: Option<String>,
+    /// Main process, for the network namespace; None when not running.
+    pub pid: Option<u32>,
+    /// Shares the host's network namespace: its interfaces are the host's and are not repeated.
+    pub host_network: bool,
+    /// Docker state, e.g. "running".
+    pub state: String,
+    /// "healthy", "unhealthy", "starting", or None without a health check.
+    pub health: Option<String>,
+    /// RFC 3339 start time as Docker reports it.
+    pub started_at: Option<String>,
+    /// Limits as Docker was asked for them; the cgroup's own files are preferred when readable.
+    pub limits: CgroupSpec,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl ContainerInfo {
+    /// Labels of every series of this container: cAdvisor's `id`, `name`, `image`, and the service,
+    /// task and slot a scheduler gave it.
+    pub fn series_labels(&self, cgroup_name: &str) -> Labels {
+        let mut l: Labels = vec![
+            ("id", cgroup_name.to_string()),
+            ("name", self.name.clone()),
+            ("image", self.image.clone()),
+        ];
+        for (k, v) in [
+            ("service", &self.service),
+            ("task", &self.swarm_task_id),
+            ("slot", &self.swarm_slot),
+        ] {
+            if let Some(v) = v {
+                l.push((k, v.clone()));
+            }
+        }
+        l
+    }
+}
+
+fn desc(name: &str, help: &str, kind: Kind, scale: Scale) -> FamilyDesc {
+    FamilyDesc {
+        name: name.to_string(),
+        help: help.to_string(),
+        kind,
+        scale,
+    }
+}
+
+/// Ids of cAdvisor's container families.
+#[derive(Debug, Clone)]
+pub struct Families {
+    cpu_usage: MetricId,
+    cpu_user: MetricId,
+    cpu_system: MetricId,
+    cfs_periods: MetricId,
+    cfs_throttled_periods: MetricId,
+    cfs_throttled_seconds: MetricId,
+    memory_usage: MetricId,
+    memory_working_set: MetricId,
+    memory_rss: MetricId,
+    memory_cache: MetricId,
+    memory_failcnt: MetricId,
+    oom_events: MetricId,
+    spec_memory_limit: MetricId,
+    spec_cpu_quota: MetricId,
+    spec_cpu_period: MetricId,
+    fs: [MetricId; 4],
+    net: [MetricId; 8],
+    pressure: [(MetricId, MetricId); 3],
+}
+
+impl Families {
+    pub fn register(store: &mut Store) -> Self {
+        use Kind::{Counter, Gauge};
+        let ns = Scale::Div(1e9);
+        let mut f = |n: &str, h: &str, k, s| store.family(desc(n, h, k, s));
+        let pressure = ["cpu", "memory", "io"].map(|res| {
+            (
+                f(
+                    &format!("container_pressure_{res}_waiting_seconds_total"),
+                    &format!("Total time duration tasks in the container have waited due to {res} congestion."),
+                    Counter,
+                    Scale::Div(1e6),
+                ),
+                f(
+                    &format!("container_pressure_{res}_stalled_seconds_total"),
+                    &format!("Total time duration no tasks in the container could make progress due to {res} congestion."),
+                    Counter,
+                    Scale::Div(1e6),
+                ),
+            )
+        });
+        Self {
+            cpu_usage: f("container_cpu_usage_seconds_total", "Cumulative cpu time consumed in seconds.", Counter, ns),
+            cpu_user: f("container_cpu_user_seconds_total", "Cumulative user cpu time consumed in seconds.", Counter, ns),
+            cpu_system: f("container_cpu_system_seconds_total", "Cumulative system cpu time consumed in seconds.", Counter, ns),
+            cfs_periods: f("container_cpu_cfs_periods_total", "Number of elapsed enforcement period intervals.", Counter, Scale::One),
+            cfs_throttled_periods: f("container_cpu_cfs_throttled_periods_total", "Number of throttled period intervals.", Counter, Scale::One),
+            cfs_throttled_seconds: f("container_cpu_cfs_throttled_seconds_total", "Total time duration the container has been throttled.", Counter, ns),
+            memory_usage: f("container_memory_usage_bytes", "Current memory usage in bytes, including all memory regardless of when it was accessed.", Gauge, Scale::One),
+            memory_working_set: f("container_memory_working_set_bytes", "Current working set in bytes.", Gauge, Scale::One),
+            memory_rss: f("container_memory_rss", "Size of RSS in bytes.", Gauge, Scale::One),
+            memory_cache: f("container_memory_cache", "Number of bytes of page cache memory.", Gauge, Scale::One),
+            // cAdvisor types this a counter without `_total`; a gauge keeps the name users query and promtool clean.
+            memory_failcnt: f("container_memory_failcnt", "Number of memory usage hits limits.", Gauge, Scale::One),
+            oom_events: f("container_oom_events_total", "Count of out of memory events observed for the container.", Counter, Scale::One),
+            spec_memory_limit: f("container_spec_memory_limit_bytes", "Memory limit for the container (0 when unlimited).", Gauge, Scale::One),
+            spec_cpu_quota: f("container_spec_cpu_quota", "CPU quota of the container.", Gauge, Scale::One),
+            spec_cpu_period: f("container_spec_cpu_period", "CPU period of the container.", Gauge, Scale::One),
+            fs: [
+                f("container_fs_reads_bytes_total", "Cumulative count of bytes read.", Counter, Scale::One),
+                f("container_fs_writes_bytes_total", "Cumulative count of bytes written.", Counter, Scale::One),
+                f("container_fs_reads_total", "Cumulative count of reads completed.", Counter, Scale::One),
+                f("container_fs_writes_total", "Cumulative count of writes completed.", Counter, Scale::One),
+            ],
+            net: [
+                f("container_network_receive_bytes_total", "Cumulative count of bytes received.", Counter, Scale::One),
+                f("container_network_receive_packets_total", "Cumulative count of packets received.", Counter, Scale::One),
+                f("container_network_receive_errors_total", "Cumulative count of errors encountered while receiving.", Counter, Scale::One),
+                f("container_network_receive_packets_dropped_total", "Cumulative count of packets dropped while receiving.", Counter, Scale::One),
+                f("container_network_transmit_bytes_total", "Cumulative count of bytes transmitted.", Counter, Scale::One),
+                f("container_network_transmit_packets_total", "Cumulative count of packets transmitted.", Counter, Scale::One),
+                f("container_network_transmit_errors_total", "Cumulative count of errors encountered while transmitting.", Counter, Scale::One),
+                f("container_network_transmit_packets_dropped_total", "Cumulative count of packets dropped while transmitting.", Counter, Scale::One),
+            ],
+            pressure,
+        }
+    }
+
+    /// Appends one container's sample. `device` names a block device by its numbers.
+    pub fn write<'n>(
+        &self,
+        w: &mut EntityWriter<'_>,
+        s: &CgroupSample,
+        spec: &CgroupSpec,
+        net: impl Iterator<Item = (&'n str, NetCounters)>,
+        device: &dyn Fn(u32, u32) -> Option<String>,
+    ) {
+        let one = |w: &mut EntityWriter<'_>, m: MetricId, v: Option<u64>| {
+            if let Some(v) = v {
+                w.put(m, &[], v as i64);
+            }
+        };
+        one(w, self.cpu_usage, s.cpu_usage_ns);
+        one(w, self.cpu_user, s.cpu_user_ns);
+        one(w, self.cpu_system, s.cpu_system_ns);
+        one(w, self.cfs_periods, s.cfs_periods);
+        one(w, self.cfs_throttled_periods, s.cfs_throttled_periods);
+        one(w, self.cfs_throttled_seconds, s.cfs_throttled_ns);
+        one(w, self.memory_usage, s.memory_usage);
+        one(w, self.memory_working_set, s.memory_working_set);
+        one(w, self.memory_rss, s.memory_rss);
+        one(w, self.memory_cache, s.memory_cache);
+        one(w, self.memory_failcnt, s.memory_failcnt);
+        one(w, self.oom_events, s.oom_events);
+        one(
+            w,
+            self.spec_memory_limit,
+            Some(spec.memory_limit_bytes.unwrap_or(0)),
+        );
+        one(w, self.spec_cpu_quota, spec.cpu_quota_us);
+        one(w, self.spec_cpu_period, spec.cpu_period_us);
+        for d in &s.io {
+            let name = device(d.major, d.minor)
+                .map(|n| format!("/dev/{n}"))
+                .unwrap_or_else(|| format!("{}:{}", d.major, d.minor));
+            for (m, v) in self
+                .fs
+                .iter()
+                .zip([d.read_bytes, d.write_bytes, d.reads, d.writes])
+            {
+                w.put(*m, &[("device", &name)], v as i64);
+            }
+        }
+        for (iface, c) in net {
+            put_net(
+                &mut |m, v| w.put(m, &[("interface", iface)], v),
+                &self.net,
+                &c,
+            );
+        }
+        if let Some(p) = &s.pressure {
+            for (p, (waiting, stalled)) in p.iter().zip(self.pressure) {
+                one(w, waiting, p.some_us);
+                one(w, stalled, p.full_us);
+            }
+        }
+    }
+}
+
+/// Where a container's numbers come from.
+#[derive(Debug)]
+pub enum Source {
+    /// Its cgroup files, read every pass (the normal case).
+    Cgroup(ContainerCgroup),
+    /// The Docker stats API, polled elsewhere, for hosts whose cgroupfs cannot be read; the sampler
+    /// writes the latest sample it was handed.
+    StatsApi,
+}
+
+/// A container being sampled.
+#[derive(Debug)]
+pub struct Tracked {
+    pub info: ContainerInfo,
+    pub source: Source,
+    pub spec: CgroupSpec,
+    pub entity: EntityId,
+    pub cursor: SeriesCursor,
+    pub net: Option<KeptFile>,
+    pub net_buf: Vec<u8>,
+    /// Interfaces as the stats API reported them (fallback mode only).
+    pub stats_net: Vec<(String, NetCounters)>,
+    pub sample: CgroupSample,
+    /// Whether `sample` holds this pass's values.
+    pub fresh: bool,
+}

@@ -1,0 +1,407 @@
+//! Container discovery through the Docker API: a full list at start, then the events stream, with a
+//! periodic re-list so that a missed event cannot leave a container tracked or untracked for long.
+//! Also the stats API poller used only for containers whose cgroup cannot be read.
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::mpsc::Sender;
+use std::time::Duration;
+
+use bollard::models::{ContainerInspectResponse, ContainerStatsResponse, EventMessage};
+use bollard::query_parameters::{EventsOptions, ListContainersOptions, StatsOptions};
+use bollard::Docker;
+use futures_util::StreamExt;
+
+use crate::cgroup::{CgroupSample, CgroupSpec, IoDevice};
+use crate::container::ContainerInfo;
+use crate::kernel::NetCounters;
+use crate::sampler::{DiscoveryEvent, StatsRequest};
+use crate::telemetry::{ErrorKind, SampleFailed};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    #[error("connecting to the Docker engine at {socket}: {source}")]
+    Connect {
+        socket: String,
+        source: bollard::errors::Error,
+    },
+    #[error("listing containers: {0}")]
+    List(bollard::errors::Error),
+}
+
+/// Connects to the Docker engine over its unix socket and agrees on an API version.
+pub async fn connect(socket: &str) -> Result<Docker, DiscoveryError> {
+    let err = |source| DiscoveryError::Connect {
+        socket: socket.to_string(),
+        source,
+    };
+    let docker =
+        Docker::connect_with_unix(socket, 30, bollard::API_DEFAULT_VERSION).map_err(err)?;
+    let docker = docker.negotiate_version().await.map_err(err)?;
+    docker.ping().await.map_err(err)?;
+    Ok(docker)
+}
+
+/// Builds what the sampler needs from `docker inspect`; None for a response without an id.
+pub fn info_from_inspect(c: ContainerInspectResponse) -> Option<ContainerInfo> {
+    let id = c.id?;
+    let labels: BTreeMap<String, String> = c
+        .config
+        .as_ref()
+        .and_then(|cfg| cfg.labels.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let label = |k: &str| labels.get(k).filter(|v| !v.is_empty()).cloned();
+    let service =
+        label("com.docker.swarm.service.name").or_else(|| label("com.docker.compose.service"));
+    // Swarm names replicated tasks `<service>.<slot>.<task id>`; global tasks carry a node id instead.
+    let slot = label("com.docker.swarm.task.name")
+        .and_then(|n| n.split('.').rev().nth(1).map(str::to_string))
+        .filter(|s| s.bytes().all(|b| b.is_ascii_digit()) && !s.is_empty());
+    let state = c.state.as_ref();
+    let hc = c.host_config.as_ref();
+    Some(ContainerInfo {
+        name: c
+            .name
+            .unwrap_or_default()
+            .trim_start_matches('/')
+            .to_string(),
+        image: c
+            .config
+            .as_ref()
+            .and_then(|cfg| cfg.image.clone())
+            .unwrap_or_default(),
+        service,
+        compose_project: label("com.docker.compose.project"),
+        swarm_task_id: label("com.docker.swarm.task.id"),
+        swarm_slot: slot,
+        pid: state
+            .and_then(|s| s.pid)
+            .filter(|p| *p > 0)
+            .map(|p| p as u32),
+        host_network: hc.and_then(|h| h.network_mode.as_deref()) == Some("host"),
+        state: state
+            .and_then(|s| s.status)
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
+        health: state
+            .and_then(|s| s.health.as_ref())
+            .and_then(|h| h.status)
+            .map(|s| s.to_string())
+            .filter(|s| !s.is_empty() && s != "none"),
+        started_at: state.and_then(|s| s.started_at.clone()),
+        limits: CgroupSpec {
+            cpu_quota_us: hc.and_then(|h| match (h.nano_cpus, h.cpu_quota) {
+                (Some(n), _) if n > 0 => Some(
+                    (n as u64) * h.cpu_period.filter(|p| *p > 0).unwrap_or(100_000) as u64
+                        / 1_000_000_000,
+                ),
+                (_, Some(q)) if q > 0 => Some(q as u64),
+                _ => None,
+            }),
+            cpu_period_us: hc.and_then(|h| {
+                ((h.nano_cpus.unwrap_or(0) > 0) || h.cpu_quota.unwrap_or(0) > 0)
+                    .then(|| h.cpu_period.filter(|p| *p > 0).unwrap_or(100_000) as u64)
+            }),
+            memory_limit_bytes: hc
+                .and_then(|h| h.memory)
+                .filter(|m| *m > 0)
+                .map(|m| m as u64),
+        },
+        id,
+        labels,
+    })
+}
+
+/// Follows the engine: sends an Upsert for every running container and every change, a Remove for
+/// every stop. Runs until the receiver is gone; errors are counted and retried with backoff.
+pub async fn run(docker: Docker, tx: Sender<DiscoveryEvent>, resync: Duration) {
+    let mut known: HashSet<String> = HashSet::new();
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        // Subscribe before listing, so nothing that happens in between is missed.
+        let mut events = docker.events(Some(EventsOptions {
+            filters: Some(HashMap::from([(
+                "type".to_string(),
+                vec!["container".to_string()],
+            )])),
+            ..Default::default()
+        }));
+        if let Err(e) = relist(&docker, &tx, &mut known).await {
+            SampleFailed {
+                kind: ErrorKind::Docker,
+            }
+            .emit();
+            tracing::warn!(error = %e, retry_in = ?backoff, "container discovery failed");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(30));
+            continue;
+        }
+        backoff = Duration::from_millis(500);
+        let mut tick = tokio::time::interval(resync);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                ev = events.next() => match ev {
+                    Some(Ok(ev)) => {
+                        if handle_event(&docker, &tx, &mut known, ev).await.is_err() {
+                            return;
+                        }
+                    }
+                    Some(Err(e)) => {
+                        SampleFailed { kind: ErrorKind::EventsStream }.emit();
+                        tracing::warn!(error = %e, "Docker events stream failed; reconnecting");
+                        break;
+                    }
+                    None => {
+                        SampleFailed { kind: ErrorKind::EventsStream }.emit();
+                        tracing::warn!("Docker events stream ended; reconnecting");
+                        break;
+                    }
+                },
+                _ = tick.tick() => {
+                    if let Err(e) = relist(&docker, &tx, &mut known).await {
+                        SampleFailed { kind: ErrorKind::Docker }.emit();
+                        tracing::warn!(error = %e, "periodic container re-list failed");
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(backoff).await;
+    }
+}
+
+/// Lists running containers: new ones are inspected and sent, vanished ones removed.
+async fn relist(
+    docker: &Docker,
+    tx: &Sender<DiscoveryEvent>,
+    known: &mut HashSet<String>,
+) -> Result<(), DiscoveryError> {
+    let list = docker
+        .list_containers(Some(ListContainersOptions {
+            all: false,
+            ..Default::default()
+        }))
+        .await
+        .map_err(DiscoveryError::List)?;
+    let running: HashSet<String> = list.into_iter().filter_map(|c| c.id).collect();
+    for gone in known.difference(&running).cloned().collect::<Vec<_>>() {
+        known.remove(&gone);
+        if tx.send(DiscoveryEvent::Remove(gone)).is_err() {
+            return Ok(());
+        }
+    }
+    for id in running.difference(&known.clone()) {
+        inspect_and_send(docker, tx, known, id).await;
+    }
+    Ok(())
+}
+
+async fn inspect_and_send(
+    docker: &Docker,
+    tx: &Sender<DiscoveryEvent>,
+    known: &mut HashSet<String>,
+    id: &str,
+) -> bool {
+    match docker.inspect_container(id, None).await {
+        Ok(resp) => match info_from_inspect(resp) {
+            Some(info) => {
+                if info.state == "running" {
+                    known.insert(info.id.clone());
+                } else {
+                    known.remove(&info.id);
+                }
+                tx.send(DiscoveryEvent::Upsert(info)).is_ok()
+            }
+            None => true,
+        },
+        Err(e) => {
+            // Usually a container that is already gone again: the next event or re-list settles it.
+            tracing::debug!(container = id, error = %e, "inspect failed");
+            SampleFailed {
+                kind: ErrorKind::Docker,
+            }
+            .emit();
+            known.remove(id);
+            tx.send(DiscoveryEvent::Remove(id.to_string())).is_ok()
+        }
+    }
+}
+
+/// Err when the sampler is gone.
+async fn handle_event(
+    docker: &Docker,
+    tx: &Sender<DiscoveryEvent>,
+    known: &mut HashSet<String>,
+    ev: EventMessage,
+) -> Result<(), ()> {
+    let (Some(action), Some(id)) = (ev.action.as_deref(), ev.actor.and_then(|a| a.id)) else {
+        return Ok(());
+    };
+    let action = action.split(':').next().unwrap_or(action).trim();
+    let alive = match action {
+        "start" | "restart" | "update" | "rename" | "health_status" | "unpause" => {
+            inspect_and_send(docker, tx, known, &id).await
+        }
+        "die" | "destroy" => {
+            known.remove(&id);
+            tx.send(DiscoveryEvent::Remove(id)).is_ok()
+        }
+        _ => true,
+    };
+    alive.then_some(()).ok_or(())
+}
+
+/// Polls the stats API for the containers the sampler asks for, one task each.
+pub async fn poll_stats(
+    docker: Docker,
+    mut requests: tokio::sync::mpsc::UnboundedReceiver<StatsRequest>,
+    tx: Sender<DiscoveryEvent>,
+    interval: Duration,
+) {
+    let mut tasks: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
+    while let Some(req) = requests.recv().await {
+        match req {
+            StatsRequest::Start(id) => {
+                let (docker, tx) = (docker.clone(), tx.clone());
+                let key = id.clone();
+                let task = tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(interval);
+                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    loop {
+                        tick.tick().await;
+                        let mut s = docker.stats(
+                            &id,
+                            Some(StatsOptions {
+                                stream: false,
+                                one_shot: true,
+                            }),
+                        );
+                        match s.next().await {
+                            Some(Ok(st)) => {
+                                let (sample, net) = sample_from_stats(&st);
+                                if tx
+                                    .send(DiscoveryEvent::StatsSample {
+                                        id: id.clone(),
+                                        sample,
+                                        net,
+                                    })
+                                    .is_err()
+                                {
+                                    return;
+                                }
+                            }
+                            _ => SampleFailed {
+                                kind: ErrorKind::StatsApi,
+                            }
+                            .emit(),
+                        }
+                    }
+                });
+                if let Some(old) = tasks.insert(key, task) {
+                    old.abort();
+                }
+            }
+            StatsRequest::Stop(id) => {
+                if let Some(t) = tasks.remove(&id) {
+                    t.abort();
+                }
+            }
+        }
+    }
+    tasks.values().for_each(|t| t.abort());
+}
+
+/// Maps a stats API answer onto the cgroup sample (same units: ns, bytes).
+pub fn sample_from_stats(
+    st: &ContainerStatsResponse,
+) -> (CgroupSample, Vec<(String, NetCounters)>) {
+    let cpu = st.cpu_stats.as_ref();
+    let usage = cpu.and_then(|c| c.cpu_usage.as_ref());
+    let thr = cpu.and_then(|c| c.throttling_data.as_ref());
+    let mem = st.memory_stats.as_ref();
+    let stat = |keys: &[&str]| {
+        mem.and_then(|m| m.stats.as_ref())
+            .and_then(|s| keys.iter().find_map(|k| s.get(*k).copied()))
+    };
+    let usage_bytes = mem.and_then(|m| m.usage);
+    let mut io: Vec<IoDevice> = Vec::new();
+    let blk = st.blkio_stats.as_ref();
+    for (entries, bytes) in [
+        (
+            blk.and_then(|b| b.io_service_bytes_recursive.as_ref()),
+            true,
+        ),
+        (blk.and_then(|b| b.io_serviced_recursive.as_ref()), false),
+    ] {
+        for e in entries.into_iter().flatten() {
+            let (Some(major), Some(minor), Some(op), Some(v)) =
+                (e.major, e.minor, e.op.as_deref(), e.value)
+            else {
+                continue;
+            };
+            let (major, minor) = (major as u32, minor as u32);
+            let i = match io.iter().position(|d| d.major == major && d.minor == minor) {
+                Some(i) => i,
+                None => {
+                    io.push(IoDevice {
+                        major,
+                        minor,
+                        ..Default::default()
+                    });
+                    io.len() - 1
+                }
+            };
+            let d = &mut io[i];
+            match (op.to_ascii_lowercase().as_str(), bytes) {
+                ("read", true) => d.read_bytes = v,
+                ("write", true) => d.write_bytes = v,
+                ("read", false) => d.reads = v,
+                ("write", false) => d.writes = v,
+                _ => {}
+            }
+        }
+    }
+    let sample = CgroupSample {
+        cpu_usage_ns: usage.and_then(|u| u.total_usage),
+        cpu_user_ns: usage.and_then(|u| u.usage_in_usermode),
+        cpu_system_ns: usage.and_then(|u| u.usage_in_kernelmode),
+        cfs_periods: thr.and_then(|t| t.periods),
+        cfs_throttled_periods: thr.and_then(|t| t.throttled_periods),
+        cfs_throttled_ns: thr.and_then(|t| t.throttled_time),
+        memory_usage: usage_bytes,
+        memory_working_set: usage_bytes.map(|u| {
+            u.saturating_sub(stat(&["total_inactive_file", "inactive_file"]).unwrap_or(0))
+        }),
+        memory_rss: stat(&["total_rss", "anon"]),
+        memory_cache: stat(&["total_cache", "file"]),
+        memory_failcnt: mem.and_then(|m| m.failcnt),
+        oom_events: None,
+        io,
+        pressure: None,
+    };
+    let net = st
+        .networks
+        .iter()
+        .flatten()
+        .map(|(name, n)| {
+            (
+                name.clone(),
+                NetCounters {
+                    rx_bytes: n.rx_bytes.unwrap_or(0),
+                    rx_packets: n.rx_packets.unwrap_or(0),
+                    rx_errs: n.rx_errors.unwrap_or(0),
+                    rx_drop: n.rx_dropped.unwrap_or(0),
+                    tx_bytes: n.tx_bytes.unwrap_or(0),
+                    tx_packets: n.tx_packets.unwrap_or(0),
+                    tx_errs: n.tx_errors.unwrap_or(0),
+                    tx_drop: n.tx_dropped.unwrap_or(0),
+                },
+            )
+        })
+        .collect();
+    (sample, net)
+}

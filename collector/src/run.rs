@@ -1,0 +1,178 @@
+//! Starting the collector: cgroup detection, Docker discovery, the sampling thread and the HTTP API.
+//! This is the shell: the only place that reads the clock and spawns tasks.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::cgroup::CgroupLayout;
+use crate::config::CollectorConfig;
+use crate::discovery;
+use crate::sampler::{DiscoveryEvent, Sampler, Shared};
+use crate::store::Millis;
+use crate::telemetry;
+
+/// Wall-clock time in milliseconds since the epoch.
+pub fn now_millis() -> Millis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as Millis)
+        .unwrap_or(0)
+}
+
+/// The process-wide recorder behind the `metrics` facade, installed once.
+pub fn prometheus_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full(telemetry::PASS_DURATION.to_string()), telemetry::PASS_DURATION_BUCKETS)
+                .expect("buckets are not empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; plimsoll_collector_* metrics go there");
+            }
+            telemetry::describe();
+            handle
+        })
+        .clone()
+}
+
+/// A running collector. Dropping it stops the sampling thread.
+pub struct Collector {
+    shared: Shared,
+    config: CollectorConfig,
+    metrics: PrometheusHandle,
+    stop: Arc<AtomicBool>,
+}
+
+impl Collector {
+    /// Starts sampling. Must be called inside a Tokio runtime (discovery runs on it). Without a
+    /// reachable Docker engine it samples the host only and keeps trying to connect.
+    pub fn start(config: CollectorConfig) -> Collector {
+        let metrics = prometheus_handle();
+        let layout = match CgroupLayout::detect(&config.cgroup_root) {
+            Ok(l) => {
+                tracing::info!(version = ?l.version, root = %l.root.display(), "cgroup hierarchy detected");
+                Some(l)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cgroupfs unreadable: containers will be sampled through the Docker stats API");
+                None
+            }
+        };
+        let (stats_tx, stats_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel::<DiscoveryEvent>();
+        let window_ms = config.window.as_millis() as Millis;
+        let mut sampler = Sampler::new(window_ms, config.proc_root.clone(), layout, Some(stats_tx));
+        let shared = sampler.shared();
+        let stop = Arc::new(AtomicBool::new(false));
+        let interval = config.interval;
+        let stop_flag = stop.clone();
+        std::thread::Builder::new()
+            .name("plimsoll-sampler".into())
+            .spawn(move || {
+                let mut next = Instant::now();
+                while !stop_flag.load(Ordering::Relaxed) {
+                    sampler.pass(now_millis());
+                    next += interval;
+                    let now = Instant::now();
+                    if next < now {
+                        next = now;
+                    }
+                    // Apply discovery events as they come until the next tick.
+                    while let Some(left) = next
+                        .checked_duration_since(Instant::now())
+                        .filter(|d| !d.is_zero())
+                    {
+                        match rx.recv_timeout(left) {
+                            Ok(ev) => sampler.apply(ev),
+                            Err(mpsc::RecvTimeoutError::Timeout) => break,
+                            Err(mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(left),
+                        }
+                    }
+                }
+            })
+            .expect("spawning the sampler thread");
+        tokio::spawn(connect_and_discover(config.clone(), tx, stats_rx));
+        let handle = metrics.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                handle.run_upkeep();
+            }
+        });
+        Collector {
+            shared,
+            config,
+            metrics,
+            stop,
+        }
+    }
+
+    pub fn shared(&self) -> Shared {
+        self.shared.clone()
+    }
+
+    pub fn config(&self) -> &CollectorConfig {
+        &self.config
+    }
+
+    pub fn metrics_handle(&self) -> &PrometheusHandle {
+        &self.metrics
+    }
+
+    /// The HTTP API of this collector.
+    pub fn router(&self) -> axum::Router {
+        crate::api::router(crate::api::ApiState {
+            shared: self.shared.clone(),
+            metrics: self.metrics.clone(),
+            interval: self.config.interval,
+        })
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Connects to Docker (retrying with backoff; host-only until then), then runs discovery and the
+/// stats API poller.
+async fn connect_and_discover(
+    config: CollectorConfig,
+    tx: mpsc::Sender<DiscoveryEvent>,
+    stats_rx: tokio::sync::mpsc::UnboundedReceiver<crate::sampler::StatsRequest>,
+) {
+    let mut backoff = Duration::from_secs(1);
+    let mut warned = false;
+    let docker = loop {
+        match discovery::connect(&config.docker_socket).await {
+            Ok(d) => break d,
+            Err(e) => {
+                if !warned {
+                    tracing::warn!(error = %e, "Docker engine not reachable: sampling the host only until it is");
+                    warned = true;
+                } else {
+                    tracing::debug!(error = %e, "Docker engine still not reachable");
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    };
+    tracing::info!(socket = %config.docker_socket, "connected to the Docker engine");
+    tokio::spawn(discovery::poll_stats(
+        docker.clone(),
+        stats_rx,
+        tx.clone(),
+        config.interval,
+    ));
+    discovery::run(docker, tx, config.resync).await;
+}
