@@ -1,12 +1,42 @@
-//! The policy engine: policy files and labels, and (in later modules) the pure decision core.
+//! The policy engine: policies (files and labels) and the pure decision core.
+//!
+//! # Using it from a control loop
+//!
+//! ```text
+//! let policy = parse_policy("web.yaml", &text)?;           // or policy_from_labels / merge_file_and_labels
+//! let mut history = History::default();                    // one per service, kept across ticks
+//! every tick:
+//!     let obs: Observation = /* built from the metric store: replicas, readiness, samples */;
+//!     let now = Timestamp::from_system_time(SystemTime::now());   // the shell owns the clock
+//!     let decision = decide(&policy, &obs, &history, now);
+//!     /* scale the service to decision.desired, log decision.reason */
+//!     history.record(&policy, &decision, now);
+//! ```
+//!
+//! [`decide`] reads nothing but its arguments: the same inputs give the same [`Decision`], which is what
+//! makes scenario tests and `plimsoll simulate` trustworthy. Semantics mirror the Kubernetes HPA
+//! (`replica_calculator.go` for metric votes, `horizontal.go` for behavior); see each module.
 
+mod behavior;
+mod calc;
+mod decide;
 mod labels;
 mod model;
+mod observation;
 mod parse;
+mod time;
 
+#[cfg(test)]
+mod testutil;
+
+pub use behavior::{History, LoadSample, TimedReplicas, LOAD_RESOLUTION, LOAD_RETENTION};
+pub use calc::{MetricDetail, MetricStatus};
+pub use decide::{decide, recommend, Decision, Reason};
 pub use labels::{merge_file_and_labels, policy_from_labels, Conflict};
 pub use model::{
     Behavior, MetricSpec, Policy, Predictive, RateLimit, RatePolicy, ScalingRules, Select, Target,
     Tolerance, DEFAULT_HORIZON, DEFAULT_SCALE_DOWN_STABILIZATION, DEFAULT_TOLERANCE,
 };
+pub use observation::{Observation, ReplicaObservation, Sample};
 pub use parse::{parse_policy, Diagnostic, Location, PolicyError};
+pub use time::Timestamp;

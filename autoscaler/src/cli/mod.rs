@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod check;
 mod collect;
+mod decide;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -35,6 +36,8 @@ enum Command {
     Collect(collect::CollectArgs),
     /// Validate policy files; exit 0 if all are valid, 1 otherwise.
     Check(check::CheckArgs),
+    /// Make one decision from a policy and an observation snapshot, printed as JSON.
+    Decide(decide::DecideArgs),
 }
 
 /// Entry point used by `main.rs`.
@@ -44,6 +47,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Collect(args) => collect::run(args),
         Command::Check(args) => check::run(args),
+        Command::Decide(args) => decide::run(args),
     }
 }
 

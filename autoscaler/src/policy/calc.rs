@@ -1,0 +1,369 @@
+//! Replicas proposed by one metric: a mirror of the HPA's `replica_calculator.go`.
+//!
+//! Per-replica metrics (`utilization`, `average`) follow `GetResourceReplicas` / `calcPlainMetricReplicas`:
+//! values are taken in milli-units and combined with integer arithmetic as the HPA does, ready replicas
+//! without a sample are "missing" (0 on scale-up, max(100%, target) of capacity or the target on
+//! scale-down), not-ready replicas are "ignored" (0 on scale-up, left out on scale-down), and the ratio is
+//! recomputed with them; a recomputed ratio inside the tolerance or on the other side of 1 keeps the
+//! current count. Service-level metrics follow `GetExternalPerPodMetricReplicas` (`value`) and
+//! `GetObjectMetricReplicas` (`below`, ratio times ready replicas).
+//!
+//! One addition to the HPA: a proposal never moves against its ratio's direction, also in the fast path
+//! (the HPA can, when fewer replicas are observed than the spec asks for).
+
+use serde::Serialize;
+
+use super::model::{MetricSpec, Target, Tolerance};
+use super::observation::{Observation, Sample};
+
+/// How one metric voted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricStatus {
+    /// Ratio inside the tolerance band: keep the current count.
+    WithinTolerance,
+    ScaleUp,
+    ScaleDown,
+    /// The ratio points one way but counting missing or not-ready replicas points the other (or into the
+    /// tolerance band): keep the current count, as the HPA does.
+    DirectionHold,
+    /// Outside the tolerance band, but the computed count equals the current one.
+    Steady,
+    /// No usable sample: this metric does not vote.
+    Missing,
+}
+
+/// The outcome of one metric, also used as the per-metric detail of a decision.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricDetail {
+    pub name: String,
+    /// `utilization`, `average`, `value` or `below`.
+    pub target_kind: &'static str,
+    /// The target (percent, value, or seconds for `below`).
+    pub target: f64,
+    /// The observed level in the target's unit (integer percent for utilization), before fallbacks.
+    pub current: Option<f64>,
+    /// Observed / target, before fallbacks.
+    pub ratio: Option<f64>,
+    /// Replicas this metric asks for; `None` when it has no usable data.
+    pub proposal: Option<u32>,
+    pub status: MetricStatus,
+    /// Replicas that entered the final computation.
+    pub counted: u32,
+    /// Why the metric has no usable data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+    /// Total demand behind this metric (sum over ready replicas, or the service value); input of prediction.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load: Option<f64>,
+    /// Demand one replica serves when exactly on target: `load / this` is the replicas needed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_per_replica_at_target: Option<f64>,
+}
+
+/// Computes one metric's vote. `current` is the service's current replica count (> 0).
+pub fn compute(
+    spec: &MetricSpec,
+    obs: &Observation,
+    tolerance: Tolerance,
+    current: u32,
+) -> MetricDetail {
+    let mut detail = MetricDetail {
+        name: spec.name.clone(),
+        target_kind: spec.target.kind(),
+        target: spec.target.as_f64(),
+        current: None,
+        ratio: None,
+        proposal: None,
+        status: MetricStatus::Missing,
+        counted: 0,
+        problem: None,
+        load: None,
+        load_per_replica_at_target: None,
+    };
+    let result = match spec.target {
+        Target::Utilization(pct) => per_replica(
+            spec,
+            obs,
+            Kind::Utilization(i64::from(pct)),
+            tolerance,
+            current,
+        ),
+        Target::Average(t) => per_replica(spec, obs, Kind::Average(milli(t)), tolerance, current),
+        Target::Value(t) => service_value(spec, obs, t, tolerance, current),
+        Target::Below(bound) => service_below(spec, obs, bound.as_secs_f64(), tolerance),
+    };
+    match result {
+        Ok(v) => {
+            detail.current = Some(v.level);
+            detail.ratio = Some(v.ratio);
+            detail.counted = v.counted;
+            detail.load = v.load;
+            detail.load_per_replica_at_target = v.load_per_replica;
+            let (proposal, status) = guard_direction(v.ratio, v.proposal, current);
+            detail.proposal = Some(proposal);
+            detail.status = status;
+        }
+        Err(problem) => detail.problem = Some(problem),
+    }
+    detail
+}
+
+struct Vote {
+    level: f64,
+    ratio: f64,
+    proposal: Proposal,
+    counted: u32,
+    load: Option<f64>,
+    load_per_replica: Option<f64>,
+}
+
+enum Proposal {
+    Keep(MetricStatus),
+    Replicas(u32),
+}
+
+/// Turns a proposal into replicas and a status, never moving against the ratio's direction.
+fn guard_direction(ratio: f64, proposal: Proposal, current: u32) -> (u32, MetricStatus) {
+    match proposal {
+        Proposal::Keep(status) => (current, status),
+        Proposal::Replicas(n) if (ratio > 1.0 && n < current) || (ratio < 1.0 && n > current) => {
+            (current, MetricStatus::DirectionHold)
+        }
+        Proposal::Replicas(n) if n > current => (n, MetricStatus::ScaleUp),
+        Proposal::Replicas(n) if n < current => (n, MetricStatus::ScaleDown),
+        Proposal::Replicas(n) => (n, MetricStatus::Steady),
+    }
+}
+
+/// Per-replica metric kinds, in the HPA's milli-unit integer arithmetic.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// Target percent; points are (used, capacity) in milli-units.
+    Utilization(i64),
+    /// Target in milli-units; points are (value, 1).
+    Average(i64),
+}
+
+#[derive(Clone, Copy)]
+struct Point {
+    value: i64,
+    weight: i64,
+}
+
+fn milli(x: f64) -> i64 {
+    (x * 1000.0).round() as i64
+}
+
+fn ceil_u32(x: f64) -> u32 {
+    x.ceil().clamp(0.0, f64::from(u32::MAX)) as u32
+}
+
+impl Kind {
+    /// (level, ratio) as `GetResourceUtilizationRatio` / `GetMetricUtilizationRatio` compute them.
+    fn ratio(self, points: &[Point]) -> Option<(i64, f64)> {
+        let total: i64 = points.iter().map(|p| p.value).sum();
+        match self {
+            Kind::Utilization(target) => {
+                let capacity: i64 = points.iter().map(|p| p.weight).sum();
+                (capacity > 0).then(|| {
+                    let utilization = total * 100 / capacity;
+                    (utilization, utilization as f64 / target as f64)
+                })
+            }
+            Kind::Average(target) => (!points.is_empty()).then(|| {
+                let average = total / points.len() as i64;
+                (average, average as f64 / target as f64)
+            }),
+        }
+    }
+
+    /// What a ready replica without a sample is assumed to use on a scale-down.
+    fn scale_down_fallback(self, weight: i64) -> i64 {
+        match self {
+            Kind::Utilization(target) => weight * target.max(100) / 100,
+            Kind::Average(target) => target,
+        }
+    }
+}
+
+fn per_replica(
+    spec: &MetricSpec,
+    obs: &Observation,
+    kind: Kind,
+    tolerance: Tolerance,
+    current: u32,
+) -> Result<Vote, String> {
+    let name = spec.name.as_str();
+    let mut ready = Vec::new();
+    let mut missing = Vec::new();
+    let mut ignored = Vec::new();
+    for r in &obs.replicas {
+        let weight = match kind {
+            Kind::Utilization(_) => r.capacity_of(name).map(milli),
+            Kind::Average(_) => Some(1),
+        };
+        match (r.ready, r.metrics.get(name), kind) {
+            (false, _, _) => ignored.push(weight),
+            (true, None, _) => missing.push(weight),
+            (true, Some(Sample::Usage { used, capacity }), Kind::Utilization(_)) => {
+                ready.push(Point {
+                    value: milli(*used),
+                    weight: milli(*capacity),
+                })
+            }
+            (true, Some(Sample::Value(v)), Kind::Average(_)) => ready.push(Point {
+                value: milli(*v),
+                weight: 1,
+            }),
+            (true, Some(_), Kind::Utilization(_)) => {
+                return Err(format!(
+                    "replica {}: {name} needs {{used, capacity}} for a utilization target",
+                    r.id
+                ))
+            }
+            (true, Some(_), Kind::Average(_)) => {
+                return Err(format!(
+                    "replica {}: {name} needs a plain value for an average target",
+                    r.id
+                ))
+            }
+        }
+    }
+    if ready.is_empty() {
+        return Err(format!("no ready replica reported {name}"));
+    }
+    // Replicas of one service share one spec, so one whose capacity is unknown is given the mean of the
+    // others (the HPA reads it from the pod spec, which Swarm tasks do not always expose).
+    let mean_weight = ready.iter().map(|p| p.weight).sum::<i64>() / ready.len() as i64;
+    let missing: Vec<i64> = missing
+        .into_iter()
+        .map(|w| w.unwrap_or(mean_weight))
+        .collect();
+    let ignored: Vec<i64> = ignored
+        .into_iter()
+        .map(|w| w.unwrap_or(mean_weight))
+        .collect();
+
+    let (level, ratio) = kind
+        .ratio(&ready)
+        .ok_or_else(|| format!("{name}: total capacity is zero"))?;
+    let load = ready.iter().map(|p| p.value).sum::<i64>() as f64 / 1000.0;
+    let load_per_replica = match kind {
+        Kind::Utilization(target) => mean_weight as f64 / 1000.0 * target as f64 / 100.0,
+        Kind::Average(target) => target as f64 / 1000.0,
+    };
+    let level_shown = match kind {
+        Kind::Utilization(_) => level as f64,
+        Kind::Average(_) => level as f64 / 1000.0,
+    };
+    let vote = |proposal, counted: usize| Vote {
+        level: level_shown,
+        ratio,
+        proposal,
+        counted: counted as u32,
+        load: Some(load),
+        load_per_replica: Some(load_per_replica),
+    };
+
+    let rebalance_ignored = !ignored.is_empty() && ratio > 1.0;
+    if !rebalance_ignored && missing.is_empty() {
+        if tolerance.contains(ratio) {
+            return Ok(vote(
+                Proposal::Keep(MetricStatus::WithinTolerance),
+                ready.len(),
+            ));
+        }
+        return Ok(vote(
+            Proposal::Replicas(ceil_u32(ratio * ready.len() as f64)),
+            ready.len(),
+        ));
+    }
+
+    let mut all = ready;
+    for w in missing {
+        let value = if ratio < 1.0 {
+            kind.scale_down_fallback(w)
+        } else {
+            0
+        };
+        all.push(Point { value, weight: w });
+    }
+    if rebalance_ignored {
+        all.extend(ignored.iter().map(|&w| Point {
+            value: 0,
+            weight: w,
+        }));
+    }
+    let (_, new_ratio) = kind
+        .ratio(&all)
+        .ok_or_else(|| format!("{name}: total capacity is zero"))?;
+    let flipped = (ratio < 1.0 && new_ratio > 1.0) || (ratio > 1.0 && new_ratio < 1.0);
+    if tolerance.contains(new_ratio) || flipped {
+        return Ok(vote(Proposal::Keep(MetricStatus::DirectionHold), all.len()));
+    }
+    let proposal = ceil_u32(new_ratio * all.len() as f64);
+    if (new_ratio < 1.0 && proposal > current) || (new_ratio > 1.0 && proposal < current) {
+        return Ok(vote(Proposal::Keep(MetricStatus::DirectionHold), all.len()));
+    }
+    Ok(vote(Proposal::Replicas(proposal), all.len()))
+}
+
+fn service_value(
+    spec: &MetricSpec,
+    obs: &Observation,
+    target: f64,
+    tolerance: Tolerance,
+    current: u32,
+) -> Result<Vote, String> {
+    let value = *obs
+        .service_metrics
+        .get(&spec.name)
+        .ok_or_else(|| format!("no service value for {}", spec.name))?;
+    let (value_m, target_m) = (milli(value) as f64, milli(target) as f64);
+    let ratio = value_m / (target_m * f64::from(current));
+    let proposal = if tolerance.contains(ratio) {
+        Proposal::Keep(MetricStatus::WithinTolerance)
+    } else {
+        Proposal::Replicas(ceil_u32(value_m / target_m))
+    };
+    Ok(Vote {
+        level: value,
+        ratio,
+        proposal,
+        counted: current,
+        load: Some(value),
+        load_per_replica: Some(target),
+    })
+}
+
+fn service_below(
+    spec: &MetricSpec,
+    obs: &Observation,
+    bound_secs: f64,
+    tolerance: Tolerance,
+) -> Result<Vote, String> {
+    let observed = *obs
+        .service_metrics
+        .get(&spec.name)
+        .ok_or_else(|| format!("no service value for {}", spec.name))?;
+    let ratio = observed / bound_secs;
+    let ready = obs.replicas.iter().filter(|r| r.ready).count();
+    let proposal = if tolerance.contains(ratio) {
+        Proposal::Keep(MetricStatus::WithinTolerance)
+    } else {
+        Proposal::Replicas(ceil_u32(ratio * ready as f64))
+    };
+    // Latency is not proportional to demand, so it offers no load for prediction.
+    Ok(Vote {
+        level: observed,
+        ratio,
+        proposal,
+        counted: ready as u32,
+        load: None,
+        load_per_replica: None,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,292 @@
+use std::time::Duration;
+
+use super::*;
+use crate::policy::testutil::{obs, silent, usage, value};
+
+const CPU: &str = "cpu";
+
+fn cpu(target: u32) -> MetricSpec {
+    MetricSpec {
+        name: CPU.into(),
+        target: Target::Utilization(target),
+    }
+}
+
+fn run(spec: &MetricSpec, o: &Observation) -> MetricDetail {
+    compute(spec, o, Tolerance::default(), o.current_replicas)
+}
+
+#[test]
+fn utilization_scale_up_uses_integer_percent() {
+    // 1.5 of 3.0 cores = 50% against 30%: ratio 5/3, ceil(5/3 * 3) = 5.
+    let o = obs(
+        3,
+        vec![
+            usage("a", CPU, 0.3, 1.0),
+            usage("b", CPU, 0.5, 1.0),
+            usage("c", CPU, 0.7, 1.0),
+        ],
+    );
+    let d = run(&cpu(30), &o);
+    assert_eq!(d.current, Some(50.0));
+    assert_eq!(d.proposal, Some(5));
+    assert_eq!(d.status, MetricStatus::ScaleUp);
+    assert_eq!(d.counted, 3);
+}
+
+#[test]
+fn utilization_is_floored_like_the_hpa() {
+    // 1.605 of 2.0 cores is 80.25%, which the HPA reads as 80%: exactly on target even with zero tolerance.
+    let o = obs(
+        2,
+        vec![usage("a", CPU, 0.805, 1.0), usage("b", CPU, 0.8, 1.0)],
+    );
+    let d = compute(&cpu(80), &o, Tolerance::symmetric(0.0), 2);
+    assert_eq!(d.current, Some(80.0));
+    assert_eq!(
+        (d.proposal, d.status),
+        (Some(2), MetricStatus::WithinTolerance)
+    );
+    // 0.29 of a core must read as 29%, not 28% through float error.
+    let o = obs(1, vec![usage("a", CPU, 0.29, 1.0)]);
+    assert_eq!(run(&cpu(29), &o).current, Some(29.0));
+}
+
+#[test]
+fn within_tolerance_keeps_current() {
+    let o = obs(
+        4,
+        (0..4)
+            .map(|i| usage(&format!("r{i}"), CPU, 0.55, 1.0))
+            .collect(),
+    );
+    let d = run(&cpu(50), &o); // ratio 1.1, tolerance 0.1
+    assert_eq!(
+        (d.proposal, d.status),
+        (Some(4), MetricStatus::WithinTolerance)
+    );
+}
+
+#[test]
+fn per_direction_tolerance() {
+    let tol = Tolerance {
+        up: 0.05,
+        down: 0.2,
+    };
+    let up = obs(
+        4,
+        (0..4)
+            .map(|i| usage(&format!("r{i}"), CPU, 0.54, 1.0))
+            .collect(),
+    );
+    assert_eq!(
+        compute(&cpu(50), &up, tol, 4).status,
+        MetricStatus::ScaleUp,
+        "1.08 > 1 + 0.05"
+    );
+    let down = obs(
+        4,
+        (0..4)
+            .map(|i| usage(&format!("r{i}"), CPU, 0.425, 1.0))
+            .collect(),
+    );
+    let d = compute(&cpu(50), &down, tol, 4);
+    assert_eq!(d.ratio, Some(0.84));
+    assert_eq!(d.status, MetricStatus::WithinTolerance, "0.84 >= 1 - 0.2");
+}
+
+#[test]
+fn unready_replicas_count_as_zero_on_scale_up() {
+    // Ready: 1.2 of 2.0 = 60% vs 30% (ratio 2); with the unready one at 0: 40%, ratio 4/3, ceil(4/3 * 3) = 4.
+    let o = obs(
+        3,
+        vec![
+            silent("a", false, CPU, 1.0),
+            usage("b", CPU, 0.5, 1.0),
+            usage("c", CPU, 0.7, 1.0),
+        ],
+    );
+    let d = run(&cpu(30), &o);
+    assert_eq!((d.proposal, d.counted), (Some(4), 3));
+}
+
+#[test]
+fn unready_replicas_are_left_out_on_scale_down() {
+    let o = obs(
+        3,
+        vec![
+            silent("a", false, CPU, 1.0),
+            usage("b", CPU, 0.1, 1.0),
+            usage("c", CPU, 0.1, 1.0),
+        ],
+    );
+    let d = run(&cpu(50), &o); // 10% of target 50: ratio 0.2 over the 2 ready: ceil(0.4) = 1
+    assert_eq!(
+        (d.proposal, d.counted, d.status),
+        (Some(1), 2, MetricStatus::ScaleDown)
+    );
+}
+
+#[test]
+fn missing_replica_counts_as_full_on_scale_down() {
+    // 10% each on 3; the 4th (no sample) counts as max(100%, 50%): (0.3 + 1.0) / 4.0 = 32%, ceil(0.64 * 4) = 3.
+    let mut rs: Vec<_> = (0..3)
+        .map(|i| usage(&format!("r{i}"), CPU, 0.1, 1.0))
+        .collect();
+    rs.push(silent("m", true, CPU, 1.0));
+    let d = run(&cpu(50), &obs(4, rs));
+    assert_eq!(
+        (d.proposal, d.counted, d.status),
+        (Some(3), 4, MetricStatus::ScaleDown)
+    );
+}
+
+#[test]
+fn missing_replica_counts_target_above_100_on_scale_down() {
+    // Target 150%: a missing replica counts as 150% of its capacity, not 100%.
+    let mut rs: Vec<_> = (0..3)
+        .map(|i| usage(&format!("r{i}"), CPU, 0.3, 1.0))
+        .collect();
+    rs.push(silent("m", true, CPU, 1.0));
+    let d = run(&cpu(150), &obs(4, rs)); // (0.9 + 1.5) / 4 = 60%, ratio 0.4, ceil(1.6) = 2
+    assert_eq!(d.proposal, Some(2));
+}
+
+#[test]
+fn missing_replica_counts_as_zero_on_scale_up() {
+    // 90% on 3 ready vs 50%; with the missing one at 0: 2.7 / 4.0 = 67%, ratio 1.34, ceil(5.36) = 6.
+    let mut rs: Vec<_> = (0..3)
+        .map(|i| usage(&format!("r{i}"), CPU, 0.9, 1.0))
+        .collect();
+    rs.push(silent("m", true, CPU, 1.0));
+    let d = run(&cpu(50), &obs(4, rs));
+    assert_eq!((d.proposal, d.counted), (Some(6), 4));
+}
+
+#[test]
+fn recomputed_ratio_that_flips_direction_holds() {
+    // 60% on 2 ready (ratio 1.2) but 2 missing at 0 make it 30% (ratio 0.6): keep 4.
+    let mut rs = vec![usage("a", CPU, 0.6, 1.0), usage("b", CPU, 0.6, 1.0)];
+    rs.push(silent("m1", true, CPU, 1.0));
+    rs.push(silent("m2", true, CPU, 1.0));
+    let d = run(&cpu(50), &obs(4, rs));
+    assert_eq!(
+        (d.proposal, d.status),
+        (Some(4), MetricStatus::DirectionHold)
+    );
+}
+
+#[test]
+fn unknown_capacity_takes_mean_of_ready_replicas() {
+    let mut rs = vec![usage("a", CPU, 0.1, 2.0), usage("b", CPU, 0.1, 2.0)];
+    rs.push(crate::policy::testutil::replica("m", true, &[]));
+    // 0.2 of 4.0 = 5%; the missing one counts as 100% of the 2.0 mean: 2.2 / 6.0 = 36%, ceil(0.72 * 3) = 3.
+    let d = run(&cpu(50), &obs(3, rs));
+    assert_eq!((d.proposal, d.status), (Some(3), MetricStatus::Steady));
+}
+
+#[test]
+fn fewer_observed_than_current_never_scales_against_the_ratio() {
+    // Ratio 1.2 over only 2 observed replicas while 5 are asked for: ceil(2.4) = 3 < 5 would scale down.
+    let o = obs(
+        5,
+        vec![usage("a", CPU, 0.6, 1.0), usage("b", CPU, 0.6, 1.0)],
+    );
+    let d = run(&cpu(50), &o);
+    assert_eq!(
+        (d.proposal, d.status),
+        (Some(5), MetricStatus::DirectionHold)
+    );
+}
+
+#[test]
+fn average_target() {
+    let spec = MetricSpec {
+        name: "rps".into(),
+        target: Target::Average(50.0),
+    };
+    let o = obs(
+        3,
+        vec![
+            value("a", "rps", 60.0),
+            value("b", "rps", 40.0),
+            value("c", "rps", 80.0),
+        ],
+    );
+    let d = run(&spec, &o); // mean 60, ratio 1.2, ceil(3.6) = 4
+    assert_eq!(
+        (d.current, d.proposal, d.load),
+        (Some(60.0), Some(4), Some(180.0))
+    );
+    assert_eq!(d.load_per_replica_at_target, Some(50.0));
+}
+
+#[test]
+fn average_missing_counts_as_target_on_scale_down() {
+    let spec = MetricSpec {
+        name: "rps".into(),
+        target: Target::Average(50.0),
+    };
+    let o = obs(
+        3,
+        vec![
+            value("a", "rps", 10.0),
+            value("b", "rps", 10.0),
+            crate::policy::testutil::replica("m", true, &[]),
+        ],
+    );
+    // mean 10 (ratio 0.2); with the missing one at 50: 70 / 3 = 23.333, ratio 0.4667, ceil(1.4) = 2
+    assert_eq!(run(&spec, &o).proposal, Some(2));
+}
+
+#[test]
+fn service_value_target() {
+    let spec = MetricSpec {
+        name: "queue_depth".into(),
+        target: Target::Value(100.0),
+    };
+    let mut o = obs(3, vec![]);
+    o.service_metrics.insert("queue_depth".into(), 340.0);
+    let d = run(&spec, &o); // ratio 340 / 300, desired ceil(3.4) = 4
+    assert_eq!((d.proposal, d.status), (Some(4), MetricStatus::ScaleUp));
+    o.service_metrics.insert("queue_depth".into(), 310.0);
+    assert_eq!(run(&spec, &o).status, MetricStatus::WithinTolerance);
+}
+
+#[test]
+fn latency_below_target_scales_ready_replicas() {
+    let spec = MetricSpec {
+        name: "latency_p95".into(),
+        target: Target::Below(Duration::from_millis(250)),
+    };
+    let mut o = obs(
+        3,
+        (0..3)
+            .map(|i| usage(&format!("r{i}"), CPU, 0.5, 1.0))
+            .collect(),
+    );
+    o.service_metrics.insert("latency_p95".into(), 0.5);
+    let d = run(&spec, &o);
+    assert_eq!((d.ratio, d.proposal, d.load), (Some(2.0), Some(6), None));
+}
+
+#[test]
+fn unusable_data_gives_no_vote() {
+    let spec = MetricSpec {
+        name: "queue_depth".into(),
+        target: Target::Value(100.0),
+    };
+    let d = run(&spec, &obs(3, vec![]));
+    assert_eq!((d.proposal, d.status), (None, MetricStatus::Missing));
+    assert_eq!(
+        d.problem.as_deref(),
+        Some("no service value for queue_depth")
+    );
+
+    let d = run(&cpu(50), &obs(2, vec![value("a", CPU, 3.0)]));
+    assert_eq!(d.proposal, None);
+    assert!(d.problem.unwrap().contains("needs {used, capacity}"));
+
+    let d = run(&cpu(50), &obs(2, vec![silent("a", false, CPU, 1.0)]));
+    assert_eq!(d.problem.as_deref(), Some("no ready replica reported cpu"));
+}

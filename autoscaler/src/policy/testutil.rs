@@ -1,0 +1,59 @@
+//! Builders shared by the policy unit tests.
+
+use std::collections::BTreeMap;
+
+use super::model::{Behavior, MetricSpec, Policy, Predictive, Target, Tolerance};
+use super::observation::{Observation, ReplicaObservation, Sample};
+
+pub fn policy(min: u32, max: u32, metrics: &[(&str, Target)]) -> Policy {
+    Policy {
+        service: "web".into(),
+        min,
+        max,
+        tolerance: Tolerance::default(),
+        metrics: metrics
+            .iter()
+            .map(|(n, t)| MetricSpec {
+                name: n.to_string(),
+                target: *t,
+            })
+            .collect(),
+        behavior: Behavior::hpa_default(),
+        predictive: Predictive::default(),
+    }
+}
+
+pub fn obs(current: u32, replicas: Vec<ReplicaObservation>) -> Observation {
+    Observation {
+        service: "web".into(),
+        current_replicas: current,
+        replicas,
+        service_metrics: BTreeMap::new(),
+    }
+}
+
+/// A ready replica using `used` of `capacity` for `metric`.
+pub fn usage(id: &str, metric: &str, used: f64, capacity: f64) -> ReplicaObservation {
+    replica(id, true, &[(metric, Sample::Usage { used, capacity })])
+}
+
+/// A ready replica reporting a plain value for `metric`.
+pub fn value(id: &str, metric: &str, v: f64) -> ReplicaObservation {
+    replica(id, true, &[(metric, Sample::Value(v))])
+}
+
+/// A replica without samples, with a known capacity for `metric`.
+pub fn silent(id: &str, ready: bool, metric: &str, capacity: f64) -> ReplicaObservation {
+    let mut r = replica(id, ready, &[]);
+    r.capacity.insert(metric.to_string(), capacity);
+    r
+}
+
+pub fn replica(id: &str, ready: bool, samples: &[(&str, Sample)]) -> ReplicaObservation {
+    ReplicaObservation {
+        id: id.into(),
+        ready,
+        metrics: samples.iter().map(|(m, s)| (m.to_string(), *s)).collect(),
+        capacity: BTreeMap::new(),
+    }
+}

@@ -1,0 +1,129 @@
+//! `plimsoll decide`, run as the real binary on the example policy and snapshots.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
+}
+
+fn decide(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_plimsoll"))
+        .arg("decide")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn first_decision_without_history() {
+    let policy = repo("policies/web.yaml");
+    let snapshot = repo("policies/snapshots/snapshot.json");
+    let v = json(&decide(&[
+        "--policy",
+        policy.to_str().unwrap(),
+        "--snapshot",
+        snapshot.to_str().unwrap(),
+    ]));
+    // queue_depth 540 against 100 asks for 6; cpu and orders hold because the unready replica flips them.
+    assert_eq!(v["desired"], 6);
+    assert_eq!(v["reason"], "scale_up");
+    let statuses: Vec<_> = v["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["status"].clone())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["direction_hold", "direction_hold", "scale_up", "scale_down"]
+    );
+}
+
+#[test]
+fn history_applies_rate_limits() {
+    let (p, s, h) = (
+        repo("policies/web.yaml"),
+        repo("policies/snapshots/snapshot.json"),
+        repo("policies/snapshots/history.json"),
+    );
+    let out = decide(&[
+        "--policy",
+        p.to_str().unwrap(),
+        "--snapshot",
+        s.to_str().unwrap(),
+        "--history",
+        h.to_str().unwrap(),
+        "--now",
+        "2026-01-01T12:00:05Z",
+    ]);
+    let v = json(&out);
+    // +2 ten seconds ago: the 15s period started at 1, so max(2 * 1, 1 + 4) = 5.
+    assert_eq!(
+        (v["desired"].as_u64(), v["reason"].as_str()),
+        (Some(5), Some("limited_by_rate"))
+    );
+}
+
+#[test]
+fn invalid_inputs_exit_2_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = repo("policies/web.yaml");
+    let bad_snapshot = dir.path().join("s.json");
+    std::fs::write(
+        &bad_snapshot,
+        r#"{"service": "web", "current_replicas": -1}"#,
+    )
+    .unwrap();
+    let out = decide(&[
+        "--policy",
+        policy.to_str().unwrap(),
+        "--snapshot",
+        bad_snapshot.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("invalid snapshot") && err.contains("line 1 column"),
+        "{err}"
+    );
+
+    let other = dir.path().join("o.json");
+    std::fs::write(
+        &other,
+        r#"{"service": "api", "current_replicas": 1, "replicas": []}"#,
+    )
+    .unwrap();
+    let out = decide(&[
+        "--policy",
+        policy.to_str().unwrap(),
+        "--snapshot",
+        other.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("snapshot is for service `api`"));
+
+    let bad_policy = dir.path().join("p.yaml");
+    std::fs::write(&bad_policy, "service: web\nmin: 1\n").unwrap();
+    let out = decide(&[
+        "--policy",
+        bad_policy.to_str().unwrap(),
+        "--snapshot",
+        other.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("p.yaml:1:1: policy: missing field `max`"),
+        "{err}"
+    );
+}
