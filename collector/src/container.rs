@@ -217,7 +217,7 @@ impl Families {
 #[derive(Debug)]
 pub enum Source {
     /// Its cgroup files, read every pass (the normal case).
-    Cgroup(ContainerCgroup),
+    Cgroup(Box<ContainerCgroup>),
     /// The Docker stats API, polled elsewhere, for hosts whose cgroupfs cannot be read; the sampler
     /// writes the latest sample it was handed.
     StatsApi,

@@ -176,7 +176,7 @@ impl Sampler {
         let (source, cgroup_name, spec) = match opened {
             Ok(cg) => {
                 let (name, spec) = (cg.name().to_string(), cg.spec());
-                (Source::Cgroup(cg), name, spec)
+                (Source::Cgroup(Box::new(cg)), name, spec)
             }
             Err(why) => {
                 let Some(tx) = &self.stats_requests else {

@@ -1,1 +1,207 @@
+use std::fs;
+use std::path::Path;
 
+use super::*;
+
+const ID: &str = "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789";
+
+fn write(dir: &Path, file: &str, content: &str) {
+    fs::create_dir_all(dir).unwrap();
+    fs::write(dir.join(file), content).unwrap();
+}
+
+/// A fixture host: a tiny /proc and a v1 cgroup tree with one container.
+fn fixture() -> (tempfile::TempDir, PathBuf, CgroupLayout) {
+    let t = tempfile::tempdir().unwrap();
+    let proc_root = t.path().join("proc");
+    write(&proc_root, "stat", "cpu0 1 0 1 1 0 0 0 0 0 0\nctxt 1\n");
+    write(
+        &proc_root.join("4242/net"),
+        "dev",
+        "h\nh\n  eth0: 100 1 0 0 0 0 0 0 200 2 0 0 0 0 0 0\n",
+    );
+    write(
+        &proc_root.join("4242"),
+        "cgroup",
+        &format!("4:cpu,cpuacct:/docker/{ID}\n"),
+    );
+    let cg = t.path().join("cgroup");
+    write(
+        &cg.join("cpuacct/docker").join(ID),
+        "cpuacct.usage",
+        "1000000000\n",
+    );
+    write(
+        &cg.join("cpu/docker").join(ID),
+        "cpu.cfs_quota_us",
+        "50000\n",
+    );
+    write(
+        &cg.join("cpu/docker").join(ID),
+        "cpu.cfs_period_us",
+        "100000\n",
+    );
+    write(
+        &cg.join("memory/docker").join(ID),
+        "memory.usage_in_bytes",
+        "4096\n",
+    );
+    write(
+        &cg.join("memory/docker").join(ID),
+        "memory.limit_in_bytes",
+        "1048576\n",
+    );
+    let layout = CgroupLayout::detect(&cg).unwrap();
+    (t, proc_root, layout)
+}
+
+fn info(state: &str) -> ContainerInfo {
+    ContainerInfo {
+        id: ID.to_string(),
+        name: "web-1".into(),
+        image: "web:1".into(),
+        service: Some("web".into()),
+        compose_project: Some("shop".into()),
+        swarm_task_id: None,
+        swarm_slot: None,
+        pid: Some(4242),
+        host_network: false,
+        state: state.into(),
+        health: None,
+        started_at: None,
+        limits: CgroupSpec::default(),
+        labels: Default::default(),
+    }
+}
+
+fn render(s: &Sampler) -> String {
+    let mut out = String::new();
+    s.shared().read().unwrap().store.render(&mut out);
+    out
+}
+
+#[test]
+fn tracks_samples_and_forgets_a_container() {
+    let (t, proc_root, layout) = fixture();
+    let mut s = Sampler::new(60_000, proc_root, Some(layout), None);
+    s.apply(DiscoveryEvent::Upsert(info("running")));
+    s.pass(1000);
+    fs::write(
+        t.path()
+            .join("cgroup/cpuacct/docker")
+            .join(ID)
+            .join("cpuacct.usage"),
+        "1500000000\n",
+    )
+    .unwrap();
+    s.pass(2000);
+    let out = render(&s);
+    let labels = format!("{{id=\"/docker/{ID}\",name=\"web-1\",image=\"web:1\",service=\"web\"}}");
+    assert!(
+        out.contains(&format!("container_cpu_usage_seconds_total{labels} 1.5\n")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("container_spec_cpu_quota{labels} 50000\n")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "container_spec_memory_limit_bytes{labels} 1048576\n"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("container_network_transmit_bytes_total{id=\"/docker/"),
+        "{out}"
+    );
+    assert!(out.contains("interface=\"eth0\"} 200\n"), "{out}");
+    {
+        let shared = s.shared();
+        let st = shared.read().unwrap();
+        let v = &st.containers[ID];
+        assert_eq!(v.spec.cpu_cores(), Some(0.5));
+        assert_eq!(v.source, SourceKind::Cgroup);
+        let latest = crate::api::latest(&st, v);
+        assert_eq!(latest.cpu_cores, Some(0.5));
+        assert_eq!(latest.memory_usage_bytes, Some(4096.0));
+        assert_eq!(st.last_pass, Some(2000));
+    }
+    s.apply(DiscoveryEvent::Upsert(info("exited")));
+    assert_eq!(s.tracked(), 0);
+    s.pass(3000);
+    let out = render(&s);
+    assert!(!out.contains("container_"), "{out}");
+    assert!(s.shared().read().unwrap().containers.is_empty());
+}
+
+#[test]
+fn a_rename_recreates_the_series_and_a_health_change_does_not() {
+    let (_t, proc_root, layout) = fixture();
+    let mut s = Sampler::new(60_000, proc_root, Some(layout), None);
+    s.apply(DiscoveryEvent::Upsert(info("running")));
+    s.pass(1000);
+    let mut healthy = info("running");
+    healthy.health = Some("healthy".into());
+    s.apply(DiscoveryEvent::Upsert(healthy));
+    let entity = s.shared().read().unwrap().containers[ID].entity;
+    let mut renamed = info("running");
+    renamed.name = "web-2".into();
+    s.apply(DiscoveryEvent::Upsert(renamed));
+    s.pass(2000);
+    let shared = s.shared();
+    let st = shared.read().unwrap();
+    assert_ne!(st.containers[ID].entity, entity);
+    assert_eq!(st.containers[ID].info.name, "web-2");
+    let mut out = String::new();
+    st.store.render(&mut out);
+    assert!(!out.contains("web-1"), "{out}");
+}
+
+#[test]
+fn unreadable_cgroups_fall_back_to_stats_api_samples() {
+    let (_t, proc_root, _) = fixture();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut s = Sampler::new(60_000, proc_root, None, Some(tx));
+    let mut i = info("running");
+    i.limits = CgroupSpec {
+        cpu_quota_us: Some(25_000),
+        cpu_period_us: Some(100_000),
+        memory_limit_bytes: None,
+    };
+    s.apply(DiscoveryEvent::Upsert(i));
+    assert_eq!(rx.try_recv().unwrap(), StatsRequest::Start(ID.to_string()));
+    let sample = CgroupSample {
+        cpu_usage_ns: Some(3_000_000_000),
+        ..Default::default()
+    };
+    let net = vec![(
+        "eth0".to_string(),
+        NetCounters {
+            rx_bytes: 7,
+            ..Default::default()
+        },
+    )];
+    s.apply(DiscoveryEvent::StatsSample {
+        id: ID.into(),
+        sample,
+        net,
+    });
+    s.pass(1000);
+    let out = render(&s);
+    assert!(
+        out.contains("container_cpu_usage_seconds_total{id=\"/docker/"),
+        "{out}"
+    );
+    assert!(out.contains("} 3\n"), "{out}");
+    assert!(out.contains("container_spec_cpu_quota{"), "{out}");
+    assert!(out.contains("interface=\"eth0\"} 7\n"), "{out}");
+    s.pass(2000);
+    assert!(
+        render(&s).contains("container_cpu_usage_seconds_total"),
+        "a stale stats sample is not re-appended but still shown"
+    );
+    s.apply(DiscoveryEvent::Remove(ID.into()));
+    assert_eq!(rx.try_recv().unwrap(), StatsRequest::Stop(ID.to_string()));
+    assert_eq!(s.shared().read().unwrap().containers.len(), 0);
+}

@@ -1,0 +1,227 @@
+//! Shared helpers of the integration tests: a test image built FROM scratch, containers that clean
+//! up after themselves, a `plimsoll` process on a free port, and a minimal HTTP client.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The image every test container runs: busybox (static, from Debian's busybox-static) on scratch.
+pub const IMAGE: &str = "plimsoll-test-busybox:1";
+
+pub fn docker(args: &[&str]) -> Output {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .expect("running the docker CLI")
+}
+
+/// Runs docker and panics with its stderr on failure; returns trimmed stdout.
+pub fn docker_ok(args: &[&str]) -> String {
+    let out = docker(args);
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Builds the test image once per test binary. No registry is reachable, so it is made from the
+/// host's static busybox.
+pub fn ensure_image() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let busybox = Path::new("/bin/busybox");
+        assert!(busybox.exists(), "/bin/busybox is missing: apt-get install busybox-static (.ci/run does)");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(busybox, dir.path().join("busybox")).unwrap();
+        std::fs::write(
+            dir.path().join("Dockerfile"),
+            "FROM scratch\nCOPY busybox /bin/busybox\nENTRYPOINT [\"/bin/busybox\"]\nCMD [\"sleep\", \"100000\"]\nSTOPSIGNAL SIGKILL\n",
+        )
+        .unwrap();
+        let out = Command::new("docker")
+            .args(["build", "-q", "-t", IMAGE])
+            .arg(dir.path())
+            .env("DOCKER_BUILDKIT", "0")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "docker build: {}", String::from_utf8_lossy(&out.stderr));
+    });
+}
+
+/// A container removed when dropped.
+pub struct Container {
+    pub name: String,
+    pub id: String,
+}
+
+impl Container {
+    /// `docker run -d --name NAME [flags] IMAGE [cmd]`.
+    pub fn run(name: &str, flags: &[&str], cmd: &[&str]) -> Container {
+        ensure_image();
+        let _ = docker(&["rm", "-f", name]);
+        let mut args = vec!["run", "-d", "--name", name];
+        args.extend_from_slice(flags);
+        args.push(IMAGE);
+        args.extend_from_slice(cmd);
+        let id = docker_ok(&args);
+        Container {
+            name: name.to_string(),
+            id,
+        }
+    }
+
+    /// `docker exec` of a busybox applet (the image has no applet links).
+    pub fn exec(&self, cmd: &[&str]) -> Output {
+        let mut args = vec!["exec", self.name.as_str(), "/bin/busybox"];
+        args.extend_from_slice(cmd);
+        docker(&args)
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = docker(&["rm", "-f", &self.name]);
+    }
+}
+
+/// A unique name per test run, so parallel runs and leftovers do not collide.
+pub fn unique(prefix: &str) -> String {
+    format!("plimsoll-it-{prefix}-{}", std::process::id())
+}
+
+pub fn free_addr() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+pub fn plimsoll_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_plimsoll"))
+}
+
+/// A `plimsoll` process killed when dropped; its stderr goes to a file for assertions.
+pub struct Plimsoll {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Plimsoll {
+    /// Starts `plimsoll SUBCOMMAND --listen ADDR ARGS...` and waits until /healthz answers 200.
+    pub fn start(subcommand: &str, args: &[&str]) -> Plimsoll {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("plimsoll.log");
+        let addr = free_addr();
+        let child = Command::new(plimsoll_bin())
+            .arg(subcommand)
+            .args(["--listen", &addr.to_string()])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .env("RUST_LOG", "info")
+            .spawn()
+            .expect("starting plimsoll");
+        let p = Plimsoll {
+            child,
+            addr,
+            log,
+            _dir: dir,
+        };
+        p.wait_for("healthy", Duration::from_secs(20), |p| {
+            p.get("/healthz").is_ok_and(|(code, _)| code == 200)
+        });
+        p
+    }
+
+    pub fn get(&self, path: &str) -> std::io::Result<(u16, String)> {
+        http_get(self.addr, path)
+    }
+
+    /// GET that must answer 200 with JSON.
+    pub fn json(&self, path: &str) -> serde_json::Value {
+        let (code, body) = self.get(path).unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        assert_eq!(code, 200, "GET {path}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Polls `cond` every 200 ms until it holds; panics with the log after `timeout`.
+    pub fn wait_for(&self, what: &str, timeout: Duration, mut cond: impl FnMut(&Self) -> bool) {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if cond(self) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!(
+            "timed out after {timeout:?} waiting for {what}; plimsoll log:\n{}",
+            self.logs()
+        );
+    }
+
+    /// The entry of /api/v1/containers with this name, if tracked.
+    pub fn container(&self, name: &str) -> Option<serde_json::Value> {
+        self.json("/api/v1/containers")
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .cloned()
+    }
+}
+
+impl Drop for Plimsoll {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.0 GET (tests only): status code and body.
+pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    http_request(addr, "GET", path, &[], "")
+}
+
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut req = format!(
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes())?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp)?;
+    let code = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((code, body))
+}
