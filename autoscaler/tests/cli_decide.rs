@@ -127,3 +127,56 @@ fn invalid_inputs_exit_2_with_a_clear_message() {
         "{err}"
     );
 }
+
+#[test]
+fn simulate_prints_both_columns_and_writes_report_and_chart() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t.csv");
+    let mut csv = String::from("timestamp,value\n");
+    for m in 0..120 {
+        let demand = if (30..60).contains(&m) { 90.0 } else { 20.0 };
+        csv += &format!("2026-01-01 {:02}:{:02}:00,{demand}\n", m / 60, m % 60);
+    }
+    std::fs::write(&trace, csv).unwrap();
+    let (report, chart) = (dir.path().join("r.json"), dir.path().join("c.svg"));
+    let out = Command::new(env!("CARGO_BIN_EXE_plimsoll"))
+        .args(["simulate", "--policy"])
+        .arg(repo("policies/simulate-cpu.yaml"))
+        .arg("--trace")
+        .arg(&trace)
+        .args([
+            "--capacity-per-replica",
+            "10",
+            "--baseline",
+            "hpa",
+            "--report",
+        ])
+        .arg(&report)
+        .arg("--chart")
+        .arg(&chart)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("overloaded minutes") && stdout.contains("hpa"),
+        "{stdout}"
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+    assert!(r["result"]["replica_hours"].as_f64().unwrap() > 0.0);
+    assert_eq!(r["baseline"]["kind"], "hpa");
+    assert!(std::fs::read_to_string(chart).unwrap().starts_with("<svg"));
+
+    let out = Command::new(env!("CARGO_BIN_EXE_plimsoll"))
+        .args(["simulate", "--policy"])
+        .arg(repo("policies/simulate-cpu.yaml"))
+        .args(["--trace", "/nonexistent.csv"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 mod check;
 mod collect;
 mod decide;
+mod simulate;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -38,6 +39,8 @@ enum Command {
     Check(check::CheckArgs),
     /// Make one decision from a policy and an observation snapshot, printed as JSON.
     Decide(decide::DecideArgs),
+    /// Replay a demand trace under a policy (and optionally the HPA) and report what it would have done.
+    Simulate(simulate::SimulateArgs),
 }
 
 /// Entry point used by `main.rs`.
@@ -48,6 +51,7 @@ pub fn main() -> ExitCode {
         Command::Collect(args) => collect::run(args),
         Command::Check(args) => check::run(args),
         Command::Decide(args) => decide::run(args),
+        Command::Simulate(args) => simulate::run(args),
     }
 }
 

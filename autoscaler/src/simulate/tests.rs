@@ -1,0 +1,106 @@
+use std::time::Duration;
+
+use super::*;
+use crate::policy::parse_policy;
+
+fn trace(values: &[f64], step_secs: i64) -> Vec<Point> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| Point {
+            at: Timestamp::from_secs(i as i64 * step_secs),
+            demand: d,
+        })
+        .collect()
+}
+
+fn cpu_policy(extra: &str) -> Policy {
+    parse_policy("p.yaml", &format!("service: s\nmin: 1\nmax: 50\nmetrics: [ {{ name: cpu, target: {{ utilization: 50 }} }} ]\n{extra}")).unwrap()
+}
+
+/// 5 minutes at 40, then 15 minutes at 200, sampled every 15s.
+fn step_trace() -> Vec<Point> {
+    let values: Vec<f64> = (0..80).map(|i| if i < 20 { 40.0 } else { 200.0 }).collect();
+    trace(&values, 15)
+}
+
+const MODEL: Model = Model {
+    capacity_per_replica: 10.0,
+    startup: Duration::from_secs(60),
+    tick: Duration::from_secs(15),
+};
+
+#[test]
+fn steady_demand_needs_no_scaling() {
+    let r = replay(&cpu_policy(""), &trace(&[40.0, 40.0, 40.0], 3600), &MODEL).unwrap();
+    // 40 at 5 per replica (50% of 10) = 8 replicas for 2 hours (481 ticks of 15s incl. both ends).
+    assert_eq!(r.summary.scale_events, 0);
+    assert_eq!(r.summary.peak_replicas, 8);
+    assert!((r.summary.replica_hours - 8.0 * 481.0 / 240.0).abs() < 1e-9);
+    assert_eq!(r.summary.overloaded_minutes, 0.0);
+}
+
+#[test]
+fn a_step_overloads_until_new_replicas_are_ready() {
+    // 40 -> 200 within one tick: 8 replicas serve 80, so demand exceeds capacity until enough are ready.
+    let r = replay(&cpu_policy(""), &step_trace(), &MODEL).unwrap();
+    assert!(
+        r.summary.overloaded_minutes > 1.0,
+        "startup delay must show as overload: {:?}",
+        r.summary
+    );
+    assert!(r.summary.overloaded_minutes < 10.0, "{:?}", r.summary);
+    assert_eq!(r.ticks.last().unwrap().replicas, 40, "200 / 5 per replica");
+    assert!(r.summary.minutes_above_target >= r.summary.overloaded_minutes);
+}
+
+#[test]
+fn longer_startup_means_more_overload() {
+    let t = step_trace();
+    let slow = Model {
+        startup: Duration::from_secs(180),
+        ..MODEL
+    };
+    let fast = replay(&cpu_policy(""), &t, &MODEL).unwrap();
+    let slow = replay(&cpu_policy(""), &t, &slow).unwrap();
+    assert!(slow.summary.overloaded_minutes > fast.summary.overloaded_minutes);
+}
+
+#[test]
+fn baseline_resets_behavior_tolerance_and_prediction() {
+    let p = cpu_policy("tolerance: 0.3\nbehavior: { scale_down: { stabilization: 0s } }\npredictive: { enabled: true }\n");
+    let b = hpa_baseline(&p);
+    assert_eq!(b.tolerance, Tolerance::default());
+    assert_eq!(b.behavior, Behavior::hpa_default());
+    assert!(!b.predictive.enabled);
+    assert_eq!((b.min, b.max, &b.metrics), (p.min, p.max, &p.metrics));
+}
+
+#[test]
+fn latency_targets_cannot_be_simulated() {
+    let p = parse_policy(
+        "p.yaml",
+        "service: s\nmin: 1\nmax: 5\nmetrics: [ { name: lat, target: { below: 100ms } } ]\n",
+    )
+    .unwrap();
+    assert!(matches!(
+        replay(&p, &trace(&[1.0, 1.0], 60), &MODEL),
+        Err(SimulateError::UnsupportedMetric(_))
+    ));
+}
+
+#[test]
+fn chart_is_an_svg_with_legend() {
+    let t = trace(&[40.0, 40.0, 200.0, 200.0], 300);
+    let r = replay(&cpu_policy(""), &t, &MODEL).unwrap();
+    let svg = draw_chart("test", &MODEL, &r, Some(&r)).unwrap();
+    assert!(svg.starts_with("<svg"));
+    for label in [
+        "ready capacity (policy)",
+        "HPA baseline",
+        "days since trace start",
+        "replicas",
+    ] {
+        assert!(svg.contains(label), "missing {label}");
+    }
+}

@@ -1,0 +1,109 @@
+//! Demand traces: CSV `timestamp,value` with a header, timestamps as `YYYY-MM-DD HH:MM:SS` (UTC) or RFC 3339.
+
+use crate::policy::Timestamp;
+
+use super::SimulateError;
+
+/// One demand sample.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Point {
+    pub at: Timestamp,
+    pub demand: f64,
+}
+
+/// Parses a trace; `name` is used in errors. Needs at least two points in increasing time order.
+pub fn parse_trace(name: &str, text: &str) -> Result<Vec<Point>, SimulateError> {
+    let bad = |line: usize, message: String| SimulateError::Trace {
+        name: name.to_string(),
+        line,
+        message,
+    };
+    let mut points = Vec::new();
+    for (i, line) in text.lines().enumerate().skip(1) {
+        let line_no = i + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let (ts, value) = line
+            .split_once(',')
+            .ok_or_else(|| bad(line_no, "expected `timestamp,value`".into()))?;
+        let at = humantime::parse_rfc3339_weak(ts.trim())
+            .map_err(|e| bad(line_no, format!("bad timestamp `{}`: {e}", ts.trim())))?;
+        let demand: f64 = value
+            .trim()
+            .parse()
+            .map_err(|_| bad(line_no, format!("bad value `{}`", value.trim())))?;
+        if !demand.is_finite() || demand < 0.0 {
+            return Err(bad(
+                line_no,
+                format!("demand must be a finite number >= 0, got {demand}"),
+            ));
+        }
+        let at = Timestamp::from_system_time(at);
+        if points.last().is_some_and(|p: &Point| p.at >= at) {
+            return Err(bad(line_no, "timestamps must increase".into()));
+        }
+        points.push(Point { at, demand });
+    }
+    if points.len() < 2 {
+        return Err(bad(
+            1,
+            "a trace needs a header and at least two points".into(),
+        ));
+    }
+    Ok(points)
+}
+
+/// Demand at `at` by linear interpolation (traces are coarser than decision ticks).
+pub fn demand_at(points: &[Point], at: Timestamp) -> f64 {
+    let i = points.partition_point(|p| p.at <= at);
+    match (i.checked_sub(1).map(|j| points[j]), points.get(i)) {
+        (Some(a), Some(b)) => {
+            let f = (at.millis() - a.at.millis()) as f64 / (b.at.millis() - a.at.millis()) as f64;
+            a.demand + f * (b.demand - a.demand)
+        }
+        (Some(a), None) => a.demand,
+        (None, Some(b)) => b.demand,
+        (None, None) => 0.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_interpolates() {
+        let t = parse_trace(
+            "t.csv",
+            "timestamp,value\n2014-07-01 00:00:00,100\n2014-07-01 00:30:00,200.5\n",
+        )
+        .unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[1].at.millis() - t[0].at.millis(), 1_800_000);
+        assert_eq!(
+            demand_at(&t, t[0].at.plus(std::time::Duration::from_secs(900))),
+            150.25
+        );
+        assert_eq!(
+            demand_at(&t, t[1].at.plus(std::time::Duration::from_secs(900))),
+            200.5
+        );
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let e = parse_trace(
+            "t.csv",
+            "timestamp,value\n2014-07-01 00:00:00,1\n2014-07-01 00:00:00,2\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.to_string(), "t.csv:3: timestamps must increase");
+        let e = parse_trace("t.csv", "timestamp,value\nyesterday,1\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("t.csv:2: bad timestamp `yesterday`"),
+            "{e}"
+        );
+    }
+}
