@@ -24,6 +24,7 @@ mod labels;
 mod model;
 mod observation;
 mod parse;
+mod predict;
 mod time;
 
 #[cfg(test)]
@@ -39,4 +40,5 @@ pub use model::{
 };
 pub use observation::{Observation, ReplicaObservation, Sample};
 pub use parse::{parse_policy, Diagnostic, Location, PolicyError};
+pub use predict::{forecast, interpolate, TREND_WINDOW};
 pub use time::Timestamp;

@@ -16,12 +16,12 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::policy::{
-    decide, Behavior, History, Observation, Policy, Predictive, ReplicaObservation, Sample, Target,
-    Timestamp, Tolerance,
+    decide, interpolate, Behavior, History, LoadSample, Observation, Policy, Predictive,
+    ReplicaObservation, Sample, Target, Timestamp, Tolerance,
 };
 
 pub use chart::draw_chart;
-pub use trace::{demand_at, parse_trace, Point};
+pub use trace::parse_trace;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SimulateError {
@@ -111,11 +111,15 @@ fn load_at_target(policy: &Policy, model: &Model) -> Result<f64, SimulateError> 
 }
 
 /// Replays `trace` under `policy`.
-pub fn replay(policy: &Policy, trace: &[Point], model: &Model) -> Result<Replay, SimulateError> {
+pub fn replay(
+    policy: &Policy,
+    trace: &[LoadSample],
+    model: &Model,
+) -> Result<Replay, SimulateError> {
     let per_replica_at_target = load_at_target(policy, model)?;
     let (start, end) = (trace[0].at, trace[trace.len() - 1].at);
     let initial =
-        ((trace[0].demand / per_replica_at_target).ceil() as u32).clamp(policy.min, policy.max);
+        ((trace[0].value / per_replica_at_target).ceil() as u32).clamp(policy.min, policy.max);
     // Ready-at instant of each running replica, oldest first.
     let mut replicas: Vec<Timestamp> = vec![start; initial as usize];
     let mut history = History::default();
@@ -135,7 +139,7 @@ pub fn replay(policy: &Policy, trace: &[Point], model: &Model) -> Result<Replay,
     };
     let mut now = start;
     while now <= end {
-        let demand = demand_at(trace, now);
+        let demand = interpolate(trace, now);
         let ready = replicas.iter().filter(|r| **r <= now).count() as u32;
         let obs = observe(policy, model, &replicas, ready, demand, now);
         let d = decide(policy, &obs, &history, now);

@@ -8,6 +8,7 @@ use super::behavior::{normalize, History, Limit, Normalized};
 use super::calc::{compute, MetricDetail, MetricStatus};
 use super::model::Policy;
 use super::observation::Observation;
+use super::predict::predict;
 use super::time::Timestamp;
 
 /// Why a decision came out as it did. The string form is stable: use it in logs and as a metric label.
@@ -138,10 +139,20 @@ fn run(policy: &Policy, obs: &Observation, behavior: Option<(&History, Timestamp
             return decision;
         }
     };
-    decision.recommendation = Some(reactive);
     let normalized = match behavior {
-        Some((history, now)) => normalize(policy, history, current, reactive, now),
-        None => clamp(policy, reactive),
+        Some((history, now)) => {
+            if policy.predictive.enabled {
+                decision.predicted = predict(policy, history, &decision.metrics, current, now);
+            }
+            // Prediction only ever raises the recommendation: never below the reactive answer.
+            let recommendation = decision.predicted.map_or(reactive, |p| p.max(reactive));
+            decision.recommendation = Some(recommendation);
+            normalize(policy, history, current, recommendation, now)
+        }
+        None => {
+            decision.recommendation = Some(reactive);
+            clamp(policy, reactive)
+        }
     };
     decision.desired = normalized.replicas;
     decision.reason = reason(&decision, &normalized, reactive);

@@ -1,15 +1,15 @@
 use std::time::Duration;
 
 use super::*;
-use crate::policy::parse_policy;
+use crate::policy::{parse_policy, LoadSample};
 
-fn trace(values: &[f64], step_secs: i64) -> Vec<Point> {
+fn trace(values: &[f64], step_secs: i64) -> Vec<LoadSample> {
     values
         .iter()
         .enumerate()
-        .map(|(i, &d)| Point {
+        .map(|(i, &d)| LoadSample {
             at: Timestamp::from_secs(i as i64 * step_secs),
-            demand: d,
+            value: d,
         })
         .collect()
 }
@@ -19,7 +19,7 @@ fn cpu_policy(extra: &str) -> Policy {
 }
 
 /// 5 minutes at 40, then 15 minutes at 200, sampled every 15s.
-fn step_trace() -> Vec<Point> {
+fn step_trace() -> Vec<LoadSample> {
     let values: Vec<f64> = (0..80).map(|i| if i < 20 { 40.0 } else { 200.0 }).collect();
     trace(&values, 15)
 }

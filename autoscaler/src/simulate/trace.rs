@@ -1,18 +1,11 @@
 //! Demand traces: CSV `timestamp,value` with a header, timestamps as `YYYY-MM-DD HH:MM:SS` (UTC) or RFC 3339.
 
-use crate::policy::Timestamp;
+use crate::policy::{LoadSample, Timestamp};
 
 use super::SimulateError;
 
-/// One demand sample.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Point {
-    pub at: Timestamp,
-    pub demand: f64,
-}
-
 /// Parses a trace; `name` is used in errors. Needs at least two points in increasing time order.
-pub fn parse_trace(name: &str, text: &str) -> Result<Vec<Point>, SimulateError> {
+pub fn parse_trace(name: &str, text: &str) -> Result<Vec<LoadSample>, SimulateError> {
     let bad = |line: usize, message: String| SimulateError::Trace {
         name: name.to_string(),
         line,
@@ -40,10 +33,10 @@ pub fn parse_trace(name: &str, text: &str) -> Result<Vec<Point>, SimulateError> 
             ));
         }
         let at = Timestamp::from_system_time(at);
-        if points.last().is_some_and(|p: &Point| p.at >= at) {
+        if points.last().is_some_and(|p: &LoadSample| p.at >= at) {
             return Err(bad(line_no, "timestamps must increase".into()));
         }
-        points.push(Point { at, demand });
+        points.push(LoadSample { at, value: demand });
     }
     if points.len() < 2 {
         return Err(bad(
@@ -54,23 +47,10 @@ pub fn parse_trace(name: &str, text: &str) -> Result<Vec<Point>, SimulateError> 
     Ok(points)
 }
 
-/// Demand at `at` by linear interpolation (traces are coarser than decision ticks).
-pub fn demand_at(points: &[Point], at: Timestamp) -> f64 {
-    let i = points.partition_point(|p| p.at <= at);
-    match (i.checked_sub(1).map(|j| points[j]), points.get(i)) {
-        (Some(a), Some(b)) => {
-            let f = (at.millis() - a.at.millis()) as f64 / (b.at.millis() - a.at.millis()) as f64;
-            a.demand + f * (b.demand - a.demand)
-        }
-        (Some(a), None) => a.demand,
-        (None, Some(b)) => b.demand,
-        (None, None) => 0.0,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::interpolate;
 
     #[test]
     fn parses_and_interpolates() {
@@ -82,11 +62,11 @@ mod tests {
         assert_eq!(t.len(), 2);
         assert_eq!(t[1].at.millis() - t[0].at.millis(), 1_800_000);
         assert_eq!(
-            demand_at(&t, t[0].at.plus(std::time::Duration::from_secs(900))),
+            interpolate(&t, t[0].at.plus(std::time::Duration::from_secs(900))),
             150.25
         );
         assert_eq!(
-            demand_at(&t, t[1].at.plus(std::time::Duration::from_secs(900))),
+            interpolate(&t, t[1].at.plus(std::time::Duration::from_secs(900))),
             200.5
         );
     }

@@ -310,3 +310,25 @@ proptest! {
         }
     }
 }
+
+fn arb_load_history() -> impl Strategy<Value = Vec<f64>> {
+    prop::collection::vec(0.0f64..40.0, 0..60)
+}
+
+proptest! {
+    #[test]
+    fn prediction_never_goes_below_the_reactive_answer(p in arb_policy(), rs in arb_replicas(), h in arb_history(), loads in arb_load_history(), extra in 0u32..5) {
+        let current = ((rs.len() as u32) + extra).clamp(p.min, p.max);
+        let o = build(current, &rs);
+        let mut h = h;
+        let samples = loads.iter().enumerate().map(|(i, &v)| crate::policy::behavior::LoadSample {
+            at: Timestamp(NOW.0 - (loads.len() - i) as i64 * 300_000), value: v }).collect();
+        h.load.insert("cpu".into(), samples);
+        let reactive = decide(&p, &o, &h, NOW);
+        let mut predictive = p.clone();
+        predictive.predictive.enabled = true;
+        let d = decide(&predictive, &o, &h, NOW);
+        prop_assert!(d.desired >= reactive.desired, "{} < reactive {}", d.desired, reactive.desired);
+        prop_assert!(d.desired <= p.max);
+    }
+}

@@ -1,0 +1,138 @@
+//! Predictive scaling: forecast each metric's demand one horizon ahead and turn it into replicas.
+//!
+//! The forecast is deliberately simple and inspectable:
+//! - seasonal naive: the demand one season before the target instant (a week if the history covers it,
+//!   else a day, else no season);
+//! - plus a linear trend, fitted by least squares over the recent [`TREND_WINDOW`], of what the seasonal
+//!   value misses (or of the demand itself without a season), extrapolated to the target instant;
+//! - plus a safety margin: the 90th percentile of that fit's residuals, so a noisy series asks for more.
+//!
+//! Replicas = ceil(forecast / demand one replica serves at target), kept at the current count when inside
+//! the tolerance band, as a reactive vote would be. The caller takes max(reactive, predicted), so
+//! prediction can only add replicas ahead of demand, never remove them.
+
+use std::time::Duration;
+
+use statrs::statistics::{Data, OrderStatistics};
+
+use super::behavior::{History, LoadSample};
+use super::calc::MetricDetail;
+use super::model::Policy;
+use super::time::Timestamp;
+
+/// Trend fits use the last two hours: long enough to average out minute-level noise, short enough to
+/// follow a ramp.
+pub const TREND_WINDOW: Duration = Duration::from_secs(2 * 3600);
+const DAY: Duration = Duration::from_secs(24 * 3600);
+const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Fewer points than this cannot support a trend line.
+const MIN_POINTS: usize = 3;
+const MARGIN_QUANTILE: f64 = 0.9;
+
+/// Replicas needed one horizon ahead, the max over the metrics that can be forecast; `None` when no
+/// metric has enough history.
+pub fn predict(
+    policy: &Policy,
+    history: &History,
+    metrics: &[MetricDetail],
+    current: u32,
+    now: Timestamp,
+) -> Option<u32> {
+    let target_at = now.plus(policy.predictive.horizon);
+    metrics
+        .iter()
+        .filter_map(|m| {
+            let (load, per_replica) = (m.load?, m.load_per_replica_at_target?);
+            let series = history.load.get(&m.name)?;
+            let forecast = forecast(
+                series,
+                LoadSample {
+                    at: now,
+                    value: load,
+                },
+                target_at,
+            )?;
+            let ratio = forecast / (per_replica * f64::from(current));
+            if policy.tolerance.contains(ratio) {
+                Some(current)
+            } else {
+                Some(
+                    (forecast / per_replica)
+                        .ceil()
+                        .clamp(0.0, f64::from(u32::MAX)) as u32,
+                )
+            }
+        })
+        .max()
+}
+
+/// Demand forecast at `target_at` from `series` (oldest first) and the latest observation.
+pub fn forecast(series: &[LoadSample], latest: LoadSample, target_at: Timestamp) -> Option<f64> {
+    let mut points: Vec<LoadSample> = series
+        .iter()
+        .copied()
+        .filter(|s| s.at < latest.at)
+        .collect();
+    points.push(latest);
+    let window_start = latest.at.minus(TREND_WINDOW);
+    let first = points.first()?.at;
+    // A season is usable when its lag reaches back into the history for the whole trend window.
+    let season = [WEEK, DAY]
+        .into_iter()
+        .find(|s| first <= window_start.minus(*s));
+    let recent: Vec<LoadSample> = points
+        .iter()
+        .copied()
+        .filter(|p| p.at >= window_start)
+        .collect();
+    if recent.len() < MIN_POINTS {
+        return None;
+    }
+    // What the trend has to explain: the demand itself, or what the seasonal value misses.
+    let baseline = |at: Timestamp| season.map_or(0.0, |s| interpolate(&points, at.minus(s)));
+    let xs: Vec<f64> = recent.iter().map(|p| hours(p.at, latest.at)).collect();
+    let ys: Vec<f64> = recent.iter().map(|p| p.value - baseline(p.at)).collect();
+    let (intercept, slope) = least_squares(&xs, &ys)?;
+    let residuals: Vec<f64> = xs
+        .iter()
+        .zip(&ys)
+        .map(|(x, y)| y - (intercept + slope * x))
+        .collect();
+    let margin = Data::new(residuals).quantile(MARGIN_QUANTILE).max(0.0);
+    let trend = intercept + slope * hours(target_at, latest.at);
+    Some((baseline(target_at) + trend + margin).max(0.0))
+}
+
+fn hours(at: Timestamp, origin: Timestamp) -> f64 {
+    (at.millis() - origin.millis()) as f64 / 3_600_000.0
+}
+
+/// Linear interpolation in a series sorted by time, held flat beyond its ends.
+pub fn interpolate(points: &[LoadSample], at: Timestamp) -> f64 {
+    let i = points.partition_point(|p| p.at <= at);
+    match (i.checked_sub(1).map(|j| points[j]), points.get(i)) {
+        (Some(a), Some(b)) => {
+            let f = (at.millis() - a.at.millis()) as f64 / (b.at.millis() - a.at.millis()) as f64;
+            a.value + f * (b.value - a.value)
+        }
+        (Some(p), None) => p.value,
+        (None, Some(p)) => p.value,
+        (None, None) => 0.0,
+    }
+}
+
+/// Ordinary least squares y = a + b·x (statrs has no regression); `None` when x has no spread.
+fn least_squares(xs: &[f64], ys: &[f64]) -> Option<(f64, f64)> {
+    let n = xs.len() as f64;
+    let (mx, my) = (xs.iter().sum::<f64>() / n, ys.iter().sum::<f64>() / n);
+    let sxx: f64 = xs.iter().map(|x| (x - mx).powi(2)).sum();
+    if sxx <= f64::EPSILON {
+        return None;
+    }
+    let sxy: f64 = xs.iter().zip(ys).map(|(x, y)| (x - mx) * (y - my)).sum();
+    let slope = sxy / sxx;
+    Some((my - slope * mx, slope))
+}
+
+#[cfg(test)]
+mod tests;
