@@ -311,3 +311,45 @@ fn unreadable_cgroupfs_falls_back_to_the_stats_api() {
         "logged once:\n{logs}"
     );
 }
+
+#[test]
+fn swarm_tasks_carry_service_task_and_slot() {
+    support::ensure_swarm();
+    let service = support::unique("swarmsvc");
+    let _svc = support::Service::create(&service, 2, &[]);
+    let p = Plimsoll::start("collect", &["--interval", "500ms"]);
+    p.wait_for("two tasks of the service", Duration::from_secs(30), |p| {
+        p.json("/api/v1/containers")
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["service"] == service.as_str())
+            .count()
+            == 2
+    });
+    let containers = p.json("/api/v1/containers");
+    let mut slots: Vec<String> = containers
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["service"] == service.as_str())
+        .map(|c| {
+            assert!(
+                c["swarm_task_id"].as_str().is_some_and(|t| t.len() > 10),
+                "{c}"
+            );
+            c["swarm_slot"].as_str().unwrap().to_string()
+        })
+        .collect();
+    slots.sort();
+    assert_eq!(slots, vec!["1", "2"]);
+    p.wait_for("task labels in /metrics", Duration::from_secs(5), |p| {
+        p.get("/metrics").is_ok_and(|(_, b)| {
+            b.lines().any(|l| {
+                l.starts_with("container_cpu_usage_seconds_total{")
+                    && l.contains(&format!("service=\"{service}\",task=\""))
+                    && l.contains(",slot=\"2\"}")
+            })
+        })
+    });
+}

@@ -13,7 +13,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::kernel::Pressure;
-use crate::procfile::{is_vanished, KeptFile};
+use crate::procfile::{is_vanished, KeptFile, ReadBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
@@ -191,7 +191,7 @@ impl ContainerCgroup {
     /// files are returned with the rest of the sample filled in, for the caller to count.
     pub fn read(
         &self,
-        buf: &mut Vec<u8>,
+        buf: &mut ReadBuf,
         out: &mut CgroupSample,
         failures: &mut Vec<CgroupError>,
     ) -> Result<(), CgroupError> {
@@ -218,7 +218,7 @@ impl ContainerCgroup {
 
 /// Shared by both hierarchies: reads one optional kept-open file and sorts its failure.
 struct Reader<'a> {
-    buf: &'a mut Vec<u8>,
+    buf: &'a mut ReadBuf,
     failures: &'a mut Vec<CgroupError>,
 }
 

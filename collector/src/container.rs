@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::cgroup::{CgroupSample, CgroupSpec, ContainerCgroup};
 use crate::host::put_net;
 use crate::kernel::NetCounters;
-use crate::procfile::KeptFile;
+use crate::procfile::{KeptFile, ReadBuf};
 use crate::store::{
     EntityId, EntityWriter, FamilyDesc, Kind, Labels, MetricId, Scale, SeriesCursor, Store,
 };
@@ -232,7 +232,7 @@ pub struct Tracked {
     pub entity: EntityId,
     pub cursor: SeriesCursor,
     pub net: Option<KeptFile>,
-    pub net_buf: Vec<u8>,
+    pub net_buf: ReadBuf,
     /// Interfaces as the stats API reported them (fallback mode only).
     pub stats_net: Vec<(String, NetCounters)>,
     pub sample: CgroupSample,

@@ -8,7 +8,7 @@ use std::io;
 use std::path::Path;
 
 use crate::kernel::{self, NetCounters};
-use crate::procfile::{fields, parse_u64, KeptFile};
+use crate::procfile::{fields, parse_u64, KeptFile, ReadBuf};
 use crate::store::{EntityId, FamilyDesc, Kind, MetricId, Scale, SeriesCursor, Store};
 use crate::telemetry::{ErrorKind, SampleFailed};
 
@@ -274,7 +274,7 @@ pub struct HostSampler {
     devices: HashMap<(u32, u32), String>,
     entity: EntityId,
     cursor: SeriesCursor,
-    buf: Vec<u8>,
+    buf: ReadBuf,
     cpu_label: Vec<String>,
 }
 
@@ -321,7 +321,7 @@ impl HostSampler {
             devices: HashMap::new(),
             entity,
             cursor: SeriesCursor::default(),
-            buf: Vec::with_capacity(16 << 10),
+            buf: ReadBuf::with_capacity(16 << 10),
             cpu_label: Vec::new(),
         }
     }
@@ -347,7 +347,7 @@ impl HostSampler {
             cpu_label,
         } = self;
         let mut w = store.writer(*entity, cursor, ts);
-        let read = |f: &Option<KeptFile>, buf: &mut Vec<u8>| -> bool {
+        let read = |f: &Option<KeptFile>, buf: &mut ReadBuf| -> bool {
             let Some(f) = f else { return false };
             match f.read(buf) {
                 Ok(_) => true,
@@ -362,7 +362,7 @@ impl HostSampler {
             }
         };
         if read(&files.stat, buf) {
-            for line in buf.split(|c| *c == b'\n') {
+            for line in buf.content().split(|c| *c == b'\n') {
                 let mut it = fields(line);
                 let Some(key) = it.next() else { continue };
                 if let Some(n) = key.strip_prefix(b"cpu").filter(|n| !n.is_empty()) {
@@ -395,7 +395,7 @@ impl HostSampler {
             }
         }
         if read(&files.meminfo, buf) {
-            for line in buf.split(|c| *c == b'\n') {
+            for line in buf.content().split(|c| *c == b'\n') {
                 let Some(colon) = line.iter().position(|c| *c == b':') else {
                     continue;
                 };
@@ -419,7 +419,7 @@ impl HostSampler {
             }
         }
         if read(&files.diskstats, buf) {
-            for line in buf.split(|c| *c == b'\n') {
+            for line in buf.content().split(|c| *c == b'\n') {
                 let f: Vec<&[u8]> = fields(line).take(14).collect();
                 if f.len() < 14 {
                     continue;
@@ -445,12 +445,12 @@ impl HostSampler {
             }
         }
         if read(&files.net_dev, buf) {
-            for (dev, c) in kernel::net_dev(buf) {
+            for (dev, c) in kernel::net_dev(buf.content()) {
                 put_net(&mut |m, v| w.put(m, &[("device", dev)], v), &fams.net, &c);
             }
         }
         if read(&files.loadavg, buf) {
-            for (metric, f) in fams.load.iter().zip(fields(buf)) {
+            for (metric, f) in fams.load.iter().zip(fields(buf.content())) {
                 if let Some(v) = parse_centi(f) {
                     w.put(*metric, &[], v);
                 }
@@ -458,7 +458,7 @@ impl HostSampler {
         }
         for (file, (waiting, stalled)) in files.pressure.iter().zip(fams.pressure) {
             if read(file, buf) {
-                let p = kernel::pressure(buf);
+                let p = kernel::pressure(buf.content());
                 if let Some(v) = p.some_us {
                     w.put(waiting, &[], v as i64);
                 }

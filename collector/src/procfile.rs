@@ -28,31 +28,51 @@ impl KeptFile {
         &self.path
     }
 
-    /// Reads the whole current content into `buf` (cleared first) and returns it.
-    pub fn read<'b>(&self, buf: &'b mut Vec<u8>) -> io::Result<&'b [u8]> {
-        buf.clear();
-        if buf.capacity() < 4096 {
-            buf.reserve(4096);
-        }
+    /// Reads the whole current content in one `pread` at offset 0 (a kernel file is regenerated per
+    /// read, so a bigger file is read again whole with a bigger buffer, never continued).
+    pub fn read<'b>(&self, buf: &'b mut ReadBuf) -> io::Result<&'b [u8]> {
+        buf.len = 0;
         loop {
-            let len = buf.len();
-            let cap = buf.capacity();
-            buf.resize(cap, 0);
-            let n = self.file.read_at(&mut buf[len..], len as u64);
-            match n {
-                Ok(n) => {
-                    buf.truncate(len + n);
-                    if n == 0 || buf.len() < cap {
-                        return Ok(&buf[..]);
-                    }
-                    buf.reserve(cap);
-                }
-                Err(e) => {
-                    buf.truncate(len);
-                    return Err(e);
-                }
+            let n = self.file.read_at(&mut buf.data, 0)?;
+            if n < buf.data.len() {
+                buf.len = n;
+                return Ok(&buf.data[..n]);
             }
+            let grown = buf.data.len() * 2;
+            buf.data.resize(grown, 0);
         }
+    }
+}
+
+/// A scratch buffer for [`KeptFile::read`]. It stays at its full, zeroed length, so that re-reading
+/// does not clear memory every time.
+#[derive(Debug, Clone)]
+pub struct ReadBuf {
+    data: Vec<u8>,
+    len: usize,
+}
+
+impl ReadBuf {
+    pub fn with_capacity(bytes: usize) -> Self {
+        Self {
+            data: vec![0; bytes.max(64)],
+            len: 0,
+        }
+    }
+
+    /// What the last read returned (empty after a failed read).
+    pub fn content(&self) -> &[u8] {
+        &self.data[..self.len]
+    }
+
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+}
+
+impl Default for ReadBuf {
+    fn default() -> Self {
+        Self::with_capacity(4096)
     }
 }
 
@@ -128,7 +148,7 @@ mod tests {
         let p = dir.path().join("f");
         std::fs::write(&p, "1\n").unwrap();
         let f = KeptFile::open(&p).unwrap();
-        let mut buf = Vec::new();
+        let mut buf = ReadBuf::with_capacity(64);
         assert_eq!(f.read(&mut buf).unwrap(), b"1\n");
         let big = "x".repeat(10_000);
         std::fs::write(&p, &big).unwrap();

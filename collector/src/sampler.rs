@@ -17,7 +17,7 @@ use crate::cgroup::{CgroupError, CgroupLayout, CgroupSample, CgroupSpec};
 use crate::container::{ContainerInfo, Families, Source, Tracked};
 use crate::host::HostSampler;
 use crate::kernel::{self, NetCounters};
-use crate::procfile::KeptFile;
+use crate::procfile::{KeptFile, ReadBuf};
 use crate::store::{EntityId, Millis, SeriesCursor, Store};
 use crate::telemetry::{ErrorKind, PassCompleted, SampleFailed};
 
@@ -86,7 +86,7 @@ pub struct Sampler {
     proc_root: PathBuf,
     stats_requests: Option<tokio::sync::mpsc::UnboundedSender<StatsRequest>>,
     fallback_logged: bool,
-    buf: Vec<u8>,
+    buf: ReadBuf,
     failures: Vec<CgroupError>,
     vanished: Vec<String>,
 }
@@ -119,7 +119,7 @@ impl Sampler {
             proc_root,
             stats_requests,
             fallback_logged: false,
-            buf: Vec::with_capacity(8 << 10),
+            buf: ReadBuf::with_capacity(8 << 10),
             failures: Vec::new(),
             vanished: Vec::new(),
         }
@@ -231,7 +231,7 @@ impl Sampler {
                 entity,
                 cursor: SeriesCursor::default(),
                 net,
-                net_buf: Vec::new(),
+                net_buf: ReadBuf::with_capacity(1024),
                 stats_net: Vec::new(),
                 sample: CgroupSample::default(),
                 fresh: false,
@@ -280,9 +280,8 @@ impl Sampler {
             }
             t.net_buf.clear();
             if let Some(f) = &t.net {
-                if f.read(&mut t.net_buf).is_err() {
-                    t.net_buf.clear();
-                }
+                // A failed read leaves the buffer empty: no interfaces this pass.
+                let _ = f.read(&mut t.net_buf);
             }
         }
         for id in std::mem::take(&mut self.vanished) {
@@ -302,7 +301,7 @@ impl Sampler {
                 continue;
             }
             let mut w = st.store.writer(t.entity, &mut t.cursor, now);
-            let net = kernel::net_dev(&t.net_buf)
+            let net = kernel::net_dev(t.net_buf.content())
                 .chain(t.stats_net.iter().map(|(n, c)| (n.as_str(), *c)));
             self.fams.write(&mut w, &t.sample, &t.spec, net, &device);
         }

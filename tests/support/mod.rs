@@ -225,3 +225,53 @@ pub fn http_request(
         .unwrap_or_default();
     Ok((code, body))
 }
+
+/// Makes this engine a single-node Swarm manager if it is not in a swarm yet.
+pub fn ensure_swarm() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let state = docker_ok(&["info", "--format", "{{.Swarm.LocalNodeState}}"]);
+        if state != "active" {
+            docker_ok(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
+        }
+    });
+}
+
+/// A Swarm service of the test image, removed when dropped.
+pub struct Service {
+    pub name: String,
+}
+
+impl Service {
+    /// `docker service create --detach --replicas N --name NAME [flags] IMAGE sleep 100000`.
+    pub fn create(name: &str, replicas: u32, flags: &[&str]) -> Service {
+        ensure_image();
+        ensure_swarm();
+        let _ = docker(&["service", "rm", name]);
+        let replicas = replicas.to_string();
+        let mut args = vec![
+            "service",
+            "create",
+            "--detach",
+            "--no-resolve-image",
+            "--name",
+            name,
+            "--replicas",
+            &replicas,
+            "--stop-grace-period",
+            "1s",
+        ];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&[IMAGE, "sleep", "100000"]);
+        docker_ok(&args);
+        Service {
+            name: name.to_string(),
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = docker(&["service", "rm", &self.name]);
+    }
+}

@@ -126,7 +126,12 @@ mod kernel_pressure {
 fn read(cg: &ContainerCgroup) -> CgroupSample {
     let mut out = CgroupSample::default();
     let mut failures = Vec::new();
-    cg.read(&mut Vec::new(), &mut out, &mut failures).unwrap();
+    cg.read(
+        &mut crate::procfile::ReadBuf::default(),
+        &mut out,
+        &mut failures,
+    )
+    .unwrap();
     assert!(failures.is_empty(), "{failures:?}");
     out
 }
