@@ -20,7 +20,7 @@ fn service(i: usize, policy: &Policy) -> (Observation, History) {
             let used = 0.2 + ((i * 31 + r * 17) % 100) as f64 / 100.0;
             ReplicaObservation {
                 id: format!("s{i}-r{r}"),
-                ready: r != 0 || i % 5 != 0,
+                ready: r != 0 || !i.is_multiple_of(5),
                 metrics: [
                     (
                         "cpu".to_string(),
