@@ -13,6 +13,11 @@
 //!     history.record(&policy, &decision, now);
 //! ```
 //!
+//! The loop, not [`decide`], applies three settings of [`Policy`]: `fallback` (after `after` consecutive
+//! ticks whose metrics could not be read, scale to `replicas`), `initialization` (mark replicas started
+//! less than this ago as not ready in the [`Observation`]) and `interval` (this service's tick period,
+//! else the loop's own).
+//!
 //! [`decide`] reads nothing but its arguments: the same inputs give the same [`Decision`], which is what
 //! makes scenario tests and `plimsoll simulate` trustworthy. Semantics mirror the Kubernetes HPA
 //! (`replica_calculator.go` for metric votes, `horizontal.go` for behavior); see each module.
@@ -35,8 +40,9 @@ pub use calc::{MetricDetail, MetricStatus};
 pub use decide::{decide, recommend, Decision, Reason};
 pub use labels::{merge_file_and_labels, policy_from_labels, Conflict};
 pub use model::{
-    Behavior, MetricSpec, Policy, Predictive, RateLimit, RatePolicy, ScalingRules, Select, Target,
-    Tolerance, DEFAULT_HORIZON, DEFAULT_SCALE_DOWN_STABILIZATION, DEFAULT_TOLERANCE,
+    Behavior, Fallback, MetricSpec, Policy, Predictive, RateLimit, RatePolicy, ScalingRules,
+    Select, Target, Tolerance, DEFAULT_HORIZON, DEFAULT_SCALE_DOWN_STABILIZATION,
+    DEFAULT_TOLERANCE, MAX_INTERVAL, MIN_INTERVAL,
 };
 pub use observation::{Observation, ReplicaObservation, Sample};
 pub use parse::{parse_policy, Diagnostic, Location, PolicyError};

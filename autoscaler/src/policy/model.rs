@@ -11,6 +11,11 @@ pub const DEFAULT_TOLERANCE: f64 = 0.1;
 pub const DEFAULT_SCALE_DOWN_STABILIZATION: Duration = Duration::from_secs(300);
 /// Default prediction horizon when `predictive` is given without one.
 pub const DEFAULT_HORIZON: Duration = Duration::from_secs(600);
+/// Shortest per-policy decision interval: below this, metric samples barely change between ticks.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+/// Longest per-policy decision interval: beyond this, the behavior windows (15 s periods, 300 s
+/// stabilization) no longer mean what they say.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(300);
 
 /// One autoscaling policy for one service.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -23,6 +28,49 @@ pub struct Policy {
     pub metrics: Vec<MetricSpec>,
     pub behavior: Behavior,
     pub predictive: Predictive,
+    /// What to do when the metric source keeps failing; `None`: keep the current replica count.
+    pub fallback: Option<Fallback>,
+    /// A replica whose container started less than this ago counts as not ready (the HPA's initial
+    /// readiness delay), so that start-up CPU bursts do not trigger scale-ups. Zero by default.
+    #[serde(serialize_with = "serialize_duration")]
+    pub initialization: Duration,
+    /// Decision interval for this service; `None`: the control loop's global interval.
+    #[serde(serialize_with = "serialize_optional_duration")]
+    pub interval: Option<Duration>,
+}
+
+/// KEDA-style fallback: after `after` consecutive ticks whose metrics could not be read, scale to
+/// `replicas` (within the policy's bounds). Applied by the control loop; the decision core never sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Fallback {
+    pub replicas: u32,
+    /// Consecutive failed ticks, at least 1.
+    pub after: u32,
+}
+
+/// Why a fallback replica count is out of the policy's bounds (shared by files and labels).
+pub(crate) fn check_fallback_replicas(replicas: u32, min: u32, max: u32) -> Result<(), String> {
+    if (min..=max).contains(&replicas) {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be within min..=max ({min}..={max}), got {replicas}"
+        ))
+    }
+}
+
+/// Why an interval is out of [`MIN_INTERVAL`]..=[`MAX_INTERVAL`] (shared by files and labels).
+pub(crate) fn check_interval(interval: Duration) -> Result<(), String> {
+    if (MIN_INTERVAL..=MAX_INTERVAL).contains(&interval) {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be between {} and {}, got {}",
+            humantime::format_duration(MIN_INTERVAL),
+            humantime::format_duration(MAX_INTERVAL),
+            humantime::format_duration(interval)
+        ))
+    }
 }
 
 /// Band around a ratio of 1.0 inside which the replica count is kept: `1 - down <= ratio <= 1 + up`
@@ -211,4 +259,14 @@ impl Default for Predictive {
 
 fn serialize_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&humantime::format_duration(*d).to_string())
+}
+
+fn serialize_optional_duration<S: serde::Serializer>(
+    d: &Option<Duration>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => serialize_duration(d, s),
+        None => s.serialize_none(),
+    }
 }

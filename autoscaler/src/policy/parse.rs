@@ -11,8 +11,8 @@ use std::time::Duration;
 use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
 
 use super::model::{
-    Behavior, MetricSpec, Policy, Predictive, RateLimit, RatePolicy, ScalingRules, Select, Target,
-    Tolerance,
+    check_fallback_replicas, check_interval, Behavior, Fallback, MetricSpec, Policy, Predictive,
+    RateLimit, RatePolicy, ScalingRules, Select, Target, Tolerance,
 };
 
 /// Where a problem was found: a position in a file, or a Docker label.
@@ -289,6 +289,9 @@ impl Decoder {
             "metrics",
             "behavior",
             "predictive",
+            "fallback",
+            "initialization",
+            "interval",
         ];
         let f = self.mapping(node, "policy", FIELDS)?;
         let service = self
@@ -319,6 +322,19 @@ impl Decoder {
             Some(n) => self.predictive(n),
             None => Some(Predictive::default()),
         };
+        let fallback = match f.get("fallback") {
+            // Bounds are checked only once both are known, so a bad min or max is not reported twice.
+            Some(n) => self.fallback(n, min.zip(max)).map(Some),
+            None => Some(None),
+        };
+        let initialization = match f.get("initialization") {
+            Some(n) => self.duration(n, "initialization", true),
+            None => Some(Duration::ZERO),
+        };
+        let interval = match f.get("interval") {
+            Some(n) => self.interval(n).map(Some),
+            None => Some(None),
+        };
         Some(Policy {
             service: service?,
             min: min?,
@@ -327,7 +343,39 @@ impl Decoder {
             metrics: metrics?,
             behavior: behavior?,
             predictive: predictive?,
+            fallback: fallback?,
+            initialization: initialization?,
+            interval: interval?,
         })
+    }
+
+    fn fallback(&mut self, node: &Node, bounds: Option<(u32, u32)>) -> Option<Fallback> {
+        let f = self.mapping(node, "fallback", &["replicas", "after"])?;
+        let replicas_node = self.required(&f, "replicas", "fallback");
+        let replicas = replicas_node.and_then(|n| self.integer(n, "fallback.replicas", 1));
+        if let (Some(r), Some(n), Some((min, max))) = (replicas, replicas_node, bounds) {
+            if let Err(e) = check_fallback_replicas(r, min, max) {
+                self.error(n, format!("fallback.replicas: {e}"));
+            }
+        }
+        let after = self
+            .required(&f, "after", "fallback")
+            .and_then(|n| self.integer(n, "fallback.after (failed ticks)", 1));
+        Some(Fallback {
+            replicas: replicas?,
+            after: after?,
+        })
+    }
+
+    fn interval(&mut self, node: &Node) -> Option<Duration> {
+        let d = self.duration(node, "interval", true)?;
+        match check_interval(d) {
+            Ok(()) => Some(d),
+            Err(e) => {
+                self.error(node, format!("interval: {e}"));
+                None
+            }
+        }
     }
 
     fn tolerance_value(&mut self, node: &Node, what: &str) -> Option<f64> {

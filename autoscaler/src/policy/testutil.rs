@@ -1,6 +1,7 @@
 //! Builders shared by the policy unit tests.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use super::model::{Behavior, MetricSpec, Policy, Predictive, Target, Tolerance};
 use super::observation::{Observation, ReplicaObservation, Sample};
@@ -20,6 +21,9 @@ pub fn policy(min: u32, max: u32, metrics: &[(&str, Target)]) -> Policy {
             .collect(),
         behavior: Behavior::hpa_default(),
         predictive: Predictive::default(),
+        fallback: None,
+        initialization: Duration::ZERO,
+        interval: None,
     }
 }
 

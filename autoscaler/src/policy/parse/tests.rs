@@ -52,6 +52,15 @@ fn example_policy_parses_with_every_field() {
             horizon: Duration::from_secs(600)
         }
     );
+    assert_eq!(
+        p.fallback,
+        Some(Fallback {
+            replicas: 4,
+            after: 3
+        })
+    );
+    assert_eq!(p.initialization, Duration::from_secs(30));
+    assert_eq!(p.interval, Some(Duration::from_secs(15)));
 }
 
 #[test]
@@ -190,5 +199,74 @@ fn empty_and_non_mapping_documents() {
     assert_eq!(
         errors("- 1\n"),
         vec!["p.yaml:1:1: policy: expected a mapping"]
+    );
+}
+
+#[test]
+fn fallback_initialization_and_interval_parse_and_default() {
+    let base =
+        "service: w\nmin: 2\nmax: 10\nmetrics: [ { name: cpu, target: { utilization: 50 } } ]\n";
+    let p = parse_policy("p.yaml", base).unwrap();
+    assert_eq!(
+        (p.fallback, p.initialization, p.interval),
+        (None, Duration::ZERO, None)
+    );
+    let text =
+        format!("{base}fallback: {{ replicas: 4, after: 3 }}\ninitialization: 30s\ninterval: 5s\n");
+    let p = parse_policy("p.yaml", &text).unwrap();
+    assert_eq!(
+        p.fallback,
+        Some(Fallback {
+            replicas: 4,
+            after: 3
+        })
+    );
+    assert_eq!(p.initialization, Duration::from_secs(30));
+    assert_eq!(p.interval, Some(Duration::from_secs(5)));
+}
+
+#[test]
+fn fallback_initialization_and_interval_errors_have_positions() {
+    let text = "\
+service: w
+min: 2
+max: 10
+metrics: [ { name: cpu, target: { utilization: 50 } } ]
+fallback: { replicas: 11, after: 0, colour: red }
+initialization: 30
+interval: 50ms
+";
+    assert_eq!(
+        errors(text),
+        vec![
+            "p.yaml:5:23: fallback.replicas: must be within min..=max (2..=10), got 11",
+            "p.yaml:5:34: fallback.after (failed ticks): must be an integer >= 1, got 0",
+            "p.yaml:5:37: fallback: unknown field `colour`, expected one of: replicas, after",
+            "p.yaml:6:17: initialization: a duration needs a unit, e.g. 15s, 5m or 250ms",
+            "p.yaml:7:11: interval: must be between 100ms and 5m, got 50ms",
+        ]
+    );
+    let errs = errors(
+        "service: w\nmin: 1\nmax: 2\nmetrics: [ { name: cpu, target: { utilization: 50 } } ]\n\
+         fallback: { replicas: 1 }\ninterval: 6m\n",
+    );
+    assert_eq!(
+        errs,
+        vec![
+            "p.yaml:5:11: fallback: missing field `after`",
+            "p.yaml:6:11: interval: must be between 100ms and 5m, got 6m",
+        ]
+    );
+}
+
+#[test]
+fn fallback_bounds_are_not_rechecked_when_min_or_max_is_invalid() {
+    let errs = errors(
+        "service: w\nmin: 0\nmax: 2\nmetrics: [ { name: cpu, target: { utilization: 50 } } ]\n\
+         fallback: { replicas: 9, after: 1 }\n",
+    );
+    assert_eq!(
+        errs,
+        vec!["p.yaml:2:6: min: must be an integer >= 1, got 0"]
     );
 }
