@@ -245,6 +245,11 @@ pub struct Service {
 impl Service {
     /// `docker service create --detach --replicas N --name NAME [flags] IMAGE sleep 100000`.
     pub fn create(name: &str, replicas: u32, flags: &[&str]) -> Service {
+        Service::create_cmd(name, replicas, flags, &["sleep", "100000"])
+    }
+
+    /// A service of the test image running a busybox command.
+    pub fn create_cmd(name: &str, replicas: u32, flags: &[&str], cmd: &[&str]) -> Service {
         ensure_image();
         ensure_swarm();
         let _ = docker(&["service", "rm", name]);
@@ -262,7 +267,8 @@ impl Service {
             "1s",
         ];
         args.extend_from_slice(flags);
-        args.extend_from_slice(&[IMAGE, "sleep", "100000"]);
+        args.push(IMAGE);
+        args.extend_from_slice(cmd);
         docker_ok(&args);
         Service {
             name: name.to_string(),
@@ -273,5 +279,69 @@ impl Service {
 impl Drop for Service {
     fn drop(&mut self) {
         let _ = docker(&["service", "rm", &self.name]);
+    }
+}
+
+/// A unix-socket proxy in front of the Docker engine that a test can cut and restore, to make the
+/// engine unreachable for a while without stopping it for everyone else.
+pub struct DockerProxy {
+    pub socket: PathBuf,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<std::os::unix::net::UnixStream>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl DockerProxy {
+    pub fn start() -> DockerProxy {
+        use std::os::unix::net::{UnixListener, UnixStream};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("docker.sock");
+        let listener = UnixListener::bind(&socket).unwrap();
+        let up = Arc::new(AtomicBool::new(true));
+        let conns: Arc<Mutex<Vec<UnixStream>>> = Arc::new(Mutex::new(Vec::new()));
+        let (up2, conns2) = (up.clone(), conns.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                if !up2.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let Ok(engine) = UnixStream::connect("/var/run/docker.sock") else {
+                    continue;
+                };
+                let mut c = conns2.lock().unwrap();
+                c.push(client.try_clone().unwrap());
+                c.push(engine.try_clone().unwrap());
+                drop(c);
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), engine.try_clone().unwrap()),
+                    (engine, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        DockerProxy {
+            socket,
+            up,
+            conns,
+            _dir: dir,
+        }
+    }
+
+    /// Cutting also closes every open connection, as an engine restart would.
+    pub fn set_up(&self, up: bool) {
+        self.up.store(up, std::sync::atomic::Ordering::SeqCst);
+        if !up {
+            for c in self.conns.lock().unwrap().drain(..) {
+                let _ = c.shutdown(std::net::Shutdown::Both);
+            }
+        }
     }
 }

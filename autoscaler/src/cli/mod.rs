@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 mod check;
 mod collect;
 mod decide;
+mod run;
 mod simulate;
 
 #[derive(Debug, Parser)]
@@ -33,6 +34,8 @@ enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Sample this Docker host and autoscale the services that policies name (the embedded default).
+    Run(run::RunArgs),
     /// Sample host and container metrics and serve them on /metrics and the JSON API.
     Collect(collect::CollectArgs),
     /// Validate policy files; exit 0 if all are valid, 1 otherwise.
@@ -48,6 +51,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     match cli.command {
+        Command::Run(args) => run::run(args),
         Command::Collect(args) => collect::run(args),
         Command::Check(args) => check::run(args),
         Command::Decide(args) => decide::run(args),

@@ -1,0 +1,136 @@
+//! Every decision explained: a record kept in a ring per service for the API, a JSON log line, and
+//! the autoscaler's metrics.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::plan::Cause;
+use super::target::TargetId;
+use crate::policy::{MetricDetail, Timestamp};
+
+pub const DESIRED: &str = "plimsoll_desired_replicas";
+pub const CURRENT: &str = "plimsoll_current_replicas";
+pub const SCALE_EVENTS: &str = "plimsoll_scale_events_total";
+pub const DECISIONS: &str = "plimsoll_decisions_total";
+pub const DECISION_DURATION: &str = "plimsoll_decision_duration_seconds";
+pub const CONVERGENCE: &str = "plimsoll_convergence_seconds";
+
+/// Records kept per service for `GET /api/v1/decisions`.
+const RING: usize = 200;
+
+pub fn describe() {
+    metrics::describe_gauge!(DESIRED, "Replicas the autoscaler wants for the service.");
+    metrics::describe_gauge!(CURRENT, "Replicas the service is asked to run.");
+    metrics::describe_counter!(
+        SCALE_EVENTS,
+        "Scale actions taken, by direction and reason."
+    );
+    metrics::describe_counter!(DECISIONS, "Decisions made, by reason (holds included).");
+    metrics::describe_histogram!(
+        DECISION_DURATION,
+        metrics::Unit::Seconds,
+        "Time to observe, plan and act for one target."
+    );
+    metrics::describe_histogram!(
+        CONVERGENCE,
+        metrics::Unit::Seconds,
+        "Time from a scale action until the service runs the new count."
+    );
+}
+
+/// What the loop did with a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Nothing to do.
+    None,
+    /// The actuator was asked for the new count.
+    Scaled,
+    /// `--dry-run`: the action was decided and logged, not taken.
+    DryRun,
+    /// The actuator failed; the loop backs off.
+    Failed,
+}
+
+/// One tick of one target, as the API and the logs show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DecisionRecord {
+    pub at: Timestamp,
+    pub target: String,
+    pub service: String,
+    pub current: u32,
+    pub desired: u32,
+    pub reason: Cause,
+    pub action: Action,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recommendation: Option<u32>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<MetricDetail>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl DecisionRecord {
+    /// Logs (actions at info, no-ops at debug) and counts this record.
+    pub fn emit(&self, target: &TargetId, duration: Duration) {
+        let service = target.service().to_string();
+        metrics::counter!(DECISIONS, "service" => service.clone(), "reason" => self.reason.as_str()).increment(1);
+        metrics::histogram!(DECISION_DURATION).record(duration.as_secs_f64());
+        metrics::gauge!(DESIRED, "service" => service.clone()).set(f64::from(self.desired));
+        metrics::gauge!(CURRENT, "service" => service.clone()).set(f64::from(self.current));
+        if self.action == Action::Scaled {
+            let direction = if self.desired > self.current {
+                "up"
+            } else if self.desired < self.current {
+                "down"
+            } else {
+                "converge"
+            };
+            metrics::counter!(SCALE_EVENTS, "service" => service, "direction" => direction, "reason" => self.reason.as_str()).increment(1);
+        }
+        let json = serde_json::to_string(self).unwrap_or_default();
+        match self.action {
+            Action::None => {
+                tracing::debug!(target: "plimsoll::decision", decision = %json, "no change")
+            }
+            Action::Failed => {
+                tracing::warn!(target: "plimsoll::decision", decision = %json, "scale failed")
+            }
+            _ => tracing::info!(target: "plimsoll::decision", decision = %json, "scale"),
+        }
+    }
+}
+
+/// Recent decisions per service.
+#[derive(Debug, Default)]
+pub struct DecisionLog {
+    rings: Mutex<HashMap<String, VecDeque<DecisionRecord>>>,
+}
+
+impl DecisionLog {
+    pub fn push(&self, r: DecisionRecord) {
+        let mut rings = self.rings.lock().expect("decision log lock");
+        let ring = rings.entry(r.service.clone()).or_default();
+        if ring.len() == RING {
+            ring.pop_front();
+        }
+        ring.push_back(r);
+    }
+
+    /// Oldest first; all services when `service` is None.
+    pub fn recent(&self, service: Option<&str>) -> Vec<DecisionRecord> {
+        let rings = self.rings.lock().expect("decision log lock");
+        let mut out: Vec<DecisionRecord> = match service {
+            Some(s) => rings
+                .get(s)
+                .map(|r| r.iter().cloned().collect())
+                .unwrap_or_default(),
+            None => rings.values().flat_map(|r| r.iter().cloned()).collect(),
+        };
+        out.sort_by_key(|r| r.at);
+        out
+    }
+}

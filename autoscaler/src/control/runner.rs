@@ -1,0 +1,485 @@
+//! The shell of the control loop: discovers targets and their policies, runs one task per target
+//! (so two actions on one target can never overlap), and owns the clock, backoff and the global cap.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::actuator::Actuator;
+use super::explain::{Action, DecisionLog, DecisionRecord};
+use super::plan::{plan, Cause, Hold, Plan, SourceReading};
+use super::source::MetricSource;
+use super::target::{TargetId, TargetInfo};
+use crate::policy::{
+    merge_file_and_labels, parse_policy, policy_from_labels, History, Policy, Target, Timestamp,
+};
+
+#[derive(Debug, Clone)]
+pub struct ControlConfig {
+    /// Default time between two ticks of a target (a policy's `interval` overrides it).
+    pub interval: Duration,
+    /// Decide and log, never act.
+    pub dry_run: bool,
+    /// Actions allowed per minute across all targets.
+    pub max_actions_per_minute: u32,
+    /// How often targets and policy files are listed again.
+    pub discovery_interval: Duration,
+    /// Policy files (*.yaml, *.yml, *.json); None for labels only.
+    pub policies_dir: Option<PathBuf>,
+}
+
+/// Where a target's policy came from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyOrigin {
+    File {
+        path: String,
+    },
+    Labels,
+    /// The file wins; the labels' differing settings are listed in `conflicts`.
+    FileOverLabels {
+        path: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyEntry {
+    pub target: TargetId,
+    pub origin: PolicyOrigin,
+    pub policy: Policy,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<String>,
+}
+
+/// What the loop shares with the API.
+#[derive(Debug)]
+pub struct ControlState {
+    pub policies: RwLock<BTreeMap<TargetId, PolicyEntry>>,
+    /// Paused services, by name.
+    pub paused: RwLock<HashSet<String>>,
+    pub decisions: DecisionLog,
+    actions: Mutex<VecDeque<Instant>>,
+    max_actions_per_minute: u32,
+}
+
+impl ControlState {
+    fn new(max_actions_per_minute: u32) -> Self {
+        Self {
+            policies: RwLock::new(BTreeMap::new()),
+            paused: RwLock::new(HashSet::new()),
+            decisions: DecisionLog::default(),
+            actions: Mutex::new(VecDeque::new()),
+            max_actions_per_minute,
+        }
+    }
+
+    pub fn is_paused(&self, service: &str) -> bool {
+        self.paused.read().expect("paused lock").contains(service)
+    }
+
+    /// Takes one action from the global per-minute budget, if any is left.
+    fn take_action(&self, now: Instant) -> bool {
+        let mut a = self.actions.lock().expect("budget lock");
+        while a
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
+        {
+            a.pop_front();
+        }
+        if a.len() as u32 >= self.max_actions_per_minute {
+            return false;
+        }
+        a.push_back(now);
+        true
+    }
+}
+
+pub struct Controller<A, S> {
+    actuator: Arc<A>,
+    source: Arc<S>,
+    state: Arc<ControlState>,
+    config: ControlConfig,
+}
+
+impl<A: Actuator, S: MetricSource> Controller<A, S> {
+    pub fn new(actuator: A, source: S, config: ControlConfig) -> Self {
+        super::explain::describe();
+        let state = Arc::new(ControlState::new(config.max_actions_per_minute));
+        Self {
+            actuator: Arc::new(actuator),
+            source: Arc::new(source),
+            state,
+            config,
+        }
+    }
+
+    pub fn state(&self) -> Arc<ControlState> {
+        self.state.clone()
+    }
+
+    /// Runs until the task is dropped: lists targets and policies every discovery interval and keeps
+    /// one reconcile task per target that has a policy.
+    pub async fn run(self) {
+        let mut tasks: HashMap<TargetId, (watch::Sender<Policy>, JoinHandle<()>)> = HashMap::new();
+        let mut files = PolicyFiles::default();
+        let mut warned_unreachable = false;
+        loop {
+            let file_policies = match &self.config.policies_dir {
+                Some(dir) => files.load(dir),
+                None => BTreeMap::new(),
+            };
+            match self.actuator.targets().await {
+                Ok(targets) => {
+                    warned_unreachable = false;
+                    let entries = resolve_policies(&targets, &file_policies);
+                    tasks.retain(|id, (_, handle)| {
+                        let keep = entries.contains_key(id);
+                        if !keep {
+                            tracing::info!(target = %id, "target gone or without a policy: stopped");
+                            handle.abort();
+                        }
+                        keep
+                    });
+                    for (id, entry) in &entries {
+                        match tasks.get(id) {
+                            Some((tx, _)) => {
+                                tx.send_if_modified(|p| {
+                                    let changed = *p != entry.policy;
+                                    if changed {
+                                        tracing::info!(target = %id, "policy changed");
+                                        *p = entry.policy.clone();
+                                    }
+                                    changed
+                                });
+                            }
+                            None => {
+                                tracing::info!(target = %id, origin = ?entry.origin, "autoscaling");
+                                let (tx, rx) = watch::channel(entry.policy.clone());
+                                let task = TargetTask {
+                                    id: id.clone(),
+                                    actuator: self.actuator.clone(),
+                                    source: self.source.clone(),
+                                    state: self.state.clone(),
+                                    config: self.config.clone(),
+                                };
+                                tasks.insert(id.clone(), (tx, tokio::spawn(task.run(rx))));
+                            }
+                        }
+                    }
+                    *self.state.policies.write().expect("policies lock") = entries;
+                }
+                Err(e) => {
+                    // Running target tasks keep holding with their own reason; this only delays discovery.
+                    if !warned_unreachable {
+                        tracing::warn!(error = %e, "listing targets failed");
+                        warned_unreachable = true;
+                    }
+                }
+            }
+            tokio::time::sleep(self.config.discovery_interval).await;
+        }
+    }
+}
+
+/// Policies from files (by service name) and labels, for the listed targets. A file wins over labels.
+fn resolve_policies(
+    targets: &[TargetInfo],
+    files: &BTreeMap<String, (String, Policy)>,
+) -> BTreeMap<TargetId, PolicyEntry> {
+    let mut out = BTreeMap::new();
+    for t in targets {
+        let service = t.id.service();
+        let from_labels = t
+            .labels
+            .keys()
+            .any(|k| k.starts_with("plimsoll."))
+            .then(|| policy_from_labels(service, &t.labels));
+        let labels = match from_labels {
+            Some(Ok(p)) => Some(p),
+            Some(Err(e)) => {
+                tracing::warn!(target = %t.id, error = %e, "invalid plimsoll.* labels ignored");
+                None
+            }
+            None => None,
+        };
+        let entry = match (files.get(service), labels) {
+            (Some((path, file)), Some(labels)) => {
+                let (policy, conflicts) = merge_file_and_labels(file.clone(), &labels);
+                let conflicts: Vec<String> = conflicts.iter().map(|c| format!("{c:?}")).collect();
+                if !conflicts.is_empty() {
+                    tracing::info!(target = %t.id, file = %path, ?conflicts, "policy file wins over labels");
+                }
+                PolicyEntry {
+                    target: t.id.clone(),
+                    origin: PolicyOrigin::FileOverLabels { path: path.clone() },
+                    policy,
+                    conflicts,
+                }
+            }
+            (Some((path, file)), None) => PolicyEntry {
+                target: t.id.clone(),
+                origin: PolicyOrigin::File { path: path.clone() },
+                policy: file.clone(),
+                conflicts: Vec::new(),
+            },
+            (None, Some(policy)) => PolicyEntry {
+                target: t.id.clone(),
+                origin: PolicyOrigin::Labels,
+                policy,
+                conflicts: Vec::new(),
+            },
+            (None, None) => continue,
+        };
+        out.insert(t.id.clone(), entry);
+    }
+    out
+}
+
+/// Policy files of a directory, re-read when they change; errors are logged once per change.
+#[derive(Default)]
+struct PolicyFiles {
+    seen: HashMap<PathBuf, (SystemTime, Option<Policy>)>,
+}
+
+impl PolicyFiles {
+    /// Service name -> (path, policy) of every valid file.
+    fn load(&mut self, dir: &Path) -> BTreeMap<String, (String, Policy)> {
+        let mut out = BTreeMap::new();
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "policy directory unreadable");
+                return out;
+            }
+        };
+        let mut present = HashSet::new();
+        for e in entries.flatten() {
+            let path = e.path();
+            let is_policy = path
+                .extension()
+                .and_then(|x| x.to_str())
+                .is_some_and(|x| matches!(x, "yaml" | "yml" | "json"));
+            let Ok(meta) = e.metadata() else { continue };
+            if !is_policy || !meta.is_file() {
+                continue;
+            }
+            present.insert(path.clone());
+            let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+            let fresh = self.seen.get(&path).is_some_and(|(t, _)| *t == mtime);
+            if !fresh {
+                let parsed = std::fs::read_to_string(&path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|text| {
+                        parse_policy(&path.display().to_string(), &text).map_err(|e| e.to_string())
+                    });
+                let policy = match parsed {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        tracing::error!("invalid policy file, ignored:\n{e}");
+                        None
+                    }
+                };
+                self.seen.insert(path.clone(), (mtime, policy));
+            }
+            if let Some((_, Some(p))) = self.seen.get(&path) {
+                if let Some((other, _)) =
+                    out.insert(p.service.clone(), (path.display().to_string(), p.clone()))
+                {
+                    tracing::warn!(service = %p.service, first = %other, second = %path.display(), "two policy files for one service; the later one wins");
+                }
+            }
+        }
+        self.seen.retain(|p, _| present.contains(p));
+        out
+    }
+}
+
+/// Exponential backoff with jitter for one target's errors.
+#[derive(Debug, Default)]
+struct Backoff {
+    failures: u32,
+}
+
+impl Backoff {
+    const MAX: Duration = Duration::from_secs(60);
+
+    fn fail(&mut self, base: Duration) -> Duration {
+        self.failures = self.failures.saturating_add(1);
+        let exp = base
+            .saturating_mul(1u32 << self.failures.min(16))
+            .min(Self::MAX);
+        // ±20% so that targets that failed together do not retry together.
+        exp.mul_f64(0.8 + 0.4 * fastrand::f64())
+    }
+
+    fn reset(&mut self) {
+        self.failures = 0;
+    }
+}
+
+/// The reconcile task of one target.
+struct TargetTask<A, S> {
+    id: TargetId,
+    actuator: Arc<A>,
+    source: Arc<S>,
+    state: Arc<ControlState>,
+    config: ControlConfig,
+}
+
+/// What a target's task remembers between ticks.
+#[derive(Default)]
+struct Memory {
+    history: History,
+    source_failures: u32,
+    backoff: Backoff,
+    /// A scale action whose convergence is being watched: (count, when).
+    converging: Option<(u32, Instant)>,
+}
+
+impl<A: Actuator, S: MetricSource> TargetTask<A, S> {
+    async fn run(self, policy: watch::Receiver<Policy>) {
+        let mut mem = Memory::default();
+        loop {
+            let p = policy.borrow().clone();
+            let wait = self.tick(&p, &mut mem).await;
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// One level-triggered pass: read the actual state, decide, act only on a difference. Returns when
+    /// to run again.
+    async fn tick(&self, policy: &Policy, mem: &mut Memory) -> Duration {
+        let started = Instant::now();
+        let now = Timestamp::from_system_time(SystemTime::now());
+        let interval = policy.interval.unwrap_or(self.config.interval);
+        let service = self.id.service().to_string();
+        let observed = self.actuator.observe(&self.id).await;
+        let state = match observed {
+            Ok(s) => s,
+            Err(e) => {
+                let mut record =
+                    self.record(now, 0, 0, Cause::Hold(Hold::DockerError), Action::None);
+                record.error = Some(e.to_string());
+                record.emit(&self.id, started.elapsed());
+                self.state.decisions.push(record);
+                return mem.backoff.fail(interval);
+            }
+        };
+        if let Some((count, since)) = mem.converging {
+            if state.running() == count && state.replicas.len() as u32 == count {
+                let took = since.elapsed();
+                metrics::histogram!(super::explain::CONVERGENCE).record(took.as_secs_f64());
+                tracing::info!(target = %self.id, replicas = count, took_ms = took.as_millis() as u64, "converged");
+                mem.converging = None;
+            }
+        }
+        let containers: Vec<String> = state
+            .replicas
+            .iter()
+            .filter_map(|r| r.container_id.clone())
+            .collect();
+        let custom: Vec<String> = policy
+            .metrics
+            .iter()
+            .filter(|m| matches!(m.target, Target::Average(_)))
+            .map(|m| m.name.clone())
+            .collect();
+        let samples = self.source.sample(&containers, &custom).await;
+        mem.source_failures = if samples.is_err() {
+            mem.source_failures + 1
+        } else {
+            0
+        };
+        let reading = SourceReading {
+            samples: samples.as_ref(),
+            consecutive_failures: mem.source_failures,
+        };
+        let mut planned: Plan = plan(
+            policy,
+            &mem.history,
+            &state,
+            reading,
+            self.state.is_paused(&service),
+            now,
+            3 * interval,
+        );
+        let mut action = Action::None;
+        let mut error = None;
+        if planned.needs_action(&state) {
+            if self.config.dry_run {
+                action = Action::DryRun;
+            } else if !self.state.take_action(Instant::now()) {
+                planned = Plan {
+                    desired: planned.current,
+                    cause: Cause::Hold(Hold::RateCapped),
+                    ..planned
+                };
+            } else {
+                match self.actuator.scale(&self.id, planned.desired).await {
+                    Ok(()) => {
+                        action = Action::Scaled;
+                        mem.converging = Some((planned.desired, Instant::now()));
+                    }
+                    Err(e) => {
+                        action = Action::Failed;
+                        error = Some(e.to_string());
+                    }
+                }
+            }
+        }
+        if let Some(d) = &planned.decision {
+            // A decision not applied is recorded as keeping the count, as the HPA does on failure.
+            let applied = match action {
+                Action::Scaled => d.clone(),
+                _ => crate::policy::Decision {
+                    desired: planned.current,
+                    ..d.clone()
+                },
+            };
+            mem.history.record(policy, &applied, now);
+        }
+        let (recommendation, metrics) = planned
+            .decision
+            .take()
+            .map(|d| (d.recommendation, d.metrics))
+            .unwrap_or_default();
+        let mut record = self.record(now, planned.current, planned.desired, planned.cause, action);
+        (record.recommendation, record.metrics, record.error) = (recommendation, metrics, error);
+        record.emit(&self.id, started.elapsed());
+        self.state.decisions.push(record);
+        match action {
+            Action::Failed => mem.backoff.fail(interval),
+            _ => {
+                mem.backoff.reset();
+                interval
+            }
+        }
+    }
+
+    fn record(
+        &self,
+        at: Timestamp,
+        current: u32,
+        desired: u32,
+        reason: Cause,
+        action: Action,
+    ) -> DecisionRecord {
+        DecisionRecord {
+            at,
+            target: self.id.to_string(),
+            service: self.id.service().to_string(),
+            current,
+            desired,
+            reason,
+            action,
+            recommendation: None,
+            metrics: Vec::new(),
+            error: None,
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Where the control loop reads replica metrics: the trait, and the embedded collector's store.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::time::Duration;
+
+use plimsoll_collector::sampler::Shared;
+use plimsoll_collector::store::Kind;
+use serde::Serialize;
+
+use crate::policy::Timestamp;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("metric source unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// What a source knows of one container.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ContainerSample {
+    /// Time of the newest sample behind these figures.
+    pub at: Option<Timestamp>,
+    /// CPU used, in cores, over the source's rate window.
+    pub cpu_cores: Option<f64>,
+    pub cpu_limit_cores: Option<f64>,
+    /// Memory working set, in bytes.
+    pub memory_bytes: Option<f64>,
+    pub memory_limit_bytes: Option<f64>,
+    /// Per-replica values of other metrics, by name (gauges as they are, counters as per-second rates).
+    pub values: BTreeMap<String, f64>,
+    /// Docker health status ("healthy", "unhealthy", "starting"), None without a health check.
+    pub health: Option<String>,
+    pub started_at: Option<Timestamp>,
+}
+
+pub trait MetricSource: Send + Sync + 'static {
+    /// Samples of the given containers (by full id) with the named extra metrics. Containers the
+    /// source does not know are absent from the answer.
+    fn sample(
+        &self,
+        containers: &[String],
+        metrics: &[String],
+    ) -> impl Future<Output = Result<HashMap<String, ContainerSample>, SourceError>> + Send;
+}
+
+/// The collector running in this process.
+#[derive(Clone)]
+pub struct EmbeddedSource {
+    shared: Shared,
+    rate_window: Duration,
+}
+
+impl EmbeddedSource {
+    /// `rate_window`: how far back CPU and counter rates look (a few sampling intervals).
+    pub fn new(shared: Shared, rate_window: Duration) -> Self {
+        Self {
+            shared,
+            rate_window,
+        }
+    }
+
+    fn sample_now(
+        &self,
+        containers: &[String],
+        metrics: &[String],
+    ) -> HashMap<String, ContainerSample> {
+        let st = self.shared.read().expect("collector state lock");
+        let store = &st.store;
+        let window = self.rate_window.as_millis() as i64;
+        let mut out = HashMap::new();
+        for id in containers {
+            let Some(view) = st.containers.get(id) else {
+                continue;
+            };
+            let series = |name: &str| store.entity_series(view.entity, name);
+            // Rate over the window that ends at the newest sample, so slow passes do not shrink it.
+            let rate = |sid| {
+                store
+                    .latest(sid)
+                    .and_then(|(t, _)| store.rate(sid, t - window))
+            };
+            let cpu = series("container_cpu_usage_seconds_total");
+            let mut s = ContainerSample {
+                at: cpu
+                    .and_then(|sid| store.latest(sid))
+                    .map(|(t, _)| Timestamp(t)),
+                cpu_cores: cpu.and_then(rate),
+                cpu_limit_cores: view.spec.cpu_cores(),
+                memory_bytes: series("container_memory_working_set_bytes")
+                    .and_then(|sid| store.latest(sid))
+                    .map(|(_, v)| v),
+                memory_limit_bytes: view.spec.memory_limit_bytes.map(|b| b as f64),
+                values: BTreeMap::new(),
+                health: view.info.health.clone(),
+                started_at: view.info.started_at.as_deref().and_then(parse_docker_time),
+            };
+            for m in metrics {
+                let Some(sid) = series(m) else { continue };
+                let kind = store.family_by_name(m).map(|f| store.family_desc(f).kind);
+                let v = match kind {
+                    Some(Kind::Counter) => rate(sid),
+                    _ => store.latest(sid).map(|(_, v)| v),
+                };
+                if let Some(v) = v {
+                    s.values.insert(m.clone(), v);
+                }
+            }
+            out.insert(id.clone(), s);
+        }
+        out
+    }
+}
+
+impl MetricSource for EmbeddedSource {
+    async fn sample(
+        &self,
+        containers: &[String],
+        metrics: &[String],
+    ) -> Result<HashMap<String, ContainerSample>, SourceError> {
+        Ok(self.sample_now(containers, metrics))
+    }
+}
+
+/// Docker's RFC 3339 times (nanosecond precision); the zero time "0001-01-01T00:00:00Z" is None.
+pub fn parse_docker_time(s: &str) -> Option<Timestamp> {
+    let t = humantime::parse_rfc3339_weak(s).ok()?;
+    let ts = Timestamp::from_system_time(t);
+    (ts.millis() > 0).then_some(ts)
+}

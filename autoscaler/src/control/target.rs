@@ -1,0 +1,79 @@
+//! What the control loop scales: Swarm services and Compose services, and what it observes of them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::policy::Timestamp;
+
+/// A scalable service.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TargetId {
+    /// A replicated Swarm service, by name.
+    Swarm { service: String },
+    /// The containers labelled `com.docker.compose.project` = project and `com.docker.compose.service` = service.
+    Compose { project: String, service: String },
+}
+
+impl TargetId {
+    /// The service name policies refer to.
+    pub fn service(&self) -> &str {
+        match self {
+            TargetId::Swarm { service } | TargetId::Compose { service, .. } => service,
+        }
+    }
+}
+
+impl fmt::Display for TargetId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TargetId::Swarm { service } => write!(f, "swarm/{service}"),
+            TargetId::Compose { project, service } => write!(f, "compose/{project}/{service}"),
+        }
+    }
+}
+
+/// A target as discovery lists it, with the labels a policy may come from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetInfo {
+    pub id: TargetId,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// One replica: a Swarm task or a Compose container.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Replica {
+    /// Task id (Swarm) or container id (Compose).
+    pub id: String,
+    /// The container that runs it, once there is one.
+    pub container_id: Option<String>,
+    /// Running now (a task in state running, a container in state running).
+    pub running: bool,
+    /// When it started running, when known.
+    pub started_at: Option<Timestamp>,
+}
+
+/// What the actuator sees of a target at one instant. Level-triggered: read afresh every tick.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TargetState {
+    /// Replicas the target is asked to run: the Swarm spec, or the Compose containers that exist to run.
+    pub spec_replicas: u32,
+    pub replicas: Vec<Replica>,
+    /// A rolling update (or rollback) is in progress: scaling waits for it.
+    pub updating: bool,
+    /// Work the actuator left unfinished (e.g. a created but not started container after a crash);
+    /// the loop asks the actuator to converge even when the count is right.
+    pub pending: u32,
+    /// Per-replica reservations, used as capacity where a container has no limit.
+    pub cpu_reservation_cores: Option<f64>,
+    pub memory_reservation_bytes: Option<f64>,
+}
+
+impl TargetState {
+    /// Replicas running now.
+    pub fn running(&self) -> u32 {
+        self.replicas.iter().filter(|r| r.running).count() as u32
+    }
+}

@@ -1,0 +1,313 @@
+//! `plimsoll run` against a real single-node Swarm: a service under CPU load scales up within seconds
+//! and back down when the load stops; the API explains every step; the Docker engine going away makes
+//! the loop hold with a reason and recover by itself.
+
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use support::{Plimsoll, Service};
+
+/// Burns CPU while /ctl/on exists, idles otherwise: the load is switched from the host.
+const BURNER: &str = "while :; do if [ -e /ctl/on ]; then i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; else sleep 0.2; fi; done";
+
+fn replicas(service: &str) -> u32 {
+    support::docker_ok(&[
+        "service",
+        "inspect",
+        "--format",
+        "{{.Spec.Mode.Replicated.Replicas}}",
+        service,
+    ])
+    .parse()
+    .unwrap()
+}
+
+fn running_tasks(service: &str) -> u32 {
+    support::docker_ok(&[
+        "service",
+        "ps",
+        "--filter",
+        "desired-state=running",
+        "--format",
+        "{{.CurrentState}}",
+        service,
+    ])
+    .lines()
+    .filter(|l| l.starts_with("Running"))
+    .count() as u32
+}
+
+fn write_policy(dir: &Path, service: &str, extra: &str) {
+    std::fs::write(
+        dir.join(format!("{service}.yaml")),
+        format!(
+            "service: {service}\nmin: 1\nmax: 3\nmetrics:\n  - name: cpu\n    target: {{ utilization: 50 }}\nbehavior:\n  scale_down: {{ stabilization: 5s, select: max, policies: [ {{ percent: 100, period: 5s }} ] }}\n{extra}"
+        ),
+    )
+    .unwrap();
+}
+
+/// The first scale action of the decisions API after `since_ms` that goes `up` (or down).
+fn first_scale(p: &Plimsoll, service: &str, up: bool, since_ms: i64) -> Option<serde_json::Value> {
+    let d = p.json(&format!("/api/v1/decisions?service={service}"));
+    d.as_array()?
+        .iter()
+        .find(|r| {
+            r["action"] == "scaled"
+                && r["at"].as_i64() >= Some(since_ms)
+                && (r["desired"].as_u64() > r["current"].as_u64()) == up
+        })
+        .cloned()
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+#[test]
+fn a_swarm_service_scales_up_under_load_and_down_after() {
+    let service = support::unique("swarmload");
+    let ctl = tempfile::tempdir().unwrap();
+    let policies = tempfile::tempdir().unwrap();
+    write_policy(policies.path(), &service, "");
+    let mount = format!("type=bind,src={},dst=/ctl", ctl.path().display());
+    let _svc = Service::create_cmd(
+        &service,
+        1,
+        &["--limit-cpu", "0.25", "--mount", &mount],
+        &["sh", "-c", BURNER],
+    );
+    let p = Plimsoll::start(
+        "run",
+        &[
+            "--policies",
+            policies.path().to_str().unwrap(),
+            "--interval",
+            "1s",
+        ],
+    );
+    p.wait_for("the policy to be picked up", Duration::from_secs(20), |p| {
+        p.json("/api/v1/policies")
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["policy"]["service"] == service.as_str())
+    });
+    p.wait_for("an idle decision", Duration::from_secs(20), |p| {
+        p.json(&format!("/api/v1/decisions?service={service}"))
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["reason"]["kind"] == "decided")
+    });
+    assert_eq!(replicas(&service), 1);
+
+    let load_start = now_ms();
+    let t0 = Instant::now();
+    std::fs::write(ctl.path().join("on"), "").unwrap();
+    p.wait_for("a scale-up", Duration::from_secs(30), |p| {
+        first_scale(p, &service, true, load_start).is_some()
+    });
+    let up = first_scale(&p, &service, true, load_start).unwrap();
+    let reaction = up["at"].as_i64().unwrap() - load_start;
+    p.wait_for("3 running tasks", Duration::from_secs(60), |_| {
+        replicas(&service) == 3 && running_tasks(&service) == 3
+    });
+    let converged = t0.elapsed();
+    println!("swarm scale-up: reaction {reaction} ms (load start -> scale call), converged to 3 in {} ms; first step {} -> {} ({})", converged.as_millis(), up["current"], up["desired"], up["reason"]["reason"]);
+    assert!(up["metrics"][0]["name"] == "cpu", "{up}");
+
+    let stop = now_ms();
+    std::fs::remove_file(ctl.path().join("on")).unwrap();
+    p.wait_for("back to 1 replica", Duration::from_secs(60), |_| {
+        replicas(&service) == 1
+    });
+    let down = first_scale(&p, &service, false, stop).expect("a recorded scale-down");
+    println!(
+        "swarm scale-down: {} ms after the load stopped ({} -> {})",
+        down["at"].as_i64().unwrap() - stop,
+        down["current"],
+        down["desired"]
+    );
+    let (_, metrics) = p.get("/metrics").unwrap();
+    assert!(metrics.contains(&format!("plimsoll_scale_events_total{{service=\"{service}\",direction=\"up\",reason=\"scale_up\"}}")), "scale events counted");
+    assert!(metrics.contains(&format!(
+        "plimsoll_desired_replicas{{service=\"{service}\"}} 1"
+    )));
+}
+
+#[test]
+fn dry_run_decides_but_never_acts() {
+    let service = support::unique("swarmdry");
+    let ctl = tempfile::tempdir().unwrap();
+    std::fs::write(ctl.path().join("on"), "").unwrap();
+    let policies = tempfile::tempdir().unwrap();
+    write_policy(policies.path(), &service, "");
+    let mount = format!("type=bind,src={},dst=/ctl", ctl.path().display());
+    let _svc = Service::create_cmd(
+        &service,
+        1,
+        &["--limit-cpu", "0.1", "--mount", &mount],
+        &["sh", "-c", BURNER],
+    );
+    let p = Plimsoll::start(
+        "run",
+        &[
+            "--policies",
+            policies.path().to_str().unwrap(),
+            "--interval",
+            "1s",
+            "--dry-run",
+        ],
+    );
+    p.wait_for("a dry-run scale-up", Duration::from_secs(30), |p| {
+        p.json(&format!("/api/v1/decisions?service={service}"))
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["action"] == "dry_run" && r["desired"].as_u64() > Some(1))
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(replicas(&service), 1, "dry run never scales");
+}
+
+#[test]
+fn pause_and_resume_need_the_bearer_token() {
+    let service = support::unique("swarmpause");
+    let policies = tempfile::tempdir().unwrap();
+    write_policy(policies.path(), &service, "");
+    let _svc = Service::create(&service, 1, &["--limit-cpu", "0.1"]);
+    let token_file = policies.path().join("token");
+    std::fs::write(&token_file, "s3cret\n").unwrap();
+    let p = Plimsoll::start(
+        "run",
+        &[
+            "--policies",
+            policies.path().to_str().unwrap(),
+            "--api-token-file",
+            token_file.to_str().unwrap(),
+        ],
+    );
+    p.wait_for("the policy", Duration::from_secs(20), |p| {
+        p.json("/api/v1/policies")
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["policy"]["service"] == service.as_str())
+    });
+    let path = format!("/api/v1/policies/{service}/pause");
+    let post = |path: &str, auth: Option<&str>| {
+        let headers: Vec<(&str, &str)> =
+            auth.map(|a| vec![("Authorization", a)]).unwrap_or_default();
+        support::http_request(p.addr, "POST", path, &headers, "")
+            .unwrap()
+            .0
+    };
+    assert_eq!(post(&path, None), 401);
+    assert_eq!(post(&path, Some("Bearer wrong")), 401);
+    assert_eq!(post(&path, Some("Bearer s3cret")), 200);
+    let paused = |p: &Plimsoll| {
+        p.json("/api/v1/policies")
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["policy"]["service"] == service.as_str())
+            .unwrap()["paused"]
+            .clone()
+    };
+    assert_eq!(paused(&p), true);
+    p.wait_for("a paused decision", Duration::from_secs(10), |p| {
+        p.json(&format!("/api/v1/decisions?service={service}"))
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["reason"]["reason"] == "paused")
+    });
+    assert_eq!(
+        post(
+            &format!("/api/v1/policies/{service}/resume"),
+            Some("Bearer s3cret")
+        ),
+        200
+    );
+    assert_eq!(paused(&p), false);
+    assert_eq!(
+        post(
+            "/api/v1/policies/no-such-service/pause",
+            Some("Bearer s3cret")
+        ),
+        404
+    );
+
+    // Without a configured token the endpoints are disabled.
+    let open = Plimsoll::start("run", &["--policies", policies.path().to_str().unwrap()]);
+    let code = support::http_request(
+        open.addr,
+        "POST",
+        &path,
+        &[("Authorization", "Bearer s3cret")],
+        "",
+    )
+    .unwrap()
+    .0;
+    assert_eq!(code, 403);
+}
+
+#[test]
+fn an_unreachable_engine_holds_with_a_reason_and_recovers() {
+    let service = support::unique("swarmcut");
+    let policies = tempfile::tempdir().unwrap();
+    write_policy(policies.path(), &service, "");
+    let _svc = Service::create(&service, 1, &["--limit-cpu", "0.1"]);
+    let proxy = support::DockerProxy::start();
+    let p = Plimsoll::start(
+        "run",
+        &[
+            "--policies",
+            policies.path().to_str().unwrap(),
+            "--docker-socket",
+            proxy.socket.to_str().unwrap(),
+        ],
+    );
+    let decided_since = |p: &Plimsoll, since: i64, reason: &str| {
+        p.json(&format!("/api/v1/decisions?service={service}"))
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["at"].as_i64() >= Some(since) && r["reason"]["reason"] == reason)
+    };
+    p.wait_for(
+        "a decision through the proxy",
+        Duration::from_secs(20),
+        |p| {
+            decided_since(p, 0, "within_tolerance")
+                || decided_since(p, 0, "steady")
+                || decided_since(p, 0, "clamped_to_min")
+        },
+    );
+    let cut = now_ms();
+    proxy.set_up(false);
+    p.wait_for("a docker_error hold", Duration::from_secs(20), |p| {
+        decided_since(p, cut, "docker_error")
+    });
+    let back = now_ms();
+    proxy.set_up(true);
+    p.wait_for(
+        "decisions again after the engine is back",
+        Duration::from_secs(90),
+        |p| {
+            p.json(&format!("/api/v1/decisions?service={service}"))
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["at"].as_i64() >= Some(back) && r["reason"]["kind"] == "decided")
+        },
+    );
+    let (code, _) = p.get("/healthz").unwrap();
+    assert_eq!(code, 200);
+}
