@@ -1,0 +1,175 @@
+//! `plimsoll run` on Compose services: containers labelled with a Compose project and service scale up
+//! under load with managed clones and back down; a `kill -9` in the middle of a scale-up, then a
+//! restart, leaves no orphan or duplicate and reaches the target within the bounds.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{Container, Plimsoll};
+
+const BURNER: &str = "while :; do if [ -e /ctl/on ]; then i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; else sleep 0.2; fi; done";
+
+/// (name, state, managed) of every container of the compose service.
+fn members(project: &str) -> Vec<(String, String, bool)> {
+    let out = support::docker_ok(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("label=com.docker.compose.project={project}"),
+        "--format",
+        "{{.Names}}\t{{.State}}\t{{.Label \"plimsoll.managed\"}}",
+    ]);
+    out.lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (
+                f[0].to_string(),
+                f[1].to_string(),
+                f.get(2) == Some(&"true"),
+            )
+        })
+        .collect()
+}
+
+fn running(project: &str) -> usize {
+    members(project).iter().filter(|m| m.1 == "running").count()
+}
+
+/// Removes every container of the project, managed clones included, when dropped.
+struct ProjectCleanup(String);
+
+impl Drop for ProjectCleanup {
+    fn drop(&mut self) {
+        for (name, _, _) in members(&self.0) {
+            let _ = support::docker(&["rm", "-f", &name]);
+        }
+    }
+}
+
+/// One compose-labelled replica burning CPU while `<ctl>/on` exists, with a policy in labels.
+fn service(project: &str, ctl: &std::path::Path) -> Container {
+    let labels = [
+        format!("com.docker.compose.project={project}"),
+        "com.docker.compose.service=web".to_string(),
+        "com.docker.compose.container-number=1".to_string(),
+        "plimsoll.min=1".to_string(),
+        "plimsoll.max=3".to_string(),
+        "plimsoll.cpu=50".to_string(),
+    ];
+    let volume = format!("{}:/ctl", ctl.display());
+    let mut flags = vec!["--cpus", "0.25", "-v", &volume];
+    for l in &labels {
+        flags.extend_from_slice(&["--label", l]);
+    }
+    Container::run(&format!("{project}-web-1"), &flags, &["sh", "-c", BURNER])
+}
+
+#[test]
+fn a_compose_service_scales_up_with_clones_and_back_down() {
+    let project = support::unique("cmp");
+    let _cleanup = ProjectCleanup(project.clone());
+    let ctl = tempfile::tempdir().unwrap();
+    let _web = service(&project, ctl.path());
+    // A short scale-down window through a policy file (files win over labels).
+    let policies = tempfile::tempdir().unwrap();
+    std::fs::write(
+        policies.path().join("web.yaml"),
+        "service: web\nmin: 1\nmax: 3\nmetrics:\n  - name: cpu\n    target: { utilization: 50 }\nbehavior:\n  scale_down: { stabilization: 3s, select: max, policies: [ { percent: 100, period: 3s } ] }\n",
+    )
+    .unwrap();
+    let p = Plimsoll::start(
+        "run",
+        &[
+            "--policies",
+            policies.path().to_str().unwrap(),
+            "--interval",
+            "1s",
+        ],
+    );
+    p.wait_for("the compose target", Duration::from_secs(20), |p| {
+        p.json("/api/v1/policies")
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| {
+                e["target"]["project"] == project.as_str()
+                    && e["origin"]["file_over_labels"].is_object()
+            })
+    });
+    std::fs::write(ctl.path().join("on"), "").unwrap();
+    p.wait_for("3 running replicas", Duration::from_secs(60), |_| {
+        running(&project) == 3
+    });
+    let m = members(&project);
+    assert_eq!(
+        m.iter().filter(|x| x.2).count(),
+        2,
+        "two managed clones: {m:?}"
+    );
+    assert!(
+        m.iter().any(|x| x.0 == format!("{project}-web-2"))
+            && m.iter().any(|x| x.0 == format!("{project}-web-3")),
+        "{m:?}"
+    );
+    std::fs::remove_file(ctl.path().join("on")).unwrap();
+    p.wait_for(
+        "back to the original replica",
+        Duration::from_secs(60),
+        |_| members(&project).len() == 1,
+    );
+    assert!(!members(&project)[0].2, "the unmanaged original stays");
+}
+
+#[test]
+fn kill_9_in_the_middle_of_a_scale_up_leaves_no_orphans_or_duplicates() {
+    let project = support::unique("cmpkill");
+    let _cleanup = ProjectCleanup(project.clone());
+    let ctl = tempfile::tempdir().unwrap();
+    let _web = service(&project, ctl.path());
+    let policies = tempfile::tempdir().unwrap();
+    let args = [
+        "--policies",
+        policies.path().to_str().unwrap(),
+        "--interval",
+        "1s",
+    ];
+    let mut p = Plimsoll::start("run", &args);
+    p.wait_for("the compose target", Duration::from_secs(20), |p| {
+        p.json("/api/v1/policies")
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["target"]["project"] == project.as_str())
+    });
+    std::fs::write(ctl.path().join("on"), "").unwrap();
+    // Kill as soon as the first clone exists: the actuator is between creating and starting clones.
+    p.wait_for("the first managed clone", Duration::from_secs(30), |_| {
+        members(&project).iter().any(|m| m.2)
+    });
+    p.child.kill().unwrap(); // SIGKILL
+    p.child.wait().unwrap();
+    let at_kill = members(&project);
+    assert!(at_kill.len() <= 3, "bounds held at the kill: {at_kill:?}");
+
+    let p = Plimsoll::start("run", &args);
+    p.wait_for(
+        "3 running replicas after the restart",
+        Duration::from_secs(60),
+        |_| running(&project) == 3,
+    );
+    // Give the restarted loop a few more ticks: it must not add or leave anything.
+    std::thread::sleep(Duration::from_secs(3));
+    let m = members(&project);
+    assert_eq!(m.len(), 3, "no orphan or duplicate: {m:?}");
+    assert!(
+        m.iter().all(|x| x.1 == "running"),
+        "nothing left created but not started: {m:?}"
+    );
+    let mut names: Vec<&str> = m.iter().map(|x| x.0.as_str()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 3);
+    println!("at the kill: {at_kill:?}; after the restart: {m:?}");
+}
