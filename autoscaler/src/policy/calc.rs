@@ -14,7 +14,7 @@
 use serde::Serialize;
 
 use super::model::{MetricSpec, Target, Tolerance};
-use super::observation::{Observation, Sample};
+use super::observation::{Observation, ReplicaObservation, Sample};
 
 /// How one metric voted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -145,10 +145,23 @@ enum Kind {
     Average(i64),
 }
 
-#[derive(Clone, Copy)]
-struct Point {
+/// Sums over a set of replicas, which is all the HPA's ratio functions use of them: kept as running
+/// totals so that a decision allocates nothing per replica.
+#[derive(Clone, Copy, Default)]
+struct Totals {
+    /// Milli-units used (utilization) or reported (average).
     value: i64,
+    /// Milli-units of capacity (utilization), or 1 per replica (average).
     weight: i64,
+    count: i64,
+}
+
+impl Totals {
+    fn add(&mut self, value: i64, weight: i64) {
+        self.value += value;
+        self.weight += weight;
+        self.count += 1;
+    }
 }
 
 fn milli(x: f64) -> i64 {
@@ -161,20 +174,27 @@ fn ceil_u32(x: f64) -> u32 {
 
 impl Kind {
     /// (level, ratio) as `GetResourceUtilizationRatio` / `GetMetricUtilizationRatio` compute them.
-    fn ratio(self, points: &[Point]) -> Option<(i64, f64)> {
-        let total: i64 = points.iter().map(|p| p.value).sum();
+    fn ratio(self, t: Totals) -> Option<(i64, f64)> {
         match self {
-            Kind::Utilization(target) => {
-                let capacity: i64 = points.iter().map(|p| p.weight).sum();
-                (capacity > 0).then(|| {
-                    let utilization = total * 100 / capacity;
-                    (utilization, utilization as f64 / target as f64)
-                })
-            }
-            Kind::Average(target) => (!points.is_empty()).then(|| {
-                let average = total / points.len() as i64;
+            Kind::Utilization(target) => (t.weight > 0).then(|| {
+                let utilization = t.value * 100 / t.weight;
+                (utilization, utilization as f64 / target as f64)
+            }),
+            Kind::Average(target) => (t.count > 0).then(|| {
+                let average = t.value / t.count;
                 (average, average as f64 / target as f64)
             }),
+        }
+    }
+
+    /// A replica's weight: its capacity (utilization), or 1 (average). `sample` is its sample of `metric`,
+    /// already looked up (one map search per replica); without a usage sample the capacity comes from
+    /// the replica-level map.
+    fn weight(self, r: &ReplicaObservation, sample: Option<&Sample>, metric: &str) -> Option<i64> {
+        match (self, sample) {
+            (Kind::Average(_), _) => Some(1),
+            (Kind::Utilization(_), Some(Sample::Usage { capacity, .. })) => Some(milli(*capacity)),
+            (Kind::Utilization(_), _) => r.capacity.get(metric).copied().map(milli),
         }
     }
 
@@ -195,27 +215,19 @@ fn per_replica(
     current: u32,
 ) -> Result<Vote, String> {
     let name = spec.name.as_str();
-    let mut ready = Vec::new();
-    let mut missing = Vec::new();
-    let mut ignored = Vec::new();
+    let mut ready = Totals::default();
+    // Weights of missing and not-ready replicas (`None`: capacity unknown); usually empty, so unallocated.
+    let mut missing: Vec<Option<i64>> = Vec::new();
+    let mut ignored: Vec<Option<i64>> = Vec::new();
     for r in &obs.replicas {
-        let weight = match kind {
-            Kind::Utilization(_) => r.capacity_of(name).map(milli),
-            Kind::Average(_) => Some(1),
-        };
-        match (r.ready, r.metrics.get(name), kind) {
-            (false, _, _) => ignored.push(weight),
-            (true, None, _) => missing.push(weight),
+        let sample = r.metrics.get(name);
+        match (r.ready, sample, kind) {
+            (false, _, _) => ignored.push(kind.weight(r, sample, name)),
+            (true, None, _) => missing.push(kind.weight(r, sample, name)),
             (true, Some(Sample::Usage { used, capacity }), Kind::Utilization(_)) => {
-                ready.push(Point {
-                    value: milli(*used),
-                    weight: milli(*capacity),
-                })
+                ready.add(milli(*used), milli(*capacity))
             }
-            (true, Some(Sample::Value(v)), Kind::Average(_)) => ready.push(Point {
-                value: milli(*v),
-                weight: 1,
-            }),
+            (true, Some(Sample::Value(v)), Kind::Average(_)) => ready.add(milli(*v), 1),
             (true, Some(_), Kind::Utilization(_)) => {
                 return Err(format!(
                     "replica {}: {name} needs {{used, capacity}} for a utilization target",
@@ -230,25 +242,17 @@ fn per_replica(
             }
         }
     }
-    if ready.is_empty() {
+    if ready.count == 0 {
         return Err(format!("no ready replica reported {name}"));
     }
     // Replicas of one service share one spec, so one whose capacity is unknown is given the mean of the
     // others (the HPA reads it from the pod spec, which Swarm tasks do not always expose).
-    let mean_weight = ready.iter().map(|p| p.weight).sum::<i64>() / ready.len() as i64;
-    let missing: Vec<i64> = missing
-        .into_iter()
-        .map(|w| w.unwrap_or(mean_weight))
-        .collect();
-    let ignored: Vec<i64> = ignored
-        .into_iter()
-        .map(|w| w.unwrap_or(mean_weight))
-        .collect();
+    let mean_weight = ready.weight / ready.count;
 
     let (level, ratio) = kind
-        .ratio(&ready)
+        .ratio(ready)
         .ok_or_else(|| format!("{name}: total capacity is zero"))?;
-    let load = ready.iter().map(|p| p.value).sum::<i64>() as f64 / 1000.0;
+    let load = ready.value as f64 / 1000.0;
     let load_per_replica = match kind {
         Kind::Utilization(target) => mean_weight as f64 / 1000.0 * target as f64 / 100.0,
         Kind::Average(target) => target as f64 / 1000.0,
@@ -257,7 +261,7 @@ fn per_replica(
         Kind::Utilization(_) => level as f64,
         Kind::Average(_) => level as f64 / 1000.0,
     };
-    let vote = |proposal, counted: usize| Vote {
+    let vote = |proposal, counted: i64| Vote {
         level: level_shown,
         ratio,
         proposal,
@@ -271,42 +275,41 @@ fn per_replica(
         if tolerance.contains(ratio) {
             return Ok(vote(
                 Proposal::Keep(MetricStatus::WithinTolerance),
-                ready.len(),
+                ready.count,
             ));
         }
         return Ok(vote(
-            Proposal::Replicas(ceil_u32(ratio * ready.len() as f64)),
-            ready.len(),
+            Proposal::Replicas(ceil_u32(ratio * ready.count as f64)),
+            ready.count,
         ));
     }
 
     let mut all = ready;
-    for w in missing {
+    for w in missing.into_iter().map(|w| w.unwrap_or(mean_weight)) {
         let value = if ratio < 1.0 {
             kind.scale_down_fallback(w)
         } else {
             0
         };
-        all.push(Point { value, weight: w });
+        all.add(value, w);
     }
     if rebalance_ignored {
-        all.extend(ignored.iter().map(|&w| Point {
-            value: 0,
-            weight: w,
-        }));
+        for w in ignored.into_iter().map(|w| w.unwrap_or(mean_weight)) {
+            all.add(0, w);
+        }
     }
     let (_, new_ratio) = kind
-        .ratio(&all)
+        .ratio(all)
         .ok_or_else(|| format!("{name}: total capacity is zero"))?;
     let flipped = (ratio < 1.0 && new_ratio > 1.0) || (ratio > 1.0 && new_ratio < 1.0);
     if tolerance.contains(new_ratio) || flipped {
-        return Ok(vote(Proposal::Keep(MetricStatus::DirectionHold), all.len()));
+        return Ok(vote(Proposal::Keep(MetricStatus::DirectionHold), all.count));
     }
-    let proposal = ceil_u32(new_ratio * all.len() as f64);
+    let proposal = ceil_u32(new_ratio * all.count as f64);
     if (new_ratio < 1.0 && proposal > current) || (new_ratio > 1.0 && proposal < current) {
-        return Ok(vote(Proposal::Keep(MetricStatus::DirectionHold), all.len()));
+        return Ok(vote(Proposal::Keep(MetricStatus::DirectionHold), all.count));
     }
-    Ok(vote(Proposal::Replicas(proposal), all.len()))
+    Ok(vote(Proposal::Replicas(proposal), all.count))
 }
 
 fn service_value(

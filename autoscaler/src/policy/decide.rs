@@ -130,10 +130,10 @@ fn run(policy: &Policy, obs: &Observation, behavior: Option<(&History, Timestamp
         decision.reason = reason;
         return decision;
     }
-    let votes: Vec<u32> = decision.metrics.iter().filter_map(|m| m.proposal).collect();
-    let invalid = decision.metrics.len() - votes.len();
-    let reactive = match votes.iter().max() {
-        Some(&max) if invalid == 0 || max >= current => max,
+    let votes = decision.metrics.iter().map(|m| m.proposal);
+    let any_invalid = votes.clone().any(|v| v.is_none());
+    let reactive = match votes.flatten().max() {
+        Some(max) if !any_invalid || max >= current => max,
         _ => {
             decision.reason = Reason::MissingDataHold;
             return decision;

@@ -45,13 +45,3 @@ pub enum Sample {
     /// A plain per-replica value (for `average` targets).
     Value(f64),
 }
-
-impl ReplicaObservation {
-    /// The replica's capacity for `metric`: from its usage sample, else from the replica-level map.
-    pub fn capacity_of(&self, metric: &str) -> Option<f64> {
-        match self.metrics.get(metric) {
-            Some(Sample::Usage { capacity, .. }) => Some(*capacity),
-            _ => self.capacity.get(metric).copied(),
-        }
-    }
-}
