@@ -20,5 +20,8 @@ pub use docker::DockerActuator;
 pub use explain::{Action, DecisionLog, DecisionRecord};
 pub use plan::{observation, plan, Cause, Hold, Plan, SourceReading};
 pub use runner::{ControlConfig, ControlState, Controller, PolicyEntry, PolicyOrigin};
-pub use source::{parse_docker_time, ContainerSample, EmbeddedSource, MetricSource, SourceError};
+pub use source::{
+    parse_docker_time, CollectorsSource, ContainerSample, EmbeddedSource, MetricSource,
+    PrometheusSource, SourceError,
+};
 pub use target::{Replica, TargetId, TargetInfo, TargetState};

@@ -73,7 +73,7 @@ pub struct ContainerEntry {
     pub latest: Latest,
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Latest {
     /// Sample time, ms since the epoch.
     pub timestamp_ms: Option<Millis>,
@@ -86,14 +86,20 @@ pub struct Latest {
 }
 
 /// The latest figures of one container, from the store.
-pub fn latest(st: &CollectorState, view: &ContainerView) -> Latest {
+/// The latest figures of one container. Rates cover `rate_window` back from the newest sample, or
+/// only the last two samples when None.
+pub fn latest(st: &CollectorState, view: &ContainerView, rate_window: Option<Millis>) -> Latest {
     let store = &st.store;
     let series = |name: &str| store.entity_series(view.entity, name);
+    let rate = |id| match rate_window {
+        Some(w) => store.latest(id).and_then(|(t, _)| store.rate(id, t - w)),
+        None => store.last_rate(id),
+    };
     let net_rate = |name: &str| {
         let per_iface: Vec<f64> = store
             .select(name, |e| e == view.entity)
             .iter()
-            .filter_map(|s| store.last_rate(s.id))
+            .filter_map(|s| rate(s.id))
             .collect();
         (!per_iface.is_empty()).then(|| per_iface.iter().sum())
     };
@@ -101,7 +107,7 @@ pub fn latest(st: &CollectorState, view: &ContainerView) -> Latest {
         timestamp_ms: series("container_cpu_usage_seconds_total")
             .and_then(|id| store.latest(id))
             .map(|(t, _)| t),
-        cpu_cores: series("container_cpu_usage_seconds_total").and_then(|id| store.last_rate(id)),
+        cpu_cores: series("container_cpu_usage_seconds_total").and_then(rate),
         memory_usage_bytes: series("container_memory_usage_bytes")
             .and_then(|id| store.latest(id))
             .map(|(_, v)| v),
@@ -113,7 +119,27 @@ pub fn latest(st: &CollectorState, view: &ContainerView) -> Latest {
     }
 }
 
-async fn containers(State(s): State<ApiState>) -> Json<Vec<ContainerEntry>> {
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainersQuery {
+    /// How far back rates look, e.g. 3s; default: between the last two samples.
+    rate_window: Option<String>,
+}
+
+async fn containers(
+    State(s): State<ApiState>,
+    q: Result<Query<ContainersQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let window = match q.map(|Query(q)| {
+        q.rate_window
+            .as_deref()
+            .map(humantime::parse_duration)
+            .transpose()
+    }) {
+        Ok(Ok(w)) => w.map(|d| d.as_millis() as Millis),
+        Ok(Err(e)) => return bad_request(format!("rate_window: {e}")),
+        Err(e) => return bad_request(e.body_text()),
+    };
     let st = s.shared.read().expect("state lock");
     Json(
         st.containers
@@ -122,10 +148,11 @@ async fn containers(State(s): State<ApiState>) -> Json<Vec<ContainerEntry>> {
                 view: v.clone(),
                 cpu_limit_cores: v.spec.cpu_cores(),
                 memory_limit_bytes: v.spec.memory_limit_bytes,
-                latest: latest(&st, v),
+                latest: latest(&st, v, window),
             })
-            .collect(),
+            .collect::<Vec<_>>(),
     )
+    .into_response()
 }
 
 #[derive(Debug, Deserialize)]

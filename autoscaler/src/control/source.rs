@@ -1,9 +1,17 @@
-//! Where the control loop reads replica metrics: the trait, and the embedded collector's store.
+//! Where the control loop reads replica metrics: the trait, the embedded collector's store, and (in
+//! submodules) remote collectors and Prometheus for clusters.
+
+mod collectors;
+mod prometheus;
+
+pub use collectors::CollectorsSource;
+pub use prometheus::PrometheusSource;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::time::Duration;
 
+use plimsoll_collector::api::Latest;
 use plimsoll_collector::sampler::Shared;
 use plimsoll_collector::store::Kind;
 use serde::Serialize;
@@ -14,6 +22,8 @@ use crate::policy::Timestamp;
 pub enum SourceError {
     #[error("metric source unavailable: {0}")]
     Unavailable(String),
+    #[error("unexpected answer from {url}: {message}")]
+    BadAnswer { url: String, message: String },
 }
 
 /// What a source knows of one container.
@@ -32,6 +42,28 @@ pub struct ContainerSample {
     /// Docker health status ("healthy", "unhealthy", "starting"), None without a health check.
     pub health: Option<String>,
     pub started_at: Option<Timestamp>,
+}
+
+impl ContainerSample {
+    /// From the collector's per-container figures, in-process or over its JSON API.
+    pub fn from_latest(
+        latest: &Latest,
+        cpu_limit_cores: Option<f64>,
+        memory_limit_bytes: Option<u64>,
+        health: Option<String>,
+        started_at: Option<&str>,
+    ) -> Self {
+        ContainerSample {
+            at: latest.timestamp_ms.map(Timestamp),
+            cpu_cores: latest.cpu_cores,
+            cpu_limit_cores,
+            memory_bytes: latest.memory_working_set_bytes,
+            memory_limit_bytes: memory_limit_bytes.map(|b| b as f64),
+            values: BTreeMap::new(),
+            health,
+            started_at: started_at.and_then(parse_docker_time),
+        }
+    }
 }
 
 pub trait MetricSource: Send + Sync + 'static {
@@ -73,33 +105,24 @@ impl EmbeddedSource {
             let Some(view) = st.containers.get(id) else {
                 continue;
             };
-            let series = |name: &str| store.entity_series(view.entity, name);
-            // Rate over the window that ends at the newest sample, so slow passes do not shrink it.
-            let rate = |sid| {
-                store
-                    .latest(sid)
-                    .and_then(|(t, _)| store.rate(sid, t - window))
-            };
-            let cpu = series("container_cpu_usage_seconds_total");
-            let mut s = ContainerSample {
-                at: cpu
-                    .and_then(|sid| store.latest(sid))
-                    .map(|(t, _)| Timestamp(t)),
-                cpu_cores: cpu.and_then(rate),
-                cpu_limit_cores: view.spec.cpu_cores(),
-                memory_bytes: series("container_memory_working_set_bytes")
-                    .and_then(|sid| store.latest(sid))
-                    .map(|(_, v)| v),
-                memory_limit_bytes: view.spec.memory_limit_bytes.map(|b| b as f64),
-                values: BTreeMap::new(),
-                health: view.info.health.clone(),
-                started_at: view.info.started_at.as_deref().and_then(parse_docker_time),
-            };
+            let latest = plimsoll_collector::api::latest(&st, view, Some(window));
+            let mut s = ContainerSample::from_latest(
+                &latest,
+                view.spec.cpu_cores(),
+                view.spec.memory_limit_bytes,
+                view.info.health.clone(),
+                view.info.started_at.as_deref(),
+            );
             for m in metrics {
-                let Some(sid) = series(m) else { continue };
+                let Some(sid) = store.entity_series(view.entity, m) else {
+                    continue;
+                };
                 let kind = store.family_by_name(m).map(|f| store.family_desc(f).kind);
                 let v = match kind {
-                    Some(Kind::Counter) => rate(sid),
+                    // Rate over the window that ends at the newest sample, as for CPU.
+                    Some(Kind::Counter) => store
+                        .latest(sid)
+                        .and_then(|(t, _)| store.rate(sid, t - window)),
                     _ => store.latest(sid).map(|(_, v)| v),
                 };
                 if let Some(v) = v {

@@ -1,0 +1,147 @@
+//! The cluster sources of `plimsoll run`: the same loop fed by `plimsoll collect` over its JSON API,
+//! or by a real Prometheus server (Debian's package) scraping that collector.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use support::{Plimsoll, Service};
+
+const BURNER: &str = "while :; do if [ -e /ctl/on ]; then i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; else sleep 0.2; fi; done";
+
+/// A loaded Swarm service (1 replica, 0.25 CPU, burning from the start) and its policy.
+fn loaded_service(prefix: &str) -> (Service, tempfile::TempDir, tempfile::TempDir) {
+    let service = support::unique(prefix);
+    let ctl = tempfile::tempdir().unwrap();
+    std::fs::write(ctl.path().join("on"), "").unwrap();
+    let policies = tempfile::tempdir().unwrap();
+    std::fs::write(policies.path().join("p.yaml"), format!("service: {service}\nmin: 1\nmax: 2\nmetrics:\n  - name: cpu\n    target: {{ utilization: 50 }}\n")).unwrap();
+    let mount = format!("type=bind,src={},dst=/ctl", ctl.path().display());
+    let svc = Service::create_cmd(
+        &service,
+        1,
+        &["--limit-cpu", "0.25", "--mount", &mount],
+        &["sh", "-c", BURNER],
+    );
+    (svc, ctl, policies)
+}
+
+fn replicas(service: &str) -> u32 {
+    support::docker_ok(&[
+        "service",
+        "inspect",
+        "--format",
+        "{{.Spec.Mode.Replicated.Replicas}}",
+        service,
+    ])
+    .parse()
+    .unwrap()
+}
+
+fn scaled_on_cpu(p: &Plimsoll, service: &str) -> bool {
+    p.json(&format!("/api/v1/decisions?service={service}"))
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["action"] == "scaled" && r["desired"] == 2 && r["metrics"][0]["name"] == "cpu")
+}
+
+#[test]
+fn run_scales_on_the_json_api_of_remote_collectors() {
+    let (svc, _ctl, policies) = loaded_service("srccoll");
+    let collector = Plimsoll::start("collect", &["--interval", "1s"]);
+    let url = format!("collectors=http://{}", collector.addr);
+    let p = Plimsoll::start(
+        "run",
+        &[
+            "--policies",
+            policies.path().to_str().unwrap(),
+            "--source",
+            &url,
+        ],
+    );
+    p.wait_for(
+        "a scale-up from remote samples",
+        Duration::from_secs(40),
+        |p| scaled_on_cpu(p, &svc.name),
+    );
+    assert_eq!(replicas(&svc.name), 2);
+    let (_, metrics) = p.get("/metrics").unwrap();
+    assert!(
+        !metrics.contains("container_cpu_usage_seconds_total"),
+        "no embedded collector in cluster mode"
+    );
+    assert!(metrics.contains("plimsoll_decisions_total"));
+}
+
+/// A Prometheus server scraping `target` every second, on a free port, stopped when dropped.
+struct Prometheus {
+    child: Child,
+    addr: std::net::SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    fn start(target: std::net::SocketAddr) -> Prometheus {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(&config, format!("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: plimsoll\n    static_configs:\n      - targets: ['{target}']\n")).unwrap();
+        let addr = support::free_addr();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address={addr}"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())
+            .spawn()
+            .expect("prometheus (Debian package prometheus) must be installed; tests/setup.sh installs it");
+        Prometheus {
+            child,
+            addr,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn run_scales_on_promql_from_a_real_prometheus() {
+    let (svc, _ctl, policies) = loaded_service("srcprom");
+    let collector = Plimsoll::start("collect", &["--interval", "1s"]);
+    let prom = Prometheus::start(collector.addr);
+    let ready = std::time::Instant::now();
+    while support::http_get(prom.addr, "/-/ready")
+        .map(|(c, _)| c)
+        .ok()
+        != Some(200)
+    {
+        assert!(
+            ready.elapsed() < Duration::from_secs(30),
+            "prometheus did not become ready"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let url = format!("prometheus=http://{}", prom.addr);
+    let p = Plimsoll::start(
+        "run",
+        &[
+            "--policies",
+            policies.path().to_str().unwrap(),
+            "--source",
+            &url,
+            "--rate-window",
+            "5s",
+        ],
+    );
+    p.wait_for("a scale-up from PromQL", Duration::from_secs(60), |p| {
+        scaled_on_cpu(p, &svc.name)
+    });
+    assert_eq!(replicas(&svc.name), 2);
+}
