@@ -129,7 +129,8 @@ async fn scaling_up_clones_a_replica_and_scaling_down_removes_only_the_clones() 
         "--network", &net.name, "--cpus", "0.5", "--memory", "64m", "-e", "GREETING=hello",
         "--health-cmd", "/bin/busybox true", "--health-interval", "30s",
         "--restart", "on-failure:3", "--stop-timeout", "2", "-p", &publish,
-        "--label", "plimsoll.min=1", "--label", "plimsoll.max=5",
+        // No plimsoll.* policy label: a `plimsoll run` of another test would autoscale this service.
+        "--label", "example.tier=front",
     ]);
     // A `docker compose run` container of another service: not a target.
     let oneoff = format!("{}_migrate_run_1", project.name);
@@ -180,7 +181,7 @@ async fn scaling_up_clones_a_replica_and_scaling_down_removes_only_the_clones() 
             "{name}: aliases {aliases}"
         );
         assert_eq!(c["Config"]["Labels"]["plimsoll.managed"], "true");
-        assert_eq!(c["Config"]["Labels"]["plimsoll.max"], "5");
+        assert_eq!(c["Config"]["Labels"]["example.tier"], "front");
     }
     let state = actuator.observe(&target).await.unwrap();
     assert_eq!(
@@ -209,8 +210,8 @@ async fn scaling_up_clones_a_replica_and_scaling_down_removes_only_the_clones() 
     );
     assert_eq!(ours[0].id, target);
     assert_eq!(
-        ours[0].labels.get("plimsoll.max").map(String::as_str),
-        Some("5")
+        ours[0].labels.get("example.tier").map(String::as_str),
+        Some("front")
     );
     assert!(
         !ours[0].labels.contains_key("plimsoll.managed"),
@@ -244,10 +245,12 @@ async fn scaling_up_clones_a_replica_and_scaling_down_removes_only_the_clones() 
 #[tokio::test]
 async fn a_replica_created_but_never_started_is_pending_and_started_by_scale() {
     support::ensure_image();
-    let net = Network::create("pnet");
+    let (net, backend) = (Network::create("pnet"), Network::create("pback"));
     let project = Project::new("pending");
-    let _original = project.run_replica(1, &["--network", &net.name]);
-    // What a crash between create and start leaves behind.
+    let original = project.run_replica(1, &["--network", &net.name]);
+    docker_ok(&["network", "connect", &backend.name, &original.name]);
+    // What a crash between create and start leaves behind: the first network only (an API 1.41
+    // engine takes one at creation; the others are connected before the start).
     let orphan = format!("{}-web-2", project.name);
     let mut args = vec![
         "create",
@@ -273,7 +276,15 @@ async fn a_replica_created_but_never_started_is_pending_and_started_by_scale() {
     );
 
     actuator.scale(&target, 2).await.unwrap();
-    assert_eq!(inspect(&orphan)["State"]["Running"], true);
+    let o = inspect(&orphan);
+    assert_eq!(o["State"]["Running"], true);
+    let aliases = &o["NetworkSettings"]["Networks"][&backend.name]["Aliases"];
+    assert!(
+        aliases
+            .as_array()
+            .is_some_and(|a| a.contains(&"web".into())),
+        "{aliases}"
+    );
     assert_eq!(
         project.names("status=running").len(),
         2,
