@@ -79,6 +79,7 @@ fn a_compose_service_scales_up_with_clones_and_back_down() {
         "service: web\nmin: 1\nmax: 3\nmetrics:\n  - name: cpu\n    target: { utilization: 50 }\nbehavior:\n  scale_down: { stabilization: 3s, select: max, policies: [ { percent: 100, period: 3s } ] }\n",
     )
     .unwrap();
+    // Scoped to this test's project: the other test's labelled service is not ours to scale.
     let p = Plimsoll::start(
         "run",
         &[
@@ -86,6 +87,8 @@ fn a_compose_service_scales_up_with_clones_and_back_down() {
             policies.path().to_str().unwrap(),
             "--interval",
             "1s",
+            "--project",
+            &project,
         ],
     );
     p.wait_for("the compose target", Duration::from_secs(20), |p| {
@@ -134,6 +137,8 @@ fn kill_9_in_the_middle_of_a_scale_up_leaves_no_orphans_or_duplicates() {
         policies.path().to_str().unwrap(),
         "--interval",
         "1s",
+        "--project",
+        &project,
     ];
     let mut p = Plimsoll::start("run", &args);
     p.wait_for("the compose target", Duration::from_secs(20), |p| {

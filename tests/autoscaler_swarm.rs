@@ -89,6 +89,8 @@ fn a_swarm_service_scales_up_under_load_and_down_after() {
             policies.path().to_str().unwrap(),
             "--interval",
             "1s",
+            "--log-format",
+            "json",
         ],
     );
     p.wait_for("the policy to be picked up", Duration::from_secs(20), |p| {
@@ -133,6 +135,29 @@ fn a_swarm_service_scales_up_under_load_and_down_after() {
         down["at"].as_i64().unwrap() - stop,
         down["current"],
         down["desired"]
+    );
+    // Every action is a JSON log line with the target, inputs, desired count and reason.
+    let logs = p.logs();
+    let line = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["fields"]["action"] == "scaled" && l["fields"]["reason"] == "scale_up")
+        .unwrap_or_else(|| panic!("no JSON line for the scale-up:\n{logs}"));
+    assert_eq!(
+        line["fields"]["scale_target"],
+        format!("swarm/{service}"),
+        "{line}"
+    );
+    assert!(
+        line["fields"]["inputs"]
+            .as_str()
+            .unwrap()
+            .contains("\"name\":\"cpu\""),
+        "{line}"
+    );
+    assert!(
+        line["fields"]["desired"].as_u64() > line["fields"]["current"].as_u64(),
+        "{line}"
     );
     let (_, metrics) = p.get("/metrics").unwrap();
     assert!(metrics.contains(&format!("plimsoll_scale_events_total{{service=\"{service}\",direction=\"up\",reason=\"scale_up\"}}")), "scale events counted");

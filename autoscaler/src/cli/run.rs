@@ -79,10 +79,13 @@ pub struct RunArgs {
     /// File holding the bearer token for pause/resume (else $PLIMSOLL_API_TOKEN; without either they are disabled).
     #[arg(long)]
     pub api_token_file: Option<PathBuf>,
+    /// Only scale this Compose project or Swarm stack (repeatable); default: every service on the engine.
+    #[arg(long = "project", value_name = "NAME")]
+    pub projects: Vec<String>,
     /// Metric source: embedded, collectors=URL[,URL...] or prometheus=URL.
     #[arg(long, default_value = "embedded")]
     pub source: SourceArg,
-    /// How far back CPU and counter rates look; default three intervals, at least 2s. With Prometheus
+    /// How far back CPU and counter rates look; default two intervals, at least 2s. With Prometheus
     /// it must span two scrapes.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub rate_window: Option<Duration>,
@@ -97,16 +100,17 @@ pub fn run(args: RunArgs) -> ExitCode {
             ),
             None => std::env::var("PLIMSOLL_API_TOKEN").ok(),
         };
-        // Three samples: smooth enough to ignore one odd pass, fresh enough to react in seconds.
+        // Two intervals: smooth enough to ignore one odd pass, fresh enough to react in about two seconds.
         let rate_window = args
             .rate_window
-            .unwrap_or((config.interval * 3).max(Duration::from_secs(2)));
+            .unwrap_or((config.interval * 2).max(Duration::from_secs(2)));
         let control = ControlConfig {
             interval: config.interval,
             dry_run: args.dry_run,
             max_actions_per_minute: args.max_actions_per_minute,
             discovery_interval: Duration::from_secs(5),
             policies_dir: Some(args.policies.clone()),
+            projects: args.projects.clone(),
         };
         let actuator = DockerActuator::new(&config.docker_socket);
         tracing::info!(listen = %config.listen, policies = %args.policies.display(), source = ?args.source, dry_run = args.dry_run, "plimsoll running");

@@ -55,6 +55,17 @@ pub enum Action {
     Failed,
 }
 
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::None => "none",
+            Action::Scaled => "scaled",
+            Action::DryRun => "dry_run",
+            Action::Failed => "failed",
+        }
+    }
+}
+
 /// One tick of one target, as the API and the logs show it.
 #[derive(Debug, Clone, Serialize)]
 pub struct DecisionRecord {
@@ -91,15 +102,34 @@ impl DecisionRecord {
             };
             metrics::counter!(SCALE_EVENTS, "service" => service, "direction" => direction, "reason" => self.reason.as_str()).increment(1);
         }
-        let json = serde_json::to_string(self).unwrap_or_default();
+        if self.action == Action::None
+            && !tracing::enabled!(target: "plimsoll::decision", tracing::Level::DEBUG)
+        {
+            return;
+        }
+        // Inputs as one JSON field; the rest as plain fields, so JSON logs can be filtered on them.
+        let inputs = serde_json::to_string(&self.metrics).unwrap_or_default();
+        macro_rules! log {
+            ($level:ident, $msg:literal) => {
+                tracing::$level!(
+                    target: "plimsoll::decision",
+                    scale_target = %self.target,
+                    service = %self.service,
+                    current = self.current,
+                    desired = self.desired,
+                    reason = self.reason.as_str(),
+                    action = self.action.as_str(),
+                    recommendation = ?self.recommendation,
+                    error = self.error.as_deref(),
+                    inputs = %inputs,
+                    $msg
+                )
+            };
+        }
         match self.action {
-            Action::None => {
-                tracing::debug!(target: "plimsoll::decision", decision = %json, "no change")
-            }
-            Action::Failed => {
-                tracing::warn!(target: "plimsoll::decision", decision = %json, "scale failed")
-            }
-            _ => tracing::info!(target: "plimsoll::decision", decision = %json, "scale"),
+            Action::None => log!(debug, "no change"),
+            Action::Failed => log!(warn, "scale failed"),
+            _ => log!(info, "scale"),
         }
     }
 }

@@ -1,6 +1,9 @@
 //! The shell of the control loop: discovers targets and their policies, runs one task per target
 //! (so two actions on one target can never overlap), and owns the clock, backoff and the global cap.
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -31,6 +34,8 @@ pub struct ControlConfig {
     pub discovery_interval: Duration,
     /// Policy files (*.yaml, *.yml, *.json); None for labels only.
     pub policies_dir: Option<PathBuf>,
+    /// Only these Compose projects and Swarm stacks; empty for every target on the engine.
+    pub projects: Vec<String>,
 }
 
 /// Where a target's policy came from.
@@ -136,6 +141,10 @@ impl<A: Actuator, S: MetricSource> Controller<A, S> {
             match self.actuator.targets().await {
                 Ok(targets) => {
                     warned_unreachable = false;
+                    let targets: Vec<TargetInfo> = targets
+                        .into_iter()
+                        .filter(|t| in_scope(t, &self.config.projects))
+                        .collect();
                     let entries = resolve_policies(&targets, &file_policies);
                     tasks.retain(|id, (_, handle)| {
                         let keep = entries.contains_key(id);
@@ -187,6 +196,22 @@ impl<A: Actuator, S: MetricSource> Controller<A, S> {
 }
 
 /// Policies from files (by service name) and labels, for the listed targets. A file wins over labels.
+/// Whether a target belongs to one of `projects` (a Compose project, or a Swarm stack by its
+/// `com.docker.stack.namespace` label); every target does when `projects` is empty.
+fn in_scope(t: &TargetInfo, projects: &[String]) -> bool {
+    if projects.is_empty() {
+        return true;
+    }
+    let project = match &t.id {
+        TargetId::Compose { project, .. } => Some(project.as_str()),
+        TargetId::Swarm { .. } => t
+            .labels
+            .get("com.docker.stack.namespace")
+            .map(String::as_str),
+    };
+    project.is_some_and(|p| projects.iter().any(|x| x == p))
+}
+
 fn resolve_policies(
     targets: &[TargetInfo],
     files: &BTreeMap<String, (String, Policy)>,
