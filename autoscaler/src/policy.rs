@@ -40,11 +40,11 @@ pub use calc::{MetricDetail, MetricStatus};
 pub use decide::{decide, recommend, Decision, Reason};
 pub use labels::{merge_file_and_labels, policy_from_labels, Conflict};
 pub use model::{
-    Behavior, Fallback, MetricSpec, Policy, Predictive, RateLimit, RatePolicy, ScalingRules,
-    Select, Target, Tolerance, DEFAULT_HORIZON, DEFAULT_SCALE_DOWN_STABILIZATION,
+    Behavior, Fallback, MetricSpec, Policy, PredictMethod, Predictive, RateLimit, RatePolicy,
+    ScalingRules, Select, Target, Tolerance, DEFAULT_HORIZON, DEFAULT_SCALE_DOWN_STABILIZATION,
     DEFAULT_TOLERANCE, MAX_INTERVAL, MIN_INTERVAL,
 };
 pub use observation::{Observation, ReplicaObservation, Sample};
 pub use parse::{parse_policy, Diagnostic, Location, PolicyError};
-pub use predict::{forecast, interpolate, TREND_WINDOW};
+pub use predict::{forecast, interpolate, ramp, TREND_WINDOW};
 pub use time::Timestamp;

@@ -240,12 +240,13 @@ pub enum RateLimit {
     Percent(u32),
 }
 
-/// Predictive scaling switch and horizon.
+/// Predictive scaling switch, horizon and forecasting method.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Predictive {
     pub enabled: bool,
     #[serde(serialize_with = "serialize_duration")]
     pub horizon: Duration,
+    pub method: PredictMethod,
 }
 
 impl Default for Predictive {
@@ -253,8 +254,21 @@ impl Default for Predictive {
         Predictive {
             enabled: false,
             horizon: DEFAULT_HORIZON,
+            method: PredictMethod::Seasonal,
         }
     }
+}
+
+/// How demand one horizon ahead is forecast (see the `predict` module).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PredictMethod {
+    /// Seasonal naive plus a two-hour trend plus a residual margin: for horizons of many minutes on
+    /// demand with daily or weekly patterns.
+    Seasonal,
+    /// The current rise extrapolated over the horizon, only while demand rises: covers the actuation
+    /// lag (replica start-up plus a tick), so new replicas are ready when the demand arrives.
+    Ramp,
 }
 
 fn serialize_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

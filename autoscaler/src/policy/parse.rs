@@ -11,8 +11,8 @@ use std::time::Duration;
 use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
 
 use super::model::{
-    check_fallback_replicas, check_interval, Behavior, Fallback, MetricSpec, Policy, Predictive,
-    RateLimit, RatePolicy, ScalingRules, Select, Target, Tolerance,
+    check_fallback_replicas, check_interval, Behavior, Fallback, MetricSpec, Policy, PredictMethod,
+    Predictive, RateLimit, RatePolicy, ScalingRules, Select, Target, Tolerance,
 };
 
 /// Where a problem was found: a position in a file, or a Docker label.
@@ -581,7 +581,7 @@ impl Decoder {
     }
 
     fn predictive(&mut self, node: &Node) -> Option<Predictive> {
-        let f = self.mapping(node, "predictive", &["enabled", "horizon"])?;
+        let f = self.mapping(node, "predictive", &["enabled", "horizon", "method"])?;
         let enabled = match f.get("enabled") {
             Some(n) => self.boolean(n, "predictive.enabled"),
             None => Some(true),
@@ -590,9 +590,21 @@ impl Decoder {
             Some(n) => self.duration(n, "predictive.horizon", false),
             None => Some(Predictive::default().horizon),
         };
+        let method = match f.get("method") {
+            Some(n) => match scalar_text(n).as_deref() {
+                Some("seasonal") => Some(PredictMethod::Seasonal),
+                Some("ramp") => Some(PredictMethod::Ramp),
+                _ => {
+                    self.error(n, "predictive.method: expected seasonal or ramp");
+                    None
+                }
+            },
+            None => Some(Predictive::default().method),
+        };
         Some(Predictive {
             enabled: enabled?,
             horizon: horizon?,
+            method: method?,
         })
     }
 }

@@ -1,11 +1,13 @@
 //! Predictive scaling: forecast each metric's demand one horizon ahead and turn it into replicas.
 //!
-//! The forecast is deliberately simple and inspectable:
-//! - seasonal naive: the demand one season before the target instant (a week if the history covers it,
-//!   else a day, else no season);
-//! - plus a linear trend, fitted by least squares over the recent [`TREND_WINDOW`], of what the seasonal
-//!   value misses (or of the demand itself without a season), extrapolated to the target instant;
-//! - plus a safety margin: the 90th percentile of that fit's residuals, so a noisy series asks for more.
+//! Two deliberately simple, inspectable methods ([`PredictMethod`]):
+//! - `seasonal` ([`forecast`]): seasonal naive (the demand one season before the target instant: a week if
+//!   the history covers it, else a day, else no season), plus a linear trend fitted by least squares over
+//!   the recent [`TREND_WINDOW`] of what the seasonal value misses, plus a safety margin (the 90th
+//!   percentile of that fit's residuals). Meant for horizons of many minutes on periodic demand.
+//! - `ramp` ([`ramp`]): the rise since the last recorded demand sample, extrapolated over the horizon;
+//!   nothing while demand is flat or falling. Meant for a horizon equal to the actuation lag (replica
+//!   start-up plus a tick), so that replicas asked for now are ready when the demand gets there.
 //!
 //! Replicas = ceil(forecast / demand one replica serves at target), kept at the current count when inside
 //! the tolerance band, as a reactive vote would be. The caller takes max(reactive, predicted), so
@@ -17,7 +19,7 @@ use statrs::statistics::{Data, OrderStatistics};
 
 use super::behavior::{History, LoadSample};
 use super::calc::MetricDetail;
-use super::model::Policy;
+use super::model::{Policy, PredictMethod};
 use super::time::Timestamp;
 
 /// Trend fits use the last two hours: long enough to average out minute-level noise, short enough to
@@ -44,14 +46,14 @@ pub fn predict(
         .filter_map(|m| {
             let (load, per_replica) = (m.load?, m.load_per_replica_at_target?);
             let series = history.load.get(&m.name)?;
-            let forecast = forecast(
-                series,
-                LoadSample {
-                    at: now,
-                    value: load,
-                },
-                target_at,
-            )?;
+            let latest = LoadSample {
+                at: now,
+                value: load,
+            };
+            let forecast = match policy.predictive.method {
+                PredictMethod::Seasonal => forecast(series, latest, target_at),
+                PredictMethod::Ramp => ramp(series, latest, target_at),
+            }?;
             let ratio = forecast / (per_replica * f64::from(current));
             if policy.tolerance.contains(ratio) {
                 Some(current)
@@ -101,6 +103,15 @@ pub fn forecast(series: &[LoadSample], latest: LoadSample, target_at: Timestamp)
     let margin = Data::new(residuals).quantile(MARGIN_QUANTILE).max(0.0);
     let trend = intercept + slope * hours(target_at, latest.at);
     Some((baseline(target_at) + trend + margin).max(0.0))
+}
+
+/// Demand at `target_at` if it keeps rising as it did since the last sample of `series` before `latest`;
+/// `None` when it is not rising (or there is no earlier sample), so this method never holds replicas up.
+pub fn ramp(series: &[LoadSample], latest: LoadSample, target_at: Timestamp) -> Option<f64> {
+    let last = series.iter().rev().find(|s| s.at < latest.at)?;
+    let rise = latest.value - last.value;
+    (rise > 0.0)
+        .then(|| latest.value + rise * hours(target_at, latest.at) / hours(latest.at, last.at))
 }
 
 fn hours(at: Timestamp, origin: Timestamp) -> f64 {

@@ -104,3 +104,30 @@ fn chart_is_an_svg_with_legend() {
         assert!(svg.contains(label), "missing {label}");
     }
 }
+
+#[test]
+fn recommended_predictive_policy_pre_scales_a_ramp_for_fewer_replica_hours() {
+    let p = parse_policy(
+        "predictive.yaml",
+        include_str!("../../../policies/predictive.yaml"),
+    )
+    .unwrap();
+    // 5-minute points, linearly interpolated: flat, a rise 4x per 5 minutes, a plateau, a fall.
+    let t = trace(
+        &[
+            10.0, 10.0, 10.0, 40.0, 160.0, 640.0, 640.0, 640.0, 160.0, 20.0, 20.0, 20.0,
+        ],
+        300,
+    );
+    let ours = replay(&p, &t, &MODEL).unwrap().summary;
+    let hpa = replay(&hpa_baseline(&p), &t, &MODEL).unwrap().summary;
+    assert!(hpa.overloaded_minutes > 0.0, "{hpa:?}");
+    assert!(
+        ours.overloaded_minutes <= 0.5 * hpa.overloaded_minutes,
+        "ours {ours:?}\nhpa {hpa:?}"
+    );
+    assert!(
+        ours.replica_hours <= hpa.replica_hours,
+        "ours {ours:?}\nhpa {hpa:?}"
+    );
+}

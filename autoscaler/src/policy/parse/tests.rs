@@ -49,7 +49,8 @@ fn example_policy_parses_with_every_field() {
         p.predictive,
         Predictive {
             enabled: false,
-            horizon: Duration::from_secs(600)
+            horizon: Duration::from_secs(600),
+            method: PredictMethod::Seasonal,
         }
     );
     assert_eq!(
@@ -268,5 +269,28 @@ fn fallback_bounds_are_not_rechecked_when_min_or_max_is_invalid() {
     assert_eq!(
         errs,
         vec!["p.yaml:2:6: min: must be an integer >= 1, got 0"]
+    );
+}
+
+#[test]
+fn predictive_method_is_seasonal_by_default_or_ramp() {
+    let base =
+        "service: w\nmin: 1\nmax: 9\nmetrics: [ { name: cpu, target: { utilization: 50 } } ]\n";
+    let p = parse_policy(
+        "p.yaml",
+        &format!("{base}predictive: {{ horizon: 90s, method: ramp }}\n"),
+    )
+    .unwrap();
+    assert_eq!(
+        p.predictive,
+        Predictive {
+            enabled: true,
+            horizon: Duration::from_secs(90),
+            method: PredictMethod::Ramp
+        }
+    );
+    assert_eq!(
+        errors(&format!("{base}predictive: {{ method: psychic }}\n")),
+        vec!["p.yaml:5:23: predictive.method: expected seasonal or ramp"]
     );
 }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::policy::calc::MetricStatus;
 use crate::policy::model::Target;
 use crate::policy::testutil::policy;
 
@@ -149,4 +150,59 @@ fn forecast_becomes_replicas_with_tolerance() {
     p.tolerance = crate::policy::model::Tolerance::symmetric(0.1);
     assert_eq!(predict(&p, &h, &[per9(220.0)], 25, at_min(120)), Some(25));
     assert_eq!(predict(&p, &h, &[per9(220.0)], 22, at_min(120)), Some(26));
+}
+
+#[test]
+fn ramp_extrapolates_the_current_rise_over_the_horizon() {
+    let s = series(0, 10, |m| 100.0 + m as f64); // samples at minutes 0 and 5
+                                                 // From 105 at minute 5 to 111 at minute 8: +2 per minute, 90 s ahead.
+    let latest = LoadSample {
+        at: at_min(8),
+        value: 111.0,
+    };
+    let f = ramp(&s, latest, latest.at.plus(Duration::from_secs(90))).unwrap();
+    assert!((f - 114.0).abs() < 1e-9, "{f}");
+}
+
+#[test]
+fn ramp_says_nothing_while_demand_is_flat_or_falling_or_unknown() {
+    let s = series(0, 10, |_| 100.0);
+    let at = |m, value| LoadSample {
+        at: at_min(m),
+        value,
+    };
+    assert_eq!(ramp(&s, at(8, 100.0), at_min(10)), None, "flat");
+    assert_eq!(ramp(&s, at(8, 90.0), at_min(10)), None, "falling");
+    assert_eq!(ramp(&[], at(8, 150.0), at_min(10)), None, "no history");
+    // A sample at the same instant as the latest is not an earlier one.
+    assert_eq!(ramp(&s[..1], at(0, 150.0), at_min(2)), None);
+}
+
+#[test]
+fn ramp_method_pre_scales_only_ahead_of_a_rise() {
+    let mut p = policy(1, 100, &[("rps", Target::Value(10.0))]);
+    p.predictive.enabled = true;
+    p.predictive.method = PredictMethod::Ramp;
+    p.predictive.horizon = Duration::from_secs(120);
+    let mut history = History::default();
+    history.load.insert("rps".into(), series(0, 5, |_| 100.0));
+    let detail = |load: f64| MetricDetail {
+        name: "rps".into(),
+        target_kind: "value",
+        target: 10.0,
+        current: Some(load),
+        ratio: Some(1.0),
+        proposal: Some(10),
+        status: MetricStatus::WithinTolerance,
+        counted: 10,
+        problem: None,
+        load: Some(load),
+        load_per_replica_at_target: Some(10.0),
+    };
+    // 100 at minute 0, 150 at minute 5: +10 per minute, 170 two minutes ahead: 17 replicas.
+    assert_eq!(
+        predict(&p, &history, &[detail(150.0)], 15, at_min(5)),
+        Some(17)
+    );
+    assert_eq!(predict(&p, &history, &[detail(90.0)], 9, at_min(3)), None);
 }
