@@ -145,3 +145,53 @@ fn run_scales_on_promql_from_a_real_prometheus() {
     });
     assert_eq!(replicas(&svc.name), 2);
 }
+
+#[test]
+fn a_lost_source_holds_then_applies_the_policy_fallback() {
+    let service = support::unique("srcfall");
+    let policies = tempfile::tempdir().unwrap();
+    std::fs::write(
+        policies.path().join("p.yaml"),
+        format!("service: {service}\nmin: 1\nmax: 3\nfallback: {{ replicas: 3, after: 3 }}\nmetrics:\n  - name: cpu\n    target: {{ utilization: 50 }}\n"),
+    )
+    .unwrap();
+    let svc = Service::create(&service, 1, &["--limit-cpu", "0.1"]);
+    let collector = Plimsoll::start("collect", &["--interval", "1s"]);
+    let url = format!("collectors=http://{}", collector.addr);
+    let p = Plimsoll::start(
+        "run",
+        &[
+            "--policies",
+            policies.path().to_str().unwrap(),
+            "--source",
+            &url,
+        ],
+    );
+    let reasons = |p: &Plimsoll| -> Vec<String> {
+        p.json(&format!("/api/v1/decisions?service={}", svc.name))
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["reason"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    p.wait_for(
+        "a decision from the collector",
+        Duration::from_secs(20),
+        |p| reasons(p).iter().any(|r| r != "source_error"),
+    );
+    drop(collector); // the only collector goes away
+    p.wait_for("the fallback", Duration::from_secs(30), |_| {
+        replicas(&svc.name) == 3
+    });
+    let seen = reasons(&p);
+    let first_error = seen
+        .iter()
+        .position(|r| r == "source_error")
+        .expect("holds with source_error first");
+    let fallback = seen
+        .iter()
+        .position(|r| r == "fallback")
+        .expect("then the fallback");
+    assert!(fallback > first_error, "{seen:?}");
+}

@@ -105,7 +105,7 @@ fn a_swarm_service_scales_up_under_load_and_down_after() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|r| r["reason"]["kind"] == "decided")
+            .any(|r| r["reason_kind"] == "decided")
     });
     assert_eq!(replicas(&service), 1);
 
@@ -121,7 +121,7 @@ fn a_swarm_service_scales_up_under_load_and_down_after() {
         replicas(&service) == 3 && running_tasks(&service) == 3
     });
     let converged = t0.elapsed();
-    println!("swarm scale-up: reaction {reaction} ms (load start -> scale call), converged to 3 in {} ms; first step {} -> {} ({})", converged.as_millis(), up["current"], up["desired"], up["reason"]["reason"]);
+    println!("swarm scale-up: reaction {reaction} ms (load start -> scale call), converged to 3 in {} ms; first step {} -> {} ({})", converged.as_millis(), up["current"], up["desired"], up["reason"]);
     assert!(up["metrics"][0]["name"] == "cpu", "{up}");
 
     let stop = now_ms();
@@ -251,7 +251,7 @@ fn pause_and_resume_need_the_bearer_token() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|r| r["reason"]["reason"] == "paused")
+            .any(|r| r["reason"] == "paused")
     });
     assert_eq!(
         post(
@@ -304,7 +304,7 @@ fn an_unreachable_engine_holds_with_a_reason_and_recovers() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|r| r["at"].as_i64() >= Some(since) && r["reason"]["reason"] == reason)
+            .any(|r| r["at"].as_i64() >= Some(since) && r["reason"] == reason)
     };
     p.wait_for(
         "a decision through the proxy",
@@ -330,9 +330,60 @@ fn an_unreachable_engine_holds_with_a_reason_and_recovers() {
                 .as_array()
                 .unwrap()
                 .iter()
-                .any(|r| r["at"].as_i64() >= Some(back) && r["reason"]["kind"] == "decided")
+                .any(|r| r["at"].as_i64() >= Some(back) && r["reason_kind"] == "decided")
         },
     );
     let (code, _) = p.get("/healthz").unwrap();
     assert_eq!(code, 200);
+}
+
+#[test]
+fn a_rolling_update_in_progress_holds_scaling() {
+    let service = support::unique("swarmroll");
+    let policies = tempfile::tempdir().unwrap();
+    write_policy(policies.path(), &service, "");
+    let _svc = Service::create(&service, 2, &["--limit-cpu", "0.1"]);
+    let p = Plimsoll::start(
+        "run",
+        &[
+            "--policies",
+            policies.path().to_str().unwrap(),
+            "--interval",
+            "1s",
+        ],
+    );
+    p.wait_for("the policy", Duration::from_secs(20), |p| {
+        p.json("/api/v1/policies")
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["policy"]["service"] == service.as_str())
+    });
+    // One task at a time with a long delay between them: the update stays in progress for a while.
+    let since = now_ms();
+    support::docker_ok(&[
+        "service",
+        "update",
+        "--detach",
+        "--update-parallelism",
+        "1",
+        "--update-delay",
+        "30s",
+        "--env-add",
+        "ROLL=1",
+        &service,
+    ]);
+    p.wait_for("an update_in_progress hold", Duration::from_secs(20), |p| {
+        p.json(&format!("/api/v1/decisions?service={service}"))
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| {
+                r["at"].as_i64() >= Some(since)
+                    && r["reason"] == "update_in_progress"
+                    && r["action"] == "none"
+            })
+    });
+    // Idle at 2 replicas against min 1 the service would scale down, but not while updating.
+    assert_eq!(replicas(&service), 2);
 }

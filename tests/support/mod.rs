@@ -164,8 +164,12 @@ impl Plimsoll {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
+        let decisions = self
+            .get("/api/v1/decisions")
+            .map(|(_, b)| b)
+            .unwrap_or_default();
         panic!(
-            "timed out after {timeout:?} waiting for {what}; plimsoll log:\n{}",
+            "timed out after {timeout:?} waiting for {what}; plimsoll log:\n{}\ndecisions: {decisions}",
             self.logs()
         );
     }

@@ -75,6 +75,8 @@ pub struct DecisionRecord {
     pub current: u32,
     pub desired: u32,
     pub reason: Cause,
+    /// `decided`, `hold` or `fallback`.
+    pub reason_kind: &'static str,
     pub action: Action,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recommendation: Option<u32>,

@@ -36,8 +36,7 @@ pub enum Hold {
 }
 
 /// The typed reason of a tick's outcome: logged and counted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case", tag = "kind", content = "reason")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Cause {
     Decided(Reason),
     /// The source failed for `fallback.after` ticks: the policy's fallback count applies.
@@ -57,6 +56,24 @@ impl Cause {
             Cause::Hold(Hold::DockerError) => "docker_error",
             Cause::Hold(Hold::RateCapped) => "rate_capped",
         }
+    }
+}
+
+impl Cause {
+    /// Whether the policy engine decided, the loop held, or the fallback applied.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Cause::Decided(_) => "decided",
+            Cause::Fallback => "fallback",
+            Cause::Hold(_) => "hold",
+        }
+    }
+}
+
+/// Serialized as its stable string, the same one logs and metric labels carry.
+impl Serialize for Cause {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 

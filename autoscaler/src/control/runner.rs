@@ -501,6 +501,7 @@ impl<A: Actuator, S: MetricSource> TargetTask<A, S> {
             current,
             desired,
             reason,
+            reason_kind: reason.kind(),
             action,
             recommendation: None,
             metrics: Vec::new(),
