@@ -7,14 +7,16 @@ fn plimsoll() -> Command {
 }
 
 fn policies_dir() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies")
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/examples")
 }
 
 #[test]
 fn example_policies_are_valid() {
+    let simulate = policies_dir().join("../simulate");
     let out = plimsoll()
         .arg("check")
         .arg(policies_dir())
+        .arg(&simulate)
         .output()
         .unwrap();
     assert!(
@@ -25,6 +27,7 @@ fn example_policies_are_valid() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("web.yaml: ok (service web)"), "{stdout}");
     assert!(stdout.contains("web.json: ok (service web)"), "{stdout}");
+    assert!(stdout.contains("predictive.yaml: ok (service app)"), "{stdout}");
 }
 
 #[test]

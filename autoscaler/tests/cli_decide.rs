@@ -26,8 +26,8 @@ fn json(out: &Output) -> serde_json::Value {
 
 #[test]
 fn first_decision_without_history() {
-    let policy = repo("policies/web.yaml");
-    let snapshot = repo("policies/snapshots/snapshot.json");
+    let policy = repo("policies/examples/web.yaml");
+    let snapshot = repo("policies/examples/snapshots/snapshot.json");
     let v = json(&decide(&[
         "--policy",
         policy.to_str().unwrap(),
@@ -52,9 +52,9 @@ fn first_decision_without_history() {
 #[test]
 fn history_applies_rate_limits() {
     let (p, s, h) = (
-        repo("policies/web.yaml"),
-        repo("policies/snapshots/snapshot.json"),
-        repo("policies/snapshots/history.json"),
+        repo("policies/examples/web.yaml"),
+        repo("policies/examples/snapshots/snapshot.json"),
+        repo("policies/examples/snapshots/history.json"),
     );
     let out = decide(&[
         "--policy",
@@ -77,7 +77,7 @@ fn history_applies_rate_limits() {
 #[test]
 fn invalid_inputs_exit_2_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
-    let policy = repo("policies/web.yaml");
+    let policy = repo("policies/examples/web.yaml");
     let bad_snapshot = dir.path().join("s.json");
     std::fs::write(
         &bad_snapshot,
@@ -141,7 +141,7 @@ fn simulate_prints_both_columns_and_writes_report_and_chart() {
     let (report, chart) = (dir.path().join("r.json"), dir.path().join("c.svg"));
     let out = Command::new(env!("CARGO_BIN_EXE_plimsoll"))
         .args(["simulate", "--policy"])
-        .arg(repo("policies/simulate-cpu.yaml"))
+        .arg(repo("policies/simulate/simulate-cpu.yaml"))
         .arg("--trace")
         .arg(&trace)
         .args([
@@ -174,7 +174,7 @@ fn simulate_prints_both_columns_and_writes_report_and_chart() {
 
     let out = Command::new(env!("CARGO_BIN_EXE_plimsoll"))
         .args(["simulate", "--policy"])
-        .arg(repo("policies/simulate-cpu.yaml"))
+        .arg(repo("policies/simulate/simulate-cpu.yaml"))
         .args(["--trace", "/nonexistent.csv"])
         .output()
         .unwrap();

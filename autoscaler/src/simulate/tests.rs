@@ -109,7 +109,7 @@ fn chart_is_an_svg_with_legend() {
 fn recommended_predictive_policy_pre_scales_a_ramp_for_fewer_replica_hours() {
     let p = parse_policy(
         "predictive.yaml",
-        include_str!("../../../policies/predictive.yaml"),
+        include_str!("../../../policies/simulate/predictive.yaml"),
     )
     .unwrap();
     // 5-minute points, linearly interpolated: flat, a rise 4x per 5 minutes, a plateau, a fall.

@@ -2,8 +2,8 @@ use std::time::Duration;
 
 use super::*;
 
-const EXAMPLE: &str = include_str!("../../../../policies/web.yaml");
-const EXAMPLE_JSON: &str = include_str!("../../../../policies/web.json");
+const EXAMPLE: &str = include_str!("../../../../policies/examples/web.yaml");
+const EXAMPLE_JSON: &str = include_str!("../../../../policies/examples/web.json");
 
 fn errors(text: &str) -> Vec<String> {
     parse_policy("p.yaml", text)
