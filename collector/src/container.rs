@@ -62,15 +62,6 @@ impl ContainerInfo {
     }
 }
 
-fn desc(name: &str, help: &str, kind: Kind, scale: Scale) -> FamilyDesc {
-    FamilyDesc {
-        name: name.to_string(),
-        help: help.to_string(),
-        kind,
-        scale,
-    }
-}
-
 /// Ids of cAdvisor's container families.
 #[derive(Debug, Clone)]
 pub struct Families {
@@ -98,23 +89,7 @@ impl Families {
     pub fn register(store: &mut Store) -> Self {
         use Kind::{Counter, Gauge};
         let ns = Scale::Div(1e9);
-        let mut f = |n: &str, h: &str, k, s| store.family(desc(n, h, k, s));
-        let pressure = ["cpu", "memory", "io"].map(|res| {
-            (
-                f(
-                    &format!("container_pressure_{res}_waiting_seconds_total"),
-                    &format!("Total time duration tasks in the container have waited due to {res} congestion."),
-                    Counter,
-                    Scale::Div(1e6),
-                ),
-                f(
-                    &format!("container_pressure_{res}_stalled_seconds_total"),
-                    &format!("Total time duration no tasks in the container could make progress due to {res} congestion."),
-                    Counter,
-                    Scale::Div(1e6),
-                ),
-            )
-        });
+        let mut f = |n: &str, h: &str, k, s| store.family(FamilyDesc::new(n, h, k, s));
         Self {
             cpu_usage: f("container_cpu_usage_seconds_total", "Cumulative cpu time consumed in seconds.", Counter, ns),
             cpu_user: f("container_cpu_user_seconds_total", "Cumulative user cpu time consumed in seconds.", Counter, ns),
@@ -148,7 +123,7 @@ impl Families {
                 f("container_network_transmit_errors_total", "Cumulative count of errors encountered while transmitting.", Counter, Scale::One),
                 f("container_network_transmit_packets_dropped_total", "Cumulative count of packets dropped while transmitting.", Counter, Scale::One),
             ],
-            pressure,
+            pressure: crate::kernel::register_pressure(store, "container", "the container"),
         }
     }
 

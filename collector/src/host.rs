@@ -47,15 +47,6 @@ pub fn disk_ignored(name: &str) -> bool {
     false
 }
 
-fn desc(name: &str, help: &str, kind: Kind, scale: Scale) -> FamilyDesc {
-    FamilyDesc {
-        name: name.to_string(),
-        help: help.to_string(),
-        kind,
-        scale,
-    }
-}
-
 /// Ids of the host families with fixed names.
 #[derive(Debug)]
 struct Families {
@@ -77,25 +68,7 @@ impl Families {
         use Kind::{Counter, Gauge};
         let ms = Scale::Div(1000.0);
         let sectors = Scale::Mul(512.0);
-        let mut f = |n: &str, h: &str, k, s| store.family(desc(n, h, k, s));
-        let pressure = ["cpu", "memory", "io"].map(|res| {
-            (
-                f(
-                    &format!("node_pressure_{res}_waiting_seconds_total"),
-                    &format!("Total time in seconds that processes have waited for {res}."),
-                    Counter,
-                    Scale::Div(1e6),
-                ),
-                f(
-                    &format!("node_pressure_{res}_stalled_seconds_total"),
-                    &format!(
-                        "Total time in seconds no process could make progress for lack of {res}."
-                    ),
-                    Counter,
-                    Scale::Div(1e6),
-                ),
-            )
-        });
+        let mut f = |n: &str, h: &str, k, s| store.family(FamilyDesc::new(n, h, k, s));
         Self {
             cpu: f(
                 "node_cpu_seconds_total",
@@ -244,7 +217,7 @@ impl Families {
                     Scale::One,
                 ),
             ],
-            pressure,
+            pressure: crate::kernel::register_pressure(store, "node", "the host"),
         }
     }
 }
@@ -507,7 +480,7 @@ fn meminfo_desc(field: &str, kb: bool) -> FamilyDesc {
     } else {
         (format!("node_memory_{clean}"), Scale::One)
     };
-    desc(
+    FamilyDesc::new(
         &name,
         &format!("Memory information field {clean}."),
         Kind::Gauge,

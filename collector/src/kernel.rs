@@ -2,6 +2,30 @@
 //! pressure files.
 
 use crate::procfile::{fields, parse_u64};
+use crate::store::{FamilyDesc, Kind, MetricId, Scale, Store};
+
+/// Registers the PSI families, a (waiting, stalled) pair per resource (cpu, memory, io), named
+/// `<prefix>_pressure_<resource>_{waiting,stalled}_seconds_total` as node_exporter and cAdvisor do;
+/// `who` says whose tasks stall, for the help text.
+pub fn register_pressure(store: &mut Store, prefix: &str, who: &str) -> [(MetricId, MetricId); 3] {
+    ["cpu", "memory", "io"].map(|res| {
+        let waiting = FamilyDesc::new(
+            &format!("{prefix}_pressure_{res}_waiting_seconds_total"),
+            &format!("Total time in seconds that tasks of {who} waited for {res}."),
+            Kind::Counter,
+            Scale::Div(1e6),
+        );
+        let stalled = FamilyDesc::new(
+            &format!("{prefix}_pressure_{res}_stalled_seconds_total"),
+            &format!(
+                "Total time in seconds no task of {who} could make progress for lack of {res}."
+            ),
+            Kind::Counter,
+            Scale::Div(1e6),
+        );
+        (store.family(waiting), store.family(stalled))
+    })
+}
 
 /// Counters of one interface from /proc/net/dev.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

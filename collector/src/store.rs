@@ -74,6 +74,17 @@ pub struct FamilyDesc {
     pub scale: Scale,
 }
 
+impl FamilyDesc {
+    pub fn new(name: &str, help: &str, kind: Kind, scale: Scale) -> Self {
+        FamilyDesc {
+            name: name.to_string(),
+            help: help.to_string(),
+            kind,
+            scale,
+        }
+    }
+}
+
 /// Label pairs with names known at compile time.
 pub type Labels = Vec<(&'static str, String)>;
 
