@@ -102,14 +102,14 @@ fn draw(
             line(&ours.days, &ours.demand),
             grey.stroke_width(1),
         ))?
-        .label("demand")
+        .label("demand (peak per column)")
         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], grey.stroke_width(2)));
     chart
         .draw_series(LineSeries::new(
             line(&ours.days, &ours.capacity),
             BLUE.stroke_width(2),
         ))?
-        .label("ready capacity (policy)")
+        .label("ready capacity, policy (lowest per column)")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
     if let Some(b) = &base {
         chart
@@ -117,7 +117,7 @@ fn draw(
                 line(&b.days, &b.capacity),
                 orange.stroke_width(1),
             ))?
-            .label("ready capacity (HPA baseline)")
+            .label("ready capacity, HPA baseline (lowest per column)")
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], orange.stroke_width(2))
             });
@@ -152,7 +152,7 @@ fn draw(
             line(&ours.days, &ours.replicas),
             BLUE.stroke_width(2),
         ))?
-        .label("policy")
+        .label("policy (most per column)")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
     if let Some(b) = &base {
         chart
@@ -160,7 +160,7 @@ fn draw(
                 line(&b.days, &b.replicas),
                 orange.stroke_width(1),
             ))?
-            .label("HPA baseline")
+            .label("HPA baseline (most per column)")
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], orange.stroke_width(2))
             });

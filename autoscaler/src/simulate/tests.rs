@@ -96,7 +96,8 @@ fn chart_is_an_svg_with_legend() {
     let svg = draw_chart("test", &MODEL, &r, Some(&r)).unwrap();
     assert!(svg.starts_with("<svg"));
     for label in [
-        "ready capacity (policy)",
+        "ready capacity, policy (lowest per column)",
+        "demand (peak per column)",
         "HPA baseline",
         "days since trace start",
         "replicas",
