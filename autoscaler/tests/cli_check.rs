@@ -27,7 +27,10 @@ fn example_policies_are_valid() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("web.yaml: ok (service web)"), "{stdout}");
     assert!(stdout.contains("web.json: ok (service web)"), "{stdout}");
-    assert!(stdout.contains("predictive.yaml: ok (service app)"), "{stdout}");
+    assert!(
+        stdout.contains("predictive.yaml: ok (service app)"),
+        "{stdout}"
+    );
 }
 
 #[test]
