@@ -6,9 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Container, Plimsoll};
-
-const BURNER: &str = "while :; do if [ -e /ctl/on ]; then i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; else sleep 0.2; fi; done";
+use support::{Container, Plimsoll, BURNER};
 
 /// (name, state, managed) of every container of the compose service.
 fn members(project: &str) -> Vec<(String, String, bool)> {
@@ -73,33 +71,19 @@ fn a_compose_service_scales_up_with_clones_and_back_down() {
     let ctl = tempfile::tempdir().unwrap();
     let _web = service(&project, ctl.path());
     // A short scale-down window through a policy file (files win over labels).
-    let policies = tempfile::tempdir().unwrap();
-    std::fs::write(
-        policies.path().join("web.yaml"),
+    let policies = support::policy_dir(
         "service: web\nmin: 1\nmax: 3\nmetrics:\n  - name: cpu\n    target: { utilization: 50 }\nbehavior:\n  scale_down: { stabilization: 3s, select: max, policies: [ { percent: 100, period: 3s } ] }\n",
-    )
-    .unwrap();
+    );
     // Scoped to this test's project: the other test's labelled service is not ours to scale.
-    let p = Plimsoll::start(
-        "run",
-        &[
-            "--policies",
-            policies.path().to_str().unwrap(),
-            "--interval",
-            "1s",
-            "--project",
-            &project,
-        ],
+    let p = Plimsoll::run(
+        policies.path(),
+        &["--interval", "1s", "--project", &project],
     );
     p.wait_for("the compose target", Duration::from_secs(20), |p| {
-        p.json("/api/v1/policies")
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| {
-                e["target"]["project"] == project.as_str()
-                    && e["origin"]["file_over_labels"].is_object()
-            })
+        p.policies().iter().any(|e| {
+            e["target"]["project"] == project.as_str()
+                && e["origin"]["file_over_labels"].is_object()
+        })
     });
     std::fs::write(ctl.path().join("on"), "").unwrap();
     p.wait_for("3 running replicas", Duration::from_secs(60), |_| {
@@ -132,19 +116,10 @@ fn kill_9_in_the_middle_of_a_scale_up_leaves_no_orphans_or_duplicates() {
     let ctl = tempfile::tempdir().unwrap();
     let _web = service(&project, ctl.path());
     let policies = tempfile::tempdir().unwrap();
-    let args = [
-        "--policies",
-        policies.path().to_str().unwrap(),
-        "--interval",
-        "1s",
-        "--project",
-        &project,
-    ];
-    let mut p = Plimsoll::start("run", &args);
+    let args = ["--interval", "1s", "--project", &project];
+    let mut p = Plimsoll::run(policies.path(), &args);
     p.wait_for("the compose target", Duration::from_secs(20), |p| {
-        p.json("/api/v1/policies")
-            .as_array()
-            .unwrap()
+        p.policies()
             .iter()
             .any(|e| e["target"]["project"] == project.as_str())
     });
@@ -158,7 +133,7 @@ fn kill_9_in_the_middle_of_a_scale_up_leaves_no_orphans_or_duplicates() {
     let at_kill = members(&project);
     assert!(at_kill.len() <= 3, "bounds held at the kill: {at_kill:?}");
 
-    let p = Plimsoll::start("run", &args);
+    let p = Plimsoll::run(policies.path(), &args);
     p.wait_for(
         "3 running replicas after the restart",
         Duration::from_secs(60),

@@ -6,67 +6,33 @@ mod support;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use support::{Plimsoll, Service};
-
-const BURNER: &str = "while :; do if [ -e /ctl/on ]; then i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; else sleep 0.2; fi; done";
+use support::{replicas, BurnerService, Plimsoll, Service};
 
 /// A loaded Swarm service (1 replica, 0.25 CPU, burning from the start) and its policy.
-fn loaded_service(prefix: &str) -> (Service, tempfile::TempDir, tempfile::TempDir) {
+fn loaded_service(prefix: &str) -> (BurnerService, tempfile::TempDir) {
     let service = support::unique(prefix);
-    let ctl = tempfile::tempdir().unwrap();
-    std::fs::write(ctl.path().join("on"), "").unwrap();
-    let policies = tempfile::tempdir().unwrap();
-    std::fs::write(policies.path().join("p.yaml"), format!("service: {service}\nmin: 1\nmax: 2\nmetrics:\n  - name: cpu\n    target: {{ utilization: 50 }}\n")).unwrap();
-    let mount = format!("type=bind,src={},dst=/ctl", ctl.path().display());
-    let svc = Service::create_cmd(
-        &service,
-        1,
-        &["--limit-cpu", "0.25", "--mount", &mount],
-        &["sh", "-c", BURNER],
-    );
-    (svc, ctl, policies)
-}
-
-fn replicas(service: &str) -> u32 {
-    support::docker_ok(&[
-        "service",
-        "inspect",
-        "--format",
-        "{{.Spec.Mode.Replicated.Replicas}}",
-        service,
-    ])
-    .parse()
-    .unwrap()
+    let policies = support::policy_dir(&format!("service: {service}\nmin: 1\nmax: 2\nmetrics:\n  - name: cpu\n    target: {{ utilization: 50 }}\n"));
+    (BurnerService::create(&service, "0.25", true), policies)
 }
 
 fn scaled_on_cpu(p: &Plimsoll, service: &str) -> bool {
-    p.json(&format!("/api/v1/decisions?service={service}"))
-        .as_array()
-        .unwrap()
+    p.decisions(service)
         .iter()
         .any(|r| r["action"] == "scaled" && r["desired"] == 2 && r["metrics"][0]["name"] == "cpu")
 }
 
 #[test]
 fn run_scales_on_the_json_api_of_remote_collectors() {
-    let (svc, _ctl, policies) = loaded_service("srccoll");
+    let (svc, policies) = loaded_service("srccoll");
     let collector = Plimsoll::start("collect", &["--interval", "1s"]);
     let url = format!("collectors=http://{}", collector.addr);
-    let p = Plimsoll::start(
-        "run",
-        &[
-            "--policies",
-            policies.path().to_str().unwrap(),
-            "--source",
-            &url,
-        ],
-    );
+    let p = Plimsoll::run(policies.path(), &["--source", &url]);
     p.wait_for(
         "a scale-up from remote samples",
         Duration::from_secs(40),
-        |p| scaled_on_cpu(p, &svc.name),
+        |p| scaled_on_cpu(p, svc.name()),
     );
-    assert_eq!(replicas(&svc.name), 2);
+    assert_eq!(replicas(svc.name()), 2);
     let (_, metrics) = p.get("/metrics").unwrap();
     assert!(
         !metrics.contains("container_cpu_usage_seconds_total"),
@@ -113,7 +79,7 @@ impl Drop for Prometheus {
 
 #[test]
 fn run_scales_on_promql_from_a_real_prometheus() {
-    let (svc, _ctl, policies) = loaded_service("srcprom");
+    let (svc, policies) = loaded_service("srcprom");
     let collector = Plimsoll::start("collect", &["--interval", "1s"]);
     let prom = Prometheus::start(collector.addr);
     let ready = std::time::Instant::now();
@@ -129,48 +95,23 @@ fn run_scales_on_promql_from_a_real_prometheus() {
         std::thread::sleep(Duration::from_millis(300));
     }
     let url = format!("prometheus=http://{}", prom.addr);
-    let p = Plimsoll::start(
-        "run",
-        &[
-            "--policies",
-            policies.path().to_str().unwrap(),
-            "--source",
-            &url,
-            "--rate-window",
-            "5s",
-        ],
-    );
+    let p = Plimsoll::run(policies.path(), &["--source", &url, "--rate-window", "5s"]);
     p.wait_for("a scale-up from PromQL", Duration::from_secs(60), |p| {
-        scaled_on_cpu(p, &svc.name)
+        scaled_on_cpu(p, svc.name())
     });
-    assert_eq!(replicas(&svc.name), 2);
+    assert_eq!(replicas(svc.name()), 2);
 }
 
 #[test]
 fn a_lost_source_holds_then_applies_the_policy_fallback() {
     let service = support::unique("srcfall");
-    let policies = tempfile::tempdir().unwrap();
-    std::fs::write(
-        policies.path().join("p.yaml"),
-        format!("service: {service}\nmin: 1\nmax: 3\nfallback: {{ replicas: 3, after: 3 }}\nmetrics:\n  - name: cpu\n    target: {{ utilization: 50 }}\n"),
-    )
-    .unwrap();
+    let policies = support::policy_dir(&format!("service: {service}\nmin: 1\nmax: 3\nfallback: {{ replicas: 3, after: 3 }}\nmetrics:\n  - name: cpu\n    target: {{ utilization: 50 }}\n"));
     let svc = Service::create(&service, 1, &["--limit-cpu", "0.1"]);
     let collector = Plimsoll::start("collect", &["--interval", "1s"]);
     let url = format!("collectors=http://{}", collector.addr);
-    let p = Plimsoll::start(
-        "run",
-        &[
-            "--policies",
-            policies.path().to_str().unwrap(),
-            "--source",
-            &url,
-        ],
-    );
+    let p = Plimsoll::run(policies.path(), &["--source", &url]);
     let reasons = |p: &Plimsoll| -> Vec<String> {
-        p.json(&format!("/api/v1/decisions?service={}", svc.name))
-            .as_array()
-            .unwrap()
+        p.decisions(&svc.name)
             .iter()
             .map(|r| r["reason"].as_str().unwrap_or_default().to_string())
             .collect()

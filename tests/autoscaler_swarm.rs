@@ -4,106 +4,22 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::{Plimsoll, Service};
-
-/// Burns CPU while /ctl/on exists, idles otherwise: the load is switched from the host.
-const BURNER: &str = "while :; do if [ -e /ctl/on ]; then i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; else sleep 0.2; fi; done";
-
-fn replicas(service: &str) -> u32 {
-    support::docker_ok(&[
-        "service",
-        "inspect",
-        "--format",
-        "{{.Spec.Mode.Replicated.Replicas}}",
-        service,
-    ])
-    .parse()
-    .unwrap()
-}
-
-fn running_tasks(service: &str) -> u32 {
-    support::docker_ok(&[
-        "service",
-        "ps",
-        "--filter",
-        "desired-state=running",
-        "--format",
-        "{{.CurrentState}}",
-        service,
-    ])
-    .lines()
-    .filter(|l| l.starts_with("Running"))
-    .count() as u32
-}
-
-fn write_policy(dir: &Path, service: &str, extra: &str) {
-    std::fs::write(
-        dir.join(format!("{service}.yaml")),
-        format!(
-            "service: {service}\nmin: 1\nmax: 3\nmetrics:\n  - name: cpu\n    target: {{ utilization: 50 }}\nbehavior:\n  scale_down: {{ stabilization: 5s, select: max, policies: [ {{ percent: 100, period: 5s }} ] }}\n{extra}"
-        ),
-    )
-    .unwrap();
-}
-
-/// The first scale action of the decisions API after `since_ms` that goes `up` (or down).
-fn first_scale(p: &Plimsoll, service: &str, up: bool, since_ms: i64) -> Option<serde_json::Value> {
-    let d = p.json(&format!("/api/v1/decisions?service={service}"));
-    d.as_array()?
-        .iter()
-        .find(|r| {
-            r["action"] == "scaled"
-                && r["at"].as_i64() >= Some(since_ms)
-                && (r["desired"].as_u64() > r["current"].as_u64()) == up
-        })
-        .cloned()
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
+use support::{cpu_policy_dir, now_ms, replicas, running_tasks, BurnerService, Plimsoll, Service};
 
 #[test]
 fn a_swarm_service_scales_up_under_load_and_down_after() {
     let service = support::unique("swarmload");
-    let ctl = tempfile::tempdir().unwrap();
-    let policies = tempfile::tempdir().unwrap();
-    write_policy(policies.path(), &service, "");
-    let mount = format!("type=bind,src={},dst=/ctl", ctl.path().display());
-    let _svc = Service::create_cmd(
-        &service,
-        1,
-        &["--limit-cpu", "0.25", "--mount", &mount],
-        &["sh", "-c", BURNER],
+    let policies = cpu_policy_dir(&service);
+    let svc = BurnerService::create(&service, "0.25", false);
+    let p = Plimsoll::run(
+        policies.path(),
+        &["--interval", "1s", "--log-format", "json"],
     );
-    let p = Plimsoll::start(
-        "run",
-        &[
-            "--policies",
-            policies.path().to_str().unwrap(),
-            "--interval",
-            "1s",
-            "--log-format",
-            "json",
-        ],
-    );
-    p.wait_for("the policy to be picked up", Duration::from_secs(20), |p| {
-        p.json("/api/v1/policies")
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["policy"]["service"] == service.as_str())
-    });
+    p.wait_for_policy(&service, Duration::from_secs(20));
     p.wait_for("an idle decision", Duration::from_secs(20), |p| {
-        p.json(&format!("/api/v1/decisions?service={service}"))
-            .as_array()
-            .unwrap()
+        p.decisions(&service)
             .iter()
             .any(|r| r["reason_kind"] == "decided")
     });
@@ -111,11 +27,11 @@ fn a_swarm_service_scales_up_under_load_and_down_after() {
 
     let load_start = now_ms();
     let t0 = Instant::now();
-    std::fs::write(ctl.path().join("on"), "").unwrap();
+    svc.set_load(true);
     p.wait_for("a scale-up", Duration::from_secs(30), |p| {
-        first_scale(p, &service, true, load_start).is_some()
+        p.first_scale(&service, true, load_start).is_some()
     });
-    let up = first_scale(&p, &service, true, load_start).unwrap();
+    let up = p.first_scale(&service, true, load_start).unwrap();
     let reaction = up["at"].as_i64().unwrap() - load_start;
     p.wait_for("3 running tasks", Duration::from_secs(60), |_| {
         replicas(&service) == 3 && running_tasks(&service) == 3
@@ -125,11 +41,13 @@ fn a_swarm_service_scales_up_under_load_and_down_after() {
     assert!(up["metrics"][0]["name"] == "cpu", "{up}");
 
     let stop = now_ms();
-    std::fs::remove_file(ctl.path().join("on")).unwrap();
+    svc.set_load(false);
     p.wait_for("back to 1 replica", Duration::from_secs(60), |_| {
         replicas(&service) == 1
     });
-    let down = first_scale(&p, &service, false, stop).expect("a recorded scale-down");
+    let down = p
+        .first_scale(&service, false, stop)
+        .expect("a recorded scale-down");
     println!(
         "swarm scale-down: {} ms after the load stopped ({} -> {})",
         down["at"].as_i64().unwrap() - stop,
@@ -169,31 +87,11 @@ fn a_swarm_service_scales_up_under_load_and_down_after() {
 #[test]
 fn dry_run_decides_but_never_acts() {
     let service = support::unique("swarmdry");
-    let ctl = tempfile::tempdir().unwrap();
-    std::fs::write(ctl.path().join("on"), "").unwrap();
-    let policies = tempfile::tempdir().unwrap();
-    write_policy(policies.path(), &service, "");
-    let mount = format!("type=bind,src={},dst=/ctl", ctl.path().display());
-    let _svc = Service::create_cmd(
-        &service,
-        1,
-        &["--limit-cpu", "0.1", "--mount", &mount],
-        &["sh", "-c", BURNER],
-    );
-    let p = Plimsoll::start(
-        "run",
-        &[
-            "--policies",
-            policies.path().to_str().unwrap(),
-            "--interval",
-            "1s",
-            "--dry-run",
-        ],
-    );
+    let policies = cpu_policy_dir(&service);
+    let _svc = BurnerService::create(&service, "0.1", true);
+    let p = Plimsoll::run(policies.path(), &["--interval", "1s", "--dry-run"]);
     p.wait_for("a dry-run scale-up", Duration::from_secs(30), |p| {
-        p.json(&format!("/api/v1/decisions?service={service}"))
-            .as_array()
-            .unwrap()
+        p.decisions(&service)
             .iter()
             .any(|r| r["action"] == "dry_run" && r["desired"].as_u64() > Some(1))
     });
@@ -204,27 +102,15 @@ fn dry_run_decides_but_never_acts() {
 #[test]
 fn pause_and_resume_need_the_bearer_token() {
     let service = support::unique("swarmpause");
-    let policies = tempfile::tempdir().unwrap();
-    write_policy(policies.path(), &service, "");
+    let policies = cpu_policy_dir(&service);
     let _svc = Service::create(&service, 1, &["--limit-cpu", "0.1"]);
     let token_file = policies.path().join("token");
     std::fs::write(&token_file, "s3cret\n").unwrap();
-    let p = Plimsoll::start(
-        "run",
-        &[
-            "--policies",
-            policies.path().to_str().unwrap(),
-            "--api-token-file",
-            token_file.to_str().unwrap(),
-        ],
+    let p = Plimsoll::run(
+        policies.path(),
+        &["--api-token-file", token_file.to_str().unwrap()],
     );
-    p.wait_for("the policy", Duration::from_secs(20), |p| {
-        p.json("/api/v1/policies")
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["policy"]["service"] == service.as_str())
-    });
+    p.wait_for_policy(&service, Duration::from_secs(20));
     let path = format!("/api/v1/policies/{service}/pause");
     let post = |path: &str, auth: Option<&str>| {
         let headers: Vec<(&str, &str)> =
@@ -237,9 +123,7 @@ fn pause_and_resume_need_the_bearer_token() {
     assert_eq!(post(&path, Some("Bearer wrong")), 401);
     assert_eq!(post(&path, Some("Bearer s3cret")), 200);
     let paused = |p: &Plimsoll| {
-        p.json("/api/v1/policies")
-            .as_array()
-            .unwrap()
+        p.policies()
             .iter()
             .find(|e| e["policy"]["service"] == service.as_str())
             .unwrap()["paused"]
@@ -247,9 +131,7 @@ fn pause_and_resume_need_the_bearer_token() {
     };
     assert_eq!(paused(&p), true);
     p.wait_for("a paused decision", Duration::from_secs(10), |p| {
-        p.json(&format!("/api/v1/decisions?service={service}"))
-            .as_array()
-            .unwrap()
+        p.decisions(&service)
             .iter()
             .any(|r| r["reason"] == "paused")
     });
@@ -270,7 +152,7 @@ fn pause_and_resume_need_the_bearer_token() {
     );
 
     // Without a configured token the endpoints are disabled.
-    let open = Plimsoll::start("run", &["--policies", policies.path().to_str().unwrap()]);
+    let open = Plimsoll::run(policies.path(), &[]);
     let code = support::http_request(
         open.addr,
         "POST",
@@ -286,23 +168,15 @@ fn pause_and_resume_need_the_bearer_token() {
 #[test]
 fn an_unreachable_engine_holds_with_a_reason_and_recovers() {
     let service = support::unique("swarmcut");
-    let policies = tempfile::tempdir().unwrap();
-    write_policy(policies.path(), &service, "");
+    let policies = cpu_policy_dir(&service);
     let _svc = Service::create(&service, 1, &["--limit-cpu", "0.1"]);
     let proxy = support::DockerProxy::start();
-    let p = Plimsoll::start(
-        "run",
-        &[
-            "--policies",
-            policies.path().to_str().unwrap(),
-            "--docker-socket",
-            proxy.socket.to_str().unwrap(),
-        ],
+    let p = Plimsoll::run(
+        policies.path(),
+        &["--docker-socket", proxy.socket.to_str().unwrap()],
     );
     let decided_since = |p: &Plimsoll, since: i64, reason: &str| {
-        p.json(&format!("/api/v1/decisions?service={service}"))
-            .as_array()
-            .unwrap()
+        p.decisions(&service)
             .iter()
             .any(|r| r["at"].as_i64() >= Some(since) && r["reason"] == reason)
     };
@@ -326,9 +200,7 @@ fn an_unreachable_engine_holds_with_a_reason_and_recovers() {
         "decisions again after the engine is back",
         Duration::from_secs(90),
         |p| {
-            p.json(&format!("/api/v1/decisions?service={service}"))
-                .as_array()
-                .unwrap()
+            p.decisions(&service)
                 .iter()
                 .any(|r| r["at"].as_i64() >= Some(back) && r["reason_kind"] == "decided")
         },
@@ -340,25 +212,10 @@ fn an_unreachable_engine_holds_with_a_reason_and_recovers() {
 #[test]
 fn a_rolling_update_in_progress_holds_scaling() {
     let service = support::unique("swarmroll");
-    let policies = tempfile::tempdir().unwrap();
-    write_policy(policies.path(), &service, "");
+    let policies = cpu_policy_dir(&service);
     let _svc = Service::create(&service, 2, &["--limit-cpu", "0.1"]);
-    let p = Plimsoll::start(
-        "run",
-        &[
-            "--policies",
-            policies.path().to_str().unwrap(),
-            "--interval",
-            "1s",
-        ],
-    );
-    p.wait_for("the policy", Duration::from_secs(20), |p| {
-        p.json("/api/v1/policies")
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["policy"]["service"] == service.as_str())
-    });
+    let p = Plimsoll::run(policies.path(), &["--interval", "1s"]);
+    p.wait_for_policy(&service, Duration::from_secs(20));
     // One task at a time with a long delay between them: the update stays in progress for a while.
     let since = now_ms();
     support::docker_ok(&[
@@ -374,15 +231,11 @@ fn a_rolling_update_in_progress_holds_scaling() {
         &service,
     ]);
     p.wait_for("an update_in_progress hold", Duration::from_secs(20), |p| {
-        p.json(&format!("/api/v1/decisions?service={service}"))
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| {
-                r["at"].as_i64() >= Some(since)
-                    && r["reason"] == "update_in_progress"
-                    && r["action"] == "none"
-            })
+        p.decisions(&service).iter().any(|r| {
+            r["at"].as_i64() >= Some(since)
+                && r["reason"] == "update_in_progress"
+                && r["action"] == "none"
+        })
     });
     // Idle at 2 replicas against min 1 the service would scale down, but not while updating.
     assert_eq!(replicas(&service), 2);

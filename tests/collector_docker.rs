@@ -74,18 +74,13 @@ fn memory_and_network_counters_move_with_the_container() {
     let mem0 = before["latest"]["memory_usage_bytes"].as_f64().unwrap();
 
     // 48 MiB into the container's tmpfs is charged to its memory cgroup.
-    let out = c.exec(&[
+    c.exec_ok(&[
         "dd",
         "if=/dev/zero",
         "of=/dev/shm/fill",
         "bs=1048576",
         "count=48",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     p.wait_for(
         "memory usage to grow by 40 MiB",
         Duration::from_secs(10),
@@ -117,12 +112,7 @@ fn memory_and_network_counters_move_with_the_container() {
             .is_ok_and(|(_, b)| b.contains("\"lo\""))
     });
     let rx0 = lo_rx(&p);
-    let out = c.exec(&["sh", "-c", "/bin/busybox httpd -p 127.0.0.1:8080 -h / && /bin/busybox wget -q -O /dev/null http://127.0.0.1:8080/bin/busybox"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    c.exec_ok(&["sh", "-c", "/bin/busybox httpd -p 127.0.0.1:8080 -h / && /bin/busybox wget -q -O /dev/null http://127.0.0.1:8080/bin/busybox"]);
     p.wait_for(
         "loopback bytes to grow by 1 MB",
         Duration::from_secs(10),

@@ -8,46 +8,11 @@
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use support::{Plimsoll, Service};
+use support::{now_ms, replicas, running_tasks, BurnerService, Plimsoll};
 
 const STEPS: usize = 10;
-const BURNER: &str = "while :; do if [ -e /ctl/on ]; then i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; else sleep 0.2; fi; done";
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-fn replicas(service: &str) -> u32 {
-    support::docker_ok(&[
-        "service",
-        "inspect",
-        "--format",
-        "{{.Spec.Mode.Replicated.Replicas}}",
-        service,
-    ])
-    .parse()
-    .unwrap()
-}
-
-fn running_tasks(service: &str) -> usize {
-    support::docker_ok(&[
-        "service",
-        "ps",
-        "--filter",
-        "desired-state=running",
-        "--format",
-        "{{.CurrentState}}",
-        service,
-    ])
-    .lines()
-    .filter(|l| l.starts_with("Running"))
-    .count()
-}
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
@@ -59,36 +24,10 @@ fn main() {
         return;
     }
     let service = support::unique("reaction");
-    let ctl = tempfile::tempdir().unwrap();
-    let policies = tempfile::tempdir().unwrap();
-    std::fs::write(
-        policies.path().join("reaction.yaml"),
-        format!("service: {service}\nmin: 1\nmax: 3\nmetrics:\n  - name: cpu\n    target: {{ utilization: 50 }}\nbehavior:\n  scale_down: {{ stabilization: 5s, select: max, policies: [ {{ percent: 100, period: 5s }} ] }}\n"),
-    )
-    .unwrap();
-    let mount = format!("type=bind,src={},dst=/ctl", ctl.path().display());
-    let _svc = Service::create_cmd(
-        &service,
-        1,
-        &["--limit-cpu", "0.25", "--mount", &mount],
-        &["sh", "-c", BURNER],
-    );
-    let p = Plimsoll::start(
-        "run",
-        &[
-            "--policies",
-            policies.path().to_str().unwrap(),
-            "--interval",
-            "1s",
-        ],
-    );
-    p.wait_for("the policy", Duration::from_secs(30), |p| {
-        p.json("/api/v1/policies")
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["policy"]["service"] == service.as_str())
-    });
+    let policies = support::cpu_policy_dir(&service);
+    let svc = BurnerService::create(&service, "0.25", false);
+    let p = Plimsoll::run(policies.path(), &["--interval", "1s"]);
+    p.wait_for_policy(&service, Duration::from_secs(30));
     let (mut reaction, mut convergence) = (Vec::new(), Vec::new());
     for step in 1..=STEPS {
         p.wait_for("one idle replica", Duration::from_secs(90), |_| {
@@ -97,19 +36,11 @@ fn main() {
         std::thread::sleep(Duration::from_secs(3));
         let on = now_ms();
         let t0 = Instant::now();
-        std::fs::write(ctl.path().join("on"), "").unwrap();
+        svc.set_load(true);
         let mut first_up = None;
         p.wait_for("a scale-up", Duration::from_secs(60), |p| {
-            let d = p.json(&format!("/api/v1/decisions?service={service}"));
-            first_up = d
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|r| {
-                    r["action"] == "scaled"
-                        && r["at"].as_i64() >= Some(on)
-                        && r["desired"].as_u64() > r["current"].as_u64()
-                })
+            first_up = p
+                .first_scale(&service, true, on)
                 .and_then(|r| r["at"].as_i64());
             first_up.is_some()
         });
@@ -121,7 +52,7 @@ fn main() {
         println!("step {step}: reaction {react:.2} s, converged in {conv:.2} s");
         reaction.push(react);
         convergence.push(conv);
-        std::fs::remove_file(ctl.path().join("on")).unwrap();
+        svc.set_load(false);
     }
     reaction.sort_by(f64::total_cmp);
     convergence.sort_by(f64::total_cmp);

@@ -12,6 +12,18 @@ use std::time::{Duration, Instant};
 /// The image every test container runs: busybox (static, from Debian's busybox-static) on scratch.
 pub const IMAGE: &str = "plimsoll-test-busybox:1";
 
+/// A busybox `sh -c` script that burns CPU while /ctl/on exists and idles otherwise, so that a test
+/// switches the load from the host by creating or removing that file in a folder mounted at /ctl.
+pub const BURNER: &str = "while :; do if [ -e /ctl/on ]; then i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; else sleep 0.2; fi; done";
+
+/// Milliseconds since the Unix epoch, the clock of the `at` field of decision records.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
 pub fn docker(args: &[&str]) -> Output {
     Command::new("docker")
         .args(args)
@@ -82,6 +94,16 @@ impl Container {
         args.extend_from_slice(cmd);
         docker(&args)
     }
+
+    /// [`Container::exec`] that panics with its stderr unless the command succeeds.
+    pub fn exec_ok(&self, cmd: &[&str]) {
+        let out = self.exec(cmd);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 impl Drop for Container {
@@ -113,6 +135,13 @@ pub struct Plimsoll {
 }
 
 impl Plimsoll {
+    /// Starts `plimsoll run --listen ADDR --policies POLICIES ARGS...` (see [`Plimsoll::start`]).
+    pub fn run(policies: &Path, args: &[&str]) -> Plimsoll {
+        let mut all = vec!["--policies", policies.to_str().unwrap()];
+        all.extend_from_slice(args);
+        Plimsoll::start("run", &all)
+    }
+
     /// Starts `plimsoll SUBCOMMAND --listen ADDR ARGS...` and waits until /healthz answers 200.
     pub fn start(subcommand: &str, args: &[&str]) -> Plimsoll {
         let dir = tempfile::tempdir().unwrap();
@@ -172,6 +201,37 @@ impl Plimsoll {
             "timed out after {timeout:?} waiting for {what}; plimsoll log:\n{}\ndecisions: {decisions}",
             self.logs()
         );
+    }
+
+    /// The entries of /api/v1/policies: one a scaled service, with its policy, target and origin.
+    pub fn policies(&self) -> Vec<serde_json::Value> {
+        self.json("/api/v1/policies").as_array().unwrap().clone()
+    }
+
+    /// Waits until /api/v1/policies lists a policy for the Swarm service `service`.
+    pub fn wait_for_policy(&self, service: &str, timeout: Duration) {
+        self.wait_for(&format!("the policy of {service}"), timeout, |p| {
+            p.policies()
+                .iter()
+                .any(|e| e["policy"]["service"] == service)
+        });
+    }
+
+    /// The decision records of /api/v1/decisions?service=SERVICE, oldest first.
+    pub fn decisions(&self, service: &str) -> Vec<serde_json::Value> {
+        self.json(&format!("/api/v1/decisions?service={service}"))
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// The first decision record at or after `since_ms` that scaled `service` up (or down).
+    pub fn first_scale(&self, service: &str, up: bool, since_ms: i64) -> Option<serde_json::Value> {
+        self.decisions(service).into_iter().find(|r| {
+            r["action"] == "scaled"
+                && r["at"].as_i64() >= Some(since_ms)
+                && (r["desired"].as_u64() > r["current"].as_u64()) == up
+        })
     }
 
     /// The entry of /api/v1/containers with this name, if tracked.
@@ -284,6 +344,87 @@ impl Drop for Service {
     fn drop(&mut self) {
         let _ = docker(&["service", "rm", &self.name]);
     }
+}
+
+/// Replicas the spec of Swarm service `service` asks for (`docker service inspect`).
+pub fn replicas(service: &str) -> u32 {
+    docker_ok(&[
+        "service",
+        "inspect",
+        "--format",
+        "{{.Spec.Mode.Replicated.Replicas}}",
+        service,
+    ])
+    .parse()
+    .unwrap()
+}
+
+/// Tasks of Swarm service `service` that are meant to run and do (`docker service ps`).
+pub fn running_tasks(service: &str) -> u32 {
+    docker_ok(&[
+        "service",
+        "ps",
+        "--filter",
+        "desired-state=running",
+        "--format",
+        "{{.CurrentState}}",
+        service,
+    ])
+    .lines()
+    .filter(|l| l.starts_with("Running"))
+    .count() as u32
+}
+
+/// A one-replica Swarm service running [`BURNER`] under a CPU limit, with the host folder mounted
+/// at /ctl that switches its load; both removed when dropped.
+pub struct BurnerService {
+    pub service: Service,
+    ctl: tempfile::TempDir,
+}
+
+impl BurnerService {
+    /// `limit_cpu` is `--limit-cpu`; `load` switches the load on before the service starts.
+    pub fn create(name: &str, limit_cpu: &str, load: bool) -> BurnerService {
+        let ctl = tempfile::tempdir().unwrap();
+        if load {
+            std::fs::write(ctl.path().join("on"), "").unwrap();
+        }
+        let mount = format!("type=bind,src={},dst=/ctl", ctl.path().display());
+        let service = Service::create_cmd(
+            name,
+            1,
+            &["--limit-cpu", limit_cpu, "--mount", &mount],
+            &["sh", "-c", BURNER],
+        );
+        BurnerService { service, ctl }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.service.name
+    }
+
+    /// Switches the load on (creates /ctl/on) or off (removes it).
+    pub fn set_load(&self, on: bool) {
+        let switch = self.ctl.path().join("on");
+        if on {
+            std::fs::write(switch, "").unwrap();
+        } else {
+            std::fs::remove_file(switch).unwrap();
+        }
+    }
+}
+
+/// A fresh folder holding one policy file with `yaml`, for `plimsoll run --policies`.
+pub fn policy_dir(yaml: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("policy.yaml"), yaml).unwrap();
+    dir
+}
+
+/// A policy folder for the Swarm scaling tests and the reaction bench: `service` at 1 to 3 replicas
+/// on 50% CPU, scaling down within 5 s of the load stopping.
+pub fn cpu_policy_dir(service: &str) -> tempfile::TempDir {
+    policy_dir(&format!("service: {service}\nmin: 1\nmax: 3\nmetrics:\n  - name: cpu\n    target: {{ utilization: 50 }}\nbehavior:\n  scale_down: {{ stabilization: 5s, select: max, policies: [ {{ percent: 100, period: 5s }} ] }}\n"))
 }
 
 /// A unix-socket proxy in front of the Docker engine that a test can cut and restore, to make the
