@@ -315,9 +315,17 @@ impl Service {
     /// A service of the test image running a busybox command.
     pub fn create_cmd(name: &str, replicas: u32, flags: &[&str], cmd: &[&str]) -> Service {
         ensure_image();
+        let replicas = replicas.to_string();
+        let mut all = vec!["--replicas", replicas.as_str()];
+        all.extend_from_slice(flags);
+        Service::create_with_image(name, IMAGE, &all, cmd)
+    }
+
+    /// `docker service create --detach --name NAME [flags] IMAGE [cmd]` for an image already built
+    /// on this engine.
+    pub fn create_with_image(name: &str, image: &str, flags: &[&str], cmd: &[&str]) -> Service {
         ensure_swarm();
         let _ = docker(&["service", "rm", name]);
-        let replicas = replicas.to_string();
         let mut args = vec![
             "service",
             "create",
@@ -325,13 +333,11 @@ impl Service {
             "--no-resolve-image",
             "--name",
             name,
-            "--replicas",
-            &replicas,
             "--stop-grace-period",
             "1s",
         ];
         args.extend_from_slice(flags);
-        args.push(IMAGE);
+        args.push(image);
         args.extend_from_slice(cmd);
         docker_ok(&args);
         Service {
