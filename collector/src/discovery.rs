@@ -194,8 +194,9 @@ async fn relist(
             return Ok(());
         }
     }
-    for id in running.difference(&known.clone()) {
-        inspect_and_send(docker, tx, known, id).await;
+    let new: Vec<String> = running.difference(known).cloned().collect();
+    for id in new {
+        inspect_and_send(docker, tx, known, &id).await;
     }
     Ok(())
 }

@@ -134,6 +134,9 @@ pub struct Store {
     series_index: HashMap<(MetricId, EntityId, Labels), SeriesId>,
     entities: HashMap<EntityId, Entity>,
     next_entity: u32,
+    /// Kept up to date on every append and removal: summing all chunks every pass would cost more than
+    /// the appends themselves.
+    sample_bytes: usize,
 }
 
 impl Store {
@@ -148,6 +151,7 @@ impl Store {
             series_index: HashMap::new(),
             entities: HashMap::new(),
             next_entity: 0,
+            sample_bytes: 0,
         }
     }
 
@@ -198,6 +202,7 @@ impl Store {
         };
         for sid in entity.series {
             if let Some(s) = self.series[sid.0 as usize].take() {
+                self.sample_bytes -= s.chunks.iter().map(Chunk::heap_bytes).sum::<usize>();
                 self.families[s.metric.0 as usize]
                     .series
                     .retain(|x| *x != sid);
@@ -286,12 +291,22 @@ impl Store {
         let horizon = ts - self.window_ms;
         let s = self.series[id.0 as usize].as_mut().expect("live series");
         match s.chunks.back_mut() {
-            Some(c) if !c.is_full() => c.push(ts, raw),
-            _ => s.chunks.push_back(Chunk::new(ts, raw)),
+            Some(c) if !c.is_full() => {
+                let before = c.heap_bytes();
+                c.push(ts, raw);
+                self.sample_bytes = self.sample_bytes + c.heap_bytes() - before;
+            }
+            _ => {
+                let c = Chunk::new(ts, raw);
+                self.sample_bytes += c.heap_bytes();
+                s.chunks.push_back(c);
+            }
         }
         // Whole chunks older than the window go; the newest chunk always stays.
         while s.chunks.len() > 1 && s.chunks.front().is_some_and(|c| c.last_ts() < horizon) {
-            s.chunks.pop_front();
+            if let Some(c) = s.chunks.pop_front() {
+                self.sample_bytes -= c.heap_bytes();
+            }
         }
     }
 
@@ -422,12 +437,7 @@ impl Store {
 
     /// Heap bytes held by sample data (for the collector's own memory metrics and benchmarks).
     pub fn sample_bytes(&self) -> usize {
-        self.series
-            .iter()
-            .flatten()
-            .flat_map(|s| s.chunks.iter())
-            .map(Chunk::heap_bytes)
-            .sum()
+        self.sample_bytes
     }
 
     /// Number of samples held across all series.

@@ -163,3 +163,31 @@ fn a_day_of_idle_containers_fits_the_memory_budget() {
     assert!(bytes < 12 << 20, "{bytes} bytes");
     assert!(st.sample_count() >= 100 * 30 * 900);
 }
+
+#[test]
+fn the_running_byte_count_matches_the_chunks() {
+    let recount = |st: &Store| -> usize {
+        st.series
+            .iter()
+            .flatten()
+            .flat_map(|s| s.chunks.iter())
+            .map(Chunk::heap_bytes)
+            .sum()
+    };
+    let mut st = Store::new(30_000);
+    let m = st.family(gauge("x"));
+    let (a, b) = (
+        st.add_entity(vec![]),
+        st.add_entity(vec![("name", "b".into())]),
+    );
+    let (mut ca, mut cb) = (SeriesCursor::default(), SeriesCursor::default());
+    for t in 0..500 {
+        st.writer(a, &mut ca, t * 1000).put(m, &[], t * 7);
+        st.writer(b, &mut cb, t * 1000).put(m, &[("k", "v")], t * t);
+        assert_eq!(st.sample_bytes(), recount(&st), "after pass {t}");
+    }
+    st.remove_entity(a);
+    assert_eq!(st.sample_bytes(), recount(&st));
+    st.remove_entity(b);
+    assert_eq!(st.sample_bytes(), 0);
+}
