@@ -69,101 +69,120 @@ fn draw(
     let root = root.titled(title, ("sans-serif", 24))?;
     let (top, bottom) = root.split_vertically(HEIGHT * 55 / 100);
     let x_max = ours.days.last().copied().unwrap_or(1.0).max(1e-3);
-    let y_top = ours
-        .demand
-        .iter()
-        .chain(&ours.capacity)
-        .chain(base.iter().flat_map(|b| &b.capacity))
-        .fold(1.0, |a: f64, b| a.max(*b))
-        * 1.05;
-
-    let mut chart = ChartBuilder::on(&top)
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(80)
-        .caption("Demand and ready capacity", ("sans-serif", 18))
-        .build_cartesian_2d(0.0..x_max, 0.0..y_top)?;
-    chart
-        .configure_mesh()
-        .light_line_style(RGBColor(238, 238, 238))
-        .x_desc("days since trace start")
-        .y_desc("demand (trace units)")
-        .draw()?;
-    let line = |xs: &[f64], ys: &[f64]| {
-        xs.iter()
-            .copied()
-            .zip(ys.iter().copied())
-            .collect::<Vec<_>>()
-    };
+    let peak = |values: &mut dyn Iterator<Item = &f64>| values.fold(1.0, |a: f64, b| a.max(*b));
     let grey = RGBColor(90, 90, 90);
     let orange = RGBColor(230, 120, 0);
-    chart
-        .draw_series(LineSeries::new(
-            line(&ours.days, &ours.demand),
-            grey.stroke_width(1),
-        ))?
-        .label("demand (peak per column)")
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], grey.stroke_width(2)));
-    chart
-        .draw_series(LineSeries::new(
-            line(&ours.days, &ours.capacity),
-            BLUE.stroke_width(2),
-        ))?
-        .label("ready capacity, policy (lowest per column)")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+    let mut upper = vec![
+        Line::new(
+            &ours.days,
+            &ours.demand,
+            grey,
+            1,
+            "demand (peak per column)",
+        ),
+        Line::new(
+            &ours.days,
+            &ours.capacity,
+            BLUE,
+            2,
+            "ready capacity, policy (lowest per column)",
+        ),
+    ];
+    let mut lower = vec![Line::new(
+        &ours.days,
+        &ours.replicas,
+        BLUE,
+        2,
+        "policy (most per column)",
+    )];
     if let Some(b) = &base {
-        chart
-            .draw_series(LineSeries::new(
-                line(&b.days, &b.capacity),
-                orange.stroke_width(1),
-            ))?
-            .label("ready capacity, HPA baseline (lowest per column)")
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], orange.stroke_width(2))
-            });
+        upper.push(Line::new(
+            &b.days,
+            &b.capacity,
+            orange,
+            1,
+            "ready capacity, HPA baseline (lowest per column)",
+        ));
+        lower.push(Line::new(
+            &b.days,
+            &b.replicas,
+            orange,
+            1,
+            "HPA baseline (most per column)",
+        ));
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()?;
+    let y_top = peak(&mut upper.iter().flat_map(|l| l.values)) * 1.05;
+    panel(
+        &top,
+        "Demand and ready capacity",
+        x_max,
+        y_top,
+        "demand (trace units)",
+        &upper,
+    )?;
+    let r_max = peak(&mut lower.iter().flat_map(|l| l.values)) * 1.1;
+    panel(&bottom, "Replicas", x_max, r_max, "replicas", &lower)?;
+    root.present()?;
+    Ok(())
+}
 
-    let r_max = ours
-        .replicas
-        .iter()
-        .chain(base.iter().flat_map(|b| &b.replicas))
-        .fold(1.0, |a: f64, b| a.max(*b))
-        * 1.1;
-    let mut chart = ChartBuilder::on(&bottom)
+/// One line of a panel, with its legend entry.
+struct Line<'a> {
+    days: &'a [f64],
+    values: &'a [f64],
+    color: RGBColor,
+    width: u32,
+    label: &'static str,
+}
+
+impl<'a> Line<'a> {
+    fn new(
+        days: &'a [f64],
+        values: &'a [f64],
+        color: RGBColor,
+        width: u32,
+        label: &'static str,
+    ) -> Self {
+        Line {
+            days,
+            values,
+            color,
+            width,
+            label,
+        }
+    }
+}
+
+/// A panel of lines over days, with its legend in the upper left.
+fn panel(
+    area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    caption: &str,
+    x_max: f64,
+    y_max: f64,
+    y_desc: &str,
+    lines: &[Line<'_>],
+) -> Result<(), Box<dyn std::error::Error>> {
+    let mut chart = ChartBuilder::on(area)
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(80)
-        .caption("Replicas", ("sans-serif", 18))
-        .build_cartesian_2d(0.0..x_max, 0.0..r_max)?;
+        .caption(caption, ("sans-serif", 18))
+        .build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
     chart
         .configure_mesh()
         .light_line_style(RGBColor(238, 238, 238))
         .x_desc("days since trace start")
-        .y_desc("replicas")
+        .y_desc(y_desc)
         .draw()?;
-    chart
-        .draw_series(LineSeries::new(
-            line(&ours.days, &ours.replicas),
-            BLUE.stroke_width(2),
-        ))?
-        .label("policy (most per column)")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
-    if let Some(b) = &base {
+    for l in lines {
+        let legend = l.color.stroke_width(2);
         chart
             .draw_series(LineSeries::new(
-                line(&b.days, &b.replicas),
-                orange.stroke_width(1),
+                l.days.iter().copied().zip(l.values.iter().copied()),
+                l.color.stroke_width(l.width),
             ))?
-            .label("HPA baseline (most per column)")
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], orange.stroke_width(2))
-            });
+            .label(l.label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], legend));
     }
     chart
         .configure_series_labels()
@@ -171,6 +190,5 @@ fn draw(
         .border_style(BLACK)
         .position(SeriesLabelPosition::UpperLeft)
         .draw()?;
-    root.present()?;
     Ok(())
 }
