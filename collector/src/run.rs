@@ -119,14 +119,6 @@ impl Collector {
         self.shared.clone()
     }
 
-    pub fn config(&self) -> &CollectorConfig {
-        &self.config
-    }
-
-    pub fn metrics_handle(&self) -> &PrometheusHandle {
-        &self.metrics
-    }
-
     /// The HTTP API of this collector.
     pub fn router(&self) -> axum::Router {
         crate::api::router(crate::api::ApiState {

@@ -212,10 +212,6 @@ impl Store {
         }
     }
 
-    pub fn entity_labels(&self, id: EntityId) -> Option<&Labels> {
-        self.entities.get(&id).map(|e| &e.labels)
-    }
-
     /// Starts writing one pass of samples for `entity`, taken at `ts`.
     pub fn writer<'s>(
         &'s mut self,
