@@ -13,6 +13,7 @@ pub mod run;
 pub mod sampler;
 pub mod store;
 pub mod telemetry;
+pub mod yaml;
 
 pub use config::CollectorConfig;
 pub use run::Collector;

@@ -5,281 +5,50 @@
 //! unknown field, type error and validation error is collected and reported at once.
 
 use std::collections::BTreeSet;
-use std::fmt;
+use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
-use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
+use plimsoll_collector::yaml::{self, scalar_text, Node};
+use saphyr::YamlData;
 
 use super::model::{
     check_fallback_replicas, check_interval, Behavior, Fallback, MetricSpec, Policy, PredictMethod,
     Predictive, RateLimit, RatePolicy, ScalingRules, Select, Target, Tolerance,
 };
 
-/// Where a problem was found: a position in a file, or a Docker label.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Location {
-    /// 1-based line and column.
-    Position {
-        line: usize,
-        col: usize,
-    },
-    Label(String),
-}
-
-/// One problem in a policy source.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Diagnostic {
-    pub location: Location,
-    pub message: String,
-}
-
-/// Every problem found in one policy source (a file name, or the service whose labels were read).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct PolicyError {
-    pub source_name: String,
-    pub diagnostics: Vec<Diagnostic>,
-}
-
-impl fmt::Display for PolicyError {
-    /// One line per diagnostic: `file:line:col: message` (or `source: label KEY: message`).
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, d) in self.diagnostics.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            match &d.location {
-                Location::Position { line, col } => {
-                    write!(f, "{}:{line}:{col}: {}", self.source_name, d.message)?
-                }
-                Location::Label(key) => {
-                    write!(f, "{}: label {key}: {}", self.source_name, d.message)?
-                }
-            }
-        }
-        Ok(())
-    }
-}
+pub use plimsoll_collector::yaml::{Diagnostic, Location, SourceErrors as PolicyError};
 
 /// Parses and validates one policy document. `source_name` is only used in diagnostics.
 pub fn parse_policy(source_name: &str, text: &str) -> Result<Policy, PolicyError> {
-    let fail = |diagnostics| PolicyError {
-        source_name: source_name.to_string(),
-        diagnostics,
-    };
-    let docs = match MarkedYaml::load_from_str(text) {
-        Ok(docs) => docs,
-        Err(e) => {
-            let m = e.marker();
-            return Err(fail(vec![Diagnostic {
-                location: Location::Position {
-                    line: m.line(),
-                    col: m.col() + 1,
-                },
-                message: format!("syntax error: {}", e.info()),
-            }]));
-        }
-    };
     let mut d = Decoder::default();
-    let policy = match docs.as_slice() {
-        [doc] => d.policy(doc),
-        [] => {
-            d.error_at(1, 1, "empty document: expected a policy mapping");
-            None
-        }
-        [_, second, ..] => {
-            d.error(second, "expected exactly one YAML document per policy file");
+    let policy = match yaml::load_one(text, "a policy mapping") {
+        Ok(doc) => d.policy(&doc),
+        Err(diag) => {
+            d.diags.push(diag);
             None
         }
     };
-    match policy {
-        Some(p) if d.diags.is_empty() => Ok(p),
-        _ => {
-            // Report in reading order, whatever order the checks ran in.
-            d.diags.sort_by_key(|d| match d.location {
-                Location::Position { line, col } => (line, col),
-                Location::Label(_) => (0, 0),
-            });
-            Err(fail(d.diags))
-        }
-    }
+    d.0.finish(source_name, policy)
 }
 
-type Node<'a> = MarkedYaml<'a>;
-
-fn position(node: &Node) -> (usize, usize) {
-    (node.span.start.line(), node.span.start.col() + 1)
-}
-
-/// The fields of a mapping, in document order, with the key nodes kept for positions.
-struct Fields<'a, 'n> {
-    map: &'n Node<'a>,
-    entries: Vec<(String, &'n Node<'a>, &'n Node<'a>)>,
-}
-
-impl<'a, 'n> Fields<'a, 'n> {
-    fn get(&self, name: &str) -> Option<&'n Node<'a>> {
-        self.entries
-            .iter()
-            .find(|(k, _, _)| k == name)
-            .map(|(_, _, v)| *v)
-    }
-}
-
+/// The shared strict decoder, extended with the policy schema.
 #[derive(Default)]
-struct Decoder {
-    diags: Vec<Diagnostic>,
+struct Decoder(yaml::Decoder);
+
+impl Deref for Decoder {
+    type Target = yaml::Decoder;
+    fn deref(&self) -> &yaml::Decoder {
+        &self.0
+    }
+}
+
+impl DerefMut for Decoder {
+    fn deref_mut(&mut self) -> &mut yaml::Decoder {
+        &mut self.0
+    }
 }
 
 impl Decoder {
-    fn error_at(&mut self, line: usize, col: usize, message: impl Into<String>) {
-        self.diags.push(Diagnostic {
-            location: Location::Position { line, col },
-            message: message.into(),
-        });
-    }
-
-    fn error(&mut self, node: &Node, message: impl Into<String>) {
-        let (line, col) = position(node);
-        self.error_at(line, col, message);
-    }
-
-    /// A mapping whose keys are all in `allowed`; unknown keys are reported, not fatal.
-    fn mapping<'a, 'n>(
-        &mut self,
-        node: &'n Node<'a>,
-        what: &str,
-        allowed: &[&str],
-    ) -> Option<Fields<'a, 'n>> {
-        let YamlData::Mapping(map) = &node.data else {
-            self.error(node, format!("{what}: expected a mapping"));
-            return None;
-        };
-        let mut entries = Vec::with_capacity(map.len());
-        for (k, v) in map {
-            let Some(key) = scalar_text(k) else {
-                self.error(k, format!("{what}: keys must be strings"));
-                continue;
-            };
-            if allowed.contains(&key.as_str()) {
-                entries.push((key, k, v));
-            } else {
-                self.error(
-                    k,
-                    format!(
-                        "{what}: unknown field `{key}`, expected one of: {}",
-                        allowed.join(", ")
-                    ),
-                );
-            }
-        }
-        Some(Fields { map: node, entries })
-    }
-
-    fn required<'a, 'n>(
-        &mut self,
-        f: &Fields<'a, 'n>,
-        name: &str,
-        what: &str,
-    ) -> Option<&'n Node<'a>> {
-        let v = f.get(name);
-        if v.is_none() {
-            self.error(f.map, format!("{what}: missing field `{name}`"));
-        }
-        v
-    }
-
-    fn string(&mut self, node: &Node, what: &str) -> Option<String> {
-        match &node.data {
-            YamlData::Value(Scalar::String(s)) if !s.trim().is_empty() => Some(s.to_string()),
-            _ => {
-                self.error(node, format!("{what}: expected a non-empty string"));
-                None
-            }
-        }
-    }
-
-    fn number(&mut self, node: &Node, what: &str) -> Option<f64> {
-        match &node.data {
-            YamlData::Value(Scalar::Integer(i)) => Some(*i as f64),
-            YamlData::Value(Scalar::FloatingPoint(x)) if x.is_finite() => Some(x.into_inner()),
-            _ => {
-                self.error(node, format!("{what}: expected a number"));
-                None
-            }
-        }
-    }
-
-    fn positive_number(&mut self, node: &Node, what: &str) -> Option<f64> {
-        let x = self.number(node, what)?;
-        if x > 0.0 {
-            Some(x)
-        } else {
-            self.error(node, format!("{what}: must be greater than 0, got {x}"));
-            None
-        }
-    }
-
-    fn integer(&mut self, node: &Node, what: &str, min: u32) -> Option<u32> {
-        match &node.data {
-            YamlData::Value(Scalar::Integer(i)) => match u32::try_from(*i) {
-                Ok(v) if v >= min => Some(v),
-                _ => {
-                    self.error(
-                        node,
-                        format!("{what}: must be an integer >= {min}, got {i}"),
-                    );
-                    None
-                }
-            },
-            _ => {
-                self.error(node, format!("{what}: expected an integer"));
-                None
-            }
-        }
-    }
-
-    fn boolean(&mut self, node: &Node, what: &str) -> Option<bool> {
-        match &node.data {
-            YamlData::Value(Scalar::Boolean(b)) => Some(*b),
-            _ => {
-                self.error(node, format!("{what}: expected true or false"));
-                None
-            }
-        }
-    }
-
-    /// Durations carry a unit (`15s`, `5m`, `250ms`); a bare number is ambiguous and rejected.
-    fn duration(&mut self, node: &Node, what: &str, allow_zero: bool) -> Option<Duration> {
-        let text = match &node.data {
-            YamlData::Value(Scalar::String(s)) => s.to_string(),
-            YamlData::Value(Scalar::Integer(_) | Scalar::FloatingPoint(_)) => {
-                self.error(
-                    node,
-                    format!("{what}: a duration needs a unit, e.g. 15s, 5m or 250ms"),
-                );
-                return None;
-            }
-            _ => {
-                self.error(
-                    node,
-                    format!("{what}: expected a duration such as 15s, 5m or 250ms"),
-                );
-                return None;
-            }
-        };
-        match humantime::parse_duration(&text) {
-            Ok(d) if d.is_zero() && !allow_zero => {
-                self.error(node, format!("{what}: must be greater than 0"));
-                None
-            }
-            Ok(d) => Some(d),
-            Err(e) => {
-                self.error(node, format!("{what}: invalid duration `{text}`: {e}"));
-                None
-            }
-        }
-    }
-
     fn policy(&mut self, node: &Node) -> Option<Policy> {
         const FIELDS: &[&str] = &[
             "service",
@@ -606,13 +375,6 @@ impl Decoder {
             horizon: horizon?,
             method: method?,
         })
-    }
-}
-
-fn scalar_text(node: &Node) -> Option<String> {
-    match &node.data {
-        YamlData::Value(Scalar::String(s)) => Some(s.to_string()),
-        _ => None,
     }
 }
 
