@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 use bollard::models::ContainerInspectResponse;
 use criterion::{BenchmarkId, Criterion};
 use futures_util::StreamExt;
-use plimsoll_collector::cgroup::CgroupLayout;
-use plimsoll_collector::container::ContainerInfo;
-use plimsoll_collector::discovery::info_from_inspect;
 use plimsoll_collector::sampler::{DiscoveryEvent, Sampler};
+use plimsoll_collector::sources::cgroup::CgroupLayout;
+use plimsoll_collector::sources::docker::info_from_inspect;
+use plimsoll_collector::sources::docker::ContainerInfo;
 
 fn idle_containers() -> Vec<ContainerInfo> {
     let out = Command::new("docker")
@@ -90,7 +90,7 @@ fn engine_cpu_seconds() -> f64 {
 fn stats_api_round(infos: &[ContainerInfo], n: usize, rounds: usize) -> (Duration, f64) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let docker = plimsoll_collector::discovery::connect("/var/run/docker.sock")
+        let docker = plimsoll_collector::sources::docker::connect("/var/run/docker.sock")
             .await
             .unwrap();
         let cpu0 = engine_cpu_seconds();

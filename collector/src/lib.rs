@@ -1,16 +1,14 @@
 //! Plimsoll collector: samples the host and its containers from /proc and cgroupfs, keeps a recent
 //! window in memory and serves it on /metrics and a JSON API.
+//!
+//! Laid out by responsibility: `sources` (the components that write), `store` (the in-memory window),
+//! `http` (exposition and JSON API), and `run` (the shell that builds and drives them).
 
-pub mod api;
-pub mod cgroup;
 pub mod config;
-pub mod container;
-pub mod discovery;
-pub mod host;
-pub mod kernel;
-pub mod procfile;
+pub mod http;
 pub mod run;
 pub mod sampler;
+pub mod sources;
 pub mod store;
 pub mod telemetry;
 pub mod yaml;

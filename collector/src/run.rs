@@ -8,10 +8,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::cgroup::CgroupLayout;
 use crate::config::CollectorConfig;
-use crate::discovery;
 use crate::sampler::{DiscoveryEvent, Sampler, Shared};
+use crate::sources::cgroup::CgroupLayout;
+use crate::sources::docker;
 use crate::store::Millis;
 use crate::telemetry;
 
@@ -121,7 +121,7 @@ impl Collector {
 
     /// The HTTP API of this collector.
     pub fn router(&self) -> axum::Router {
-        crate::api::router(crate::api::ApiState {
+        crate::http::router(crate::http::ApiState {
             shared: self.shared.clone(),
             metrics: self.metrics.clone(),
             interval: self.config.interval,
@@ -145,7 +145,7 @@ async fn connect_and_discover(
     let mut backoff = Duration::from_secs(1);
     let mut warned = false;
     let docker = loop {
-        match discovery::connect(&config.docker_socket).await {
+        match docker::connect(&config.docker_socket).await {
             Ok(d) => break d,
             Err(e) => {
                 if !warned {
@@ -160,11 +160,11 @@ async fn connect_and_discover(
         }
     };
     tracing::info!(socket = %config.docker_socket, "connected to the Docker engine");
-    tokio::spawn(discovery::poll_stats(
+    tokio::spawn(docker::poll_stats(
         docker.clone(),
         stats_rx,
         tx.clone(),
         config.interval,
     ));
-    discovery::run(docker, tx, config.resync).await;
+    docker::run(docker, tx, config.resync).await;
 }

@@ -13,11 +13,12 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::cgroup::{CgroupError, CgroupLayout, CgroupSample, CgroupSpec};
-use crate::container::{ContainerInfo, Families, Source, Tracked};
-use crate::host::HostSampler;
-use crate::kernel::{self, NetCounters};
-use crate::procfile::{KeptFile, ReadBuf};
+use crate::sources::cgroup::container::{Families, Source, Tracked};
+use crate::sources::cgroup::{CgroupError, CgroupLayout, CgroupSample, CgroupSpec};
+use crate::sources::docker::ContainerInfo;
+use crate::sources::host::HostSampler;
+use crate::sources::kernel::{self, NetCounters};
+use crate::sources::procfile::{KeptFile, ReadBuf};
 use crate::store::{EntityId, Millis, SeriesCursor, Store};
 use crate::telemetry::{ErrorKind, PassCompleted, SampleFailed};
 

@@ -26,7 +26,7 @@ impl DockerActuator {
 
     async fn docker(&self) -> Result<&Docker, ActuatorError> {
         self.docker
-            .get_or_try_init(|| plimsoll_collector::discovery::connect(&self.socket))
+            .get_or_try_init(|| plimsoll_collector::sources::docker::connect(&self.socket))
             .await
             .map_err(|e| ActuatorError::Unreachable(e.to_string()))
     }

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::time::Duration;
 
-use plimsoll_collector::api::Latest;
+use plimsoll_collector::http::Latest;
 use plimsoll_collector::sampler::Shared;
 use plimsoll_collector::store::Kind;
 use serde::Serialize;
@@ -105,7 +105,7 @@ impl EmbeddedSource {
             let Some(view) = st.containers.get(id) else {
                 continue;
             };
-            let latest = plimsoll_collector::api::latest(&st, view, Some(window));
+            let latest = plimsoll_collector::http::latest(&st, view, Some(window));
             let mut s = ContainerSample::from_latest(
                 &latest,
                 view.spec.cpu_cores(),

@@ -122,7 +122,7 @@ fn tracks_samples_and_forgets_a_container() {
         let v = &st.containers[ID];
         assert_eq!(v.spec.cpu_cores(), Some(0.5));
         assert_eq!(v.source, SourceKind::Cgroup);
-        let latest = crate::api::latest(&st, v, None);
+        let latest = crate::http::latest(&st, v, None);
         assert_eq!(latest.cpu_cores, Some(0.5));
         assert_eq!(latest.memory_usage_bytes, Some(4096.0));
         assert_eq!(st.last_pass, Some(2000));

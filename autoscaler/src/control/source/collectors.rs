@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use plimsoll_collector::api::Latest;
+use plimsoll_collector::http::Latest;
 use plimsoll_collector::store::counter_increase;
 use serde::Deserialize;
 

@@ -7,6 +7,9 @@ use bollard::models::{
 };
 
 use super::*;
+use crate::sources::cgroup::IoDevice;
+use crate::sources::kernel::NetCounters;
+use bollard::models::{ContainerInspectResponse, ContainerStatsResponse};
 
 fn inspect(labels: &[(&str, &str)], host: HostConfig) -> ContainerInspectResponse {
     ContainerInspectResponse {

@@ -3,6 +3,7 @@
 //! Both hierarchies are read into one [`CgroupSample`] in kernel units; the container sampler maps it
 //! to cAdvisor's names. Files are opened once per container and re-read every pass.
 
+pub mod container;
 #[cfg(test)]
 mod tests;
 mod v1;
@@ -12,8 +13,8 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::kernel::Pressure;
-use crate::procfile::{is_vanished, KeptFile, ReadBuf};
+use crate::sources::kernel::Pressure;
+use crate::sources::procfile::{is_vanished, KeptFile, ReadBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {

@@ -1,66 +1,13 @@
 //! Container sampler: one container's cgroup and network namespace, under cAdvisor's metric names.
 
-use std::collections::BTreeMap;
-
-use serde::Serialize;
-
-use crate::cgroup::{CgroupSample, CgroupSpec, ContainerCgroup};
-use crate::host::put_net;
-use crate::kernel::NetCounters;
-use crate::procfile::{KeptFile, ReadBuf};
+use crate::sources::cgroup::{CgroupSample, CgroupSpec, ContainerCgroup};
+use crate::sources::docker::ContainerInfo;
+use crate::sources::host::put_net;
+use crate::sources::kernel::NetCounters;
+use crate::sources::procfile::{KeptFile, ReadBuf};
 use crate::store::{
-    EntityId, EntityWriter, FamilyDesc, Kind, Labels, MetricId, Scale, SeriesCursor, Store,
+    EntityId, EntityWriter, FamilyDesc, Kind, MetricId, Scale, SeriesCursor, Store,
 };
-
-/// What discovery knows of a container.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ContainerInfo {
-    /// Full container id.
-    pub id: String,
-    /// Name without the leading slash.
-    pub name: String,
-    pub image: String,
-    /// Compose service or Swarm service name.
-    pub service: Option<String>,
-    pub compose_project: Option<String>,
-    pub swarm_task_id: Option<String>,
-    pub swarm_slot: Option<String>,
-    /// Main process, for the network namespace; None when not running.
-    pub pid: Option<u32>,
-    /// Shares the host's network namespace: its interfaces are the host's and are not repeated.
-    pub host_network: bool,
-    /// Docker state, e.g. "running".
-    pub state: String,
-    /// "healthy", "unhealthy", "starting", or None without a health check.
-    pub health: Option<String>,
-    /// RFC 3339 start time as Docker reports it.
-    pub started_at: Option<String>,
-    /// Limits as Docker was asked for them; the cgroup's own files are preferred when readable.
-    pub limits: CgroupSpec,
-    pub labels: BTreeMap<String, String>,
-}
-
-impl ContainerInfo {
-    /// Labels of every series of this container: cAdvisor's `id`, `name`, `image`, and the service,
-    /// task and slot a scheduler gave it.
-    pub fn series_labels(&self, cgroup_name: &str) -> Labels {
-        let mut l: Labels = vec![
-            ("id", cgroup_name.to_string()),
-            ("name", self.name.clone()),
-            ("image", self.image.clone()),
-        ];
-        for (k, v) in [
-            ("service", &self.service),
-            ("task", &self.swarm_task_id),
-            ("slot", &self.swarm_slot),
-        ] {
-            if let Some(v) = v {
-                l.push((k, v.clone()));
-            }
-        }
-        l
-    }
-}
 
 /// Ids of cAdvisor's container families.
 #[derive(Debug, Clone)]
@@ -123,7 +70,7 @@ impl Families {
                 f("container_network_transmit_errors_total", "Cumulative count of errors encountered while transmitting.", Counter, Scale::One),
                 f("container_network_transmit_packets_dropped_total", "Cumulative count of packets dropped while transmitting.", Counter, Scale::One),
             ],
-            pressure: crate::kernel::register_pressure(store, "container", "the container"),
+            pressure: crate::sources::kernel::register_pressure(store, "container", "the container"),
         }
     }
 

@@ -1,7 +1,7 @@
 //! Parsers for kernel formats that both the host and the containers expose: /proc/net/dev and PSI
 //! pressure files.
 
-use crate::procfile::{fields, parse_u64};
+use crate::sources::procfile::{fields, parse_u64};
 use crate::store::{FamilyDesc, Kind, MetricId, Scale, Store};
 
 /// Registers the PSI families, a (waiting, stalled) pair per resource (cpu, memory, io), named

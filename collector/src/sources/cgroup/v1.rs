@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use super::{open_opt, read_once, CgroupError, CgroupSample, CgroupSpec, IoDevice, Reader};
-use crate::procfile::{fields, key_values, parse_single, parse_u64, KeptFile};
+use crate::sources::procfile::{fields, key_values, parse_single, parse_u64, KeptFile};
 
 /// The kernel reports "no memory limit" as the largest page-aligned i64.
 const UNLIMITED_MEMORY: u64 = 0x7FFF_FFFF_FFFF_F000;

@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 
 use super::v1::device;
 use super::{open_opt, read_once, CgroupError, CgroupSample, CgroupSpec, IoDevice, Reader};
-use crate::kernel;
-use crate::procfile::{fields, key_values, parse_single, parse_u64, KeptFile};
+use crate::sources::kernel;
+use crate::sources::procfile::{fields, key_values, parse_single, parse_u64, KeptFile};
 
 #[derive(Debug)]
 pub(super) struct Files {

@@ -114,7 +114,7 @@ fn expected(pressure: Option<[kernel_pressure::P; 3]>) -> CgroupSample {
 }
 
 mod kernel_pressure {
-    pub type P = crate::kernel::Pressure;
+    pub type P = crate::sources::kernel::Pressure;
     pub fn p(some: u64, full: u64) -> P {
         P {
             some_us: Some(some),
@@ -127,7 +127,7 @@ fn read(cg: &ContainerCgroup) -> CgroupSample {
     let mut out = CgroupSample::default();
     let mut failures = Vec::new();
     cg.read(
-        &mut crate::procfile::ReadBuf::default(),
+        &mut crate::sources::procfile::ReadBuf::default(),
         &mut out,
         &mut failures,
     )
@@ -227,10 +227,13 @@ fn a_removed_cgroup_reads_as_vanished_and_missing_files_as_absent() {
     let s = read(&cg);
     assert_eq!(s.memory_rss, None);
     assert_eq!(s.cpu_usage_ns, Some(2_500_000_000));
-    assert_eq!(s.pressure.unwrap()[2], crate::kernel::Pressure::default());
+    assert_eq!(
+        s.pressure.unwrap()[2],
+        crate::sources::kernel::Pressure::default()
+    );
     // Real cgroupfs answers ENODEV once the directory is removed; a kept-open fixture file cannot,
     // so the error mapping is checked directly.
-    assert!(crate::procfile::is_vanished(
+    assert!(crate::sources::procfile::is_vanished(
         &std::io::Error::from_raw_os_error(libc::ENODEV)
     ));
 }

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::io;
 use std::path::Path;
 
-use crate::kernel::{self, NetCounters};
-use crate::procfile::{fields, parse_u64, KeptFile, ReadBuf};
+use crate::sources::kernel::{self, NetCounters};
+use crate::sources::procfile::{fields, parse_u64, KeptFile, ReadBuf};
 use crate::store::{EntityId, FamilyDesc, Kind, MetricId, Scale, SeriesCursor, Store};
 use crate::telemetry::{ErrorKind, SampleFailed};
 
@@ -217,7 +217,7 @@ impl Families {
                     Scale::One,
                 ),
             ],
-            pressure: crate::kernel::register_pressure(store, "node", "the host"),
+            pressure: crate::sources::kernel::register_pressure(store, "node", "the host"),
         }
     }
 }

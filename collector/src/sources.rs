@@ -1,0 +1,8 @@
+//! Every component that writes into the store, one folder each, and the kernel-file readers the
+//! sampled ones share.
+
+pub mod cgroup;
+pub mod docker;
+pub mod host;
+pub mod kernel;
+pub mod procfile;
