@@ -13,5 +13,8 @@ pub mod store;
 pub mod telemetry;
 pub mod yaml;
 
+#[cfg(test)]
+mod testutil;
+
 pub use config::CollectorConfig;
 pub use run::Collector;

@@ -5,10 +5,7 @@ use super::*;
 
 const ID: &str = "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789";
 
-fn write(dir: &Path, file: &str, content: &str) {
-    fs::create_dir_all(dir).unwrap();
-    fs::write(dir.join(file), content).unwrap();
-}
+use crate::testutil::write;
 
 /// A fixture host: a tiny /proc and a v1 cgroup tree with one container.
 fn fixture() -> (tempfile::TempDir, PathBuf, CgroupLayout) {
@@ -204,4 +201,145 @@ fn unreadable_cgroups_fall_back_to_stats_api_samples() {
     s.apply(DiscoveryEvent::Remove(ID.into()));
     assert_eq!(rx.try_recv().unwrap(), StatsRequest::Stop(ID.to_string()));
     assert_eq!(s.shared().read().unwrap().containers.len(), 0);
+}
+
+const ID2: &str = "2222220123456789abcdef0123456789abcdef0123456789abcdef0123456789";
+const ID3: &str = "3333330123456789abcdef0123456789abcdef0123456789abcdef0123456789";
+
+/// The exposition with the series of each family sorted: families, their HELP and TYPE lines keep
+/// their order, but the order of containers within a family follows a hash map and is not pinned.
+fn canonical(text: &str) -> String {
+    let mut out = String::new();
+    let mut block: Vec<&str> = Vec::new();
+    let flush = |block: &mut Vec<&str>, out: &mut String| {
+        block.sort_unstable();
+        for l in block.drain(..) {
+            out.push_str(l);
+            out.push('\n');
+        }
+    };
+    for line in text.lines() {
+        if line.starts_with('#') {
+            flush(&mut block, &mut out);
+            out.push_str(line);
+            out.push('\n');
+        } else {
+            block.push(line);
+        }
+    }
+    flush(&mut block, &mut out);
+    out
+}
+
+/// Compares with a golden file under testdata/, or rewrites it with PLIMSOLL_BLESS=1.
+fn golden(name: &str, got: &str) {
+    let got = &canonical(got);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src/sampler/testdata")
+        .join(name);
+    if std::env::var_os("PLIMSOLL_BLESS").is_some() {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, got).unwrap();
+    }
+    let want = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    if want != *got {
+        let first = want
+            .lines()
+            .zip(got.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(want.lines().count().min(got.lines().count()));
+        panic!(
+            "exposition differs from {} at line {}:\nwant {:?}\n got {:?}",
+            path.display(),
+            first + 1,
+            want.lines().nth(first),
+            got.lines().nth(first)
+        );
+    }
+}
+
+fn container(id: &str, name: &str, pid: Option<u32>) -> ContainerInfo {
+    ContainerInfo {
+        id: id.to_string(),
+        name: name.into(),
+        pid,
+        ..info("running")
+    }
+}
+
+/// Two passes over a fixture host with three containers: cgroupfs and systemd cgroup paths, a Swarm
+/// task, one on the host network, one without a cgroup (sampled through the stats API). The
+/// exposition is pinned byte for byte: families, help, types, label names, order and values.
+#[test]
+fn exposition_of_a_fixture_host_is_pinned_v1() {
+    let t = tempfile::tempdir().unwrap();
+    let proc_root = t.path().join("proc");
+    crate::testutil::proc_fixture(&proc_root);
+    let cg = t.path().join("cgroup");
+    crate::testutil::v1_container(&cg, &format!("docker/{ID}"));
+    crate::testutil::v1_container(&cg, &format!("system.slice/docker-{ID2}.scope"));
+    write(
+        &proc_root.join("4242/net"),
+        "dev",
+        "h\nh\n    lo: 10 1 0 0 0 0 0 0 10 1 0 0 0 0 0 0\n  eth0: 100 1 0 0 0 0 0 0 200 2 0 0 0 0 0 0\n",
+    );
+    let layout = CgroupLayout::detect(&cg).unwrap();
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut s = Sampler::new(60_000, proc_root.clone(), Some(layout), Some(tx));
+    s.apply(DiscoveryEvent::Upsert(container(ID, "web-1", Some(4242))));
+    let mut task = container(ID2, "api.2.xyz", None);
+    task.service = Some("api".into());
+    task.swarm_task_id = Some("xyz".into());
+    task.swarm_slot = Some("2".into());
+    task.image = "api:\"quoted\"\\1".into();
+    s.apply(DiscoveryEvent::Upsert(task));
+    let mut hostnet = container(ID3, "hostnet", Some(999));
+    hostnet.host_network = true;
+    hostnet.limits = CgroupSpec {
+        cpu_quota_us: Some(200_000),
+        cpu_period_us: Some(100_000),
+        memory_limit_bytes: Some(1 << 30),
+    };
+    s.apply(DiscoveryEvent::Upsert(hostnet));
+    s.apply(DiscoveryEvent::StatsSample {
+        id: ID3.into(),
+        sample: CgroupSample {
+            cpu_usage_ns: Some(1_250_000_000),
+            memory_usage: Some(5000),
+            ..Default::default()
+        },
+        net: vec![],
+    });
+    s.pass(1000);
+    write(
+        &cg.join("cpuacct/docker").join(ID),
+        "cpuacct.usage",
+        "3000000000\n",
+    );
+    write(
+        &proc_root,
+        "stat",
+        "cpu  11 0 20 301 4 0 1 0 0 0\ncpu0 6 0 10 151 2 0 1 0 0 0\ncpu1 5 0 10 150 2 0 0 0 0 0\nintr 12400 1 2\nctxt 1500\nbtime 1700000000\nprocesses 4250\nprocs_running 2\nprocs_blocked 0\n",
+    );
+    s.pass(2000);
+    golden("v1.prom", &render(&s));
+}
+
+#[test]
+fn exposition_of_a_fixture_host_is_pinned_v2() {
+    let t = tempfile::tempdir().unwrap();
+    let proc_root = t.path().join("proc");
+    crate::testutil::proc_fixture(&proc_root);
+    let cg = t.path().join("cgroup");
+    crate::testutil::v2_container(&cg, &format!("system.slice/docker-{ID}.scope"));
+    let mut s = Sampler::new(
+        60_000,
+        proc_root,
+        Some(CgroupLayout::detect(&cg).unwrap()),
+        None,
+    );
+    s.apply(DiscoveryEvent::Upsert(container(ID, "web-1", None)));
+    s.pass(1000);
+    s.pass(2000);
+    golden("v2.prom", &render(&s));
 }

@@ -1,89 +1,19 @@
 use std::fs;
-use std::path::Path;
 
 use super::*;
 
 const ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
-fn write(dir: &Path, file: &str, content: &str) {
-    fs::create_dir_all(dir).unwrap();
-    fs::write(dir.join(file), content).unwrap();
-}
-
 /// A v1 tree with the container under `rel` in every controller.
 fn v1_tree(rel: &str) -> tempfile::TempDir {
     let t = tempfile::tempdir().unwrap();
-    let r = t.path();
-    let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
-    let cpuacct = r.join("cpuacct").join(rel);
-    write(&cpuacct, "cpuacct.usage", "2500000000\n");
-    write(
-        &cpuacct,
-        "cpuacct.stat",
-        &format!("user {}\nsystem {}\n", 2 * tck, tck / 2),
-    );
-    let cpu = r.join("cpu").join(rel);
-    write(
-        &cpu,
-        "cpu.stat",
-        "nr_periods 100\nnr_throttled 7\nthrottled_time 350000000\n",
-    );
-    write(&cpu, "cpu.cfs_quota_us", "50000\n");
-    write(&cpu, "cpu.cfs_period_us", "100000\n");
-    let mem = r.join("memory").join(rel);
-    write(&mem, "memory.usage_in_bytes", "10000\n");
-    write(
-        &mem,
-        "memory.stat",
-        "cache 1\nrss 2\ntotal_cache 3000\ntotal_rss 6000\ntotal_inactive_file 1500\n",
-    );
-    write(&mem, "memory.failcnt", "4\n");
-    write(
-        &mem,
-        "memory.oom_control",
-        "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n",
-    );
-    write(&mem, "memory.limit_in_bytes", "9223372036854771712\n");
-    let blkio = r.join("blkio").join(rel);
-    write(
-        &blkio,
-        "blkio.throttle.io_service_bytes",
-        "8:0 Read 4096\n8:0 Write 8192\n8:0 Sync 0\n8:0 Total 12288\nTotal 12288\n",
-    );
-    write(
-        &blkio,
-        "blkio.throttle.io_serviced",
-        "8:0 Read 1\n8:0 Write 2\n8:0 Total 3\nTotal 3\n",
-    );
+    crate::testutil::v1_container(t.path(), rel);
     t
 }
 
 fn v2_tree(rel: &str) -> tempfile::TempDir {
     let t = tempfile::tempdir().unwrap();
-    write(t.path(), "cgroup.controllers", "cpu io memory pids\n");
-    let d = t.path().join(rel);
-    write(&d, "cpu.stat", "usage_usec 2500000\nuser_usec 2000000\nsystem_usec 500000\nnr_periods 100\nnr_throttled 7\nthrottled_usec 350000\n");
-    write(&d, "cpu.max", "50000 100000\n");
-    write(&d, "memory.current", "10000\n");
-    write(
-        &d,
-        "memory.stat",
-        "anon 6000\nfile 3000\ninactive_file 1500\n",
-    );
-    write(
-        &d,
-        "memory.events",
-        "low 0\nhigh 0\nmax 4\noom 1\noom_kill 2\n",
-    );
-    write(&d, "memory.max", "max\n");
-    write(
-        &d,
-        "io.stat",
-        "8:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n",
-    );
-    write(&d, "cpu.pressure", "some avg10=0.00 avg60=0.00 avg300=0.00 total=10\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=5\n");
-    write(&d, "memory.pressure", "some avg10=0.00 avg60=0.00 avg300=0.00 total=20\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=15\n");
-    write(&d, "io.pressure", "some avg10=0.00 avg60=0.00 avg300=0.00 total=30\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=25\n");
+    crate::testutil::v2_container(t.path(), rel);
     t
 }
 

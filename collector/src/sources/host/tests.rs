@@ -4,36 +4,7 @@ use super::*;
 
 fn fixture_proc() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
-    let p = d.path();
-    fs::create_dir_all(p.join("net")).unwrap();
-    fs::create_dir_all(p.join("pressure")).unwrap();
-    fs::write(
-        p.join("stat"),
-        "cpu  10 0 20 300 4 0 1 0 0 0\ncpu0 5 0 10 150 2 0 1 0 0 0\ncpu1 5 0 10 150 2 0 0 0 0 0\nintr 12345 1 2\nctxt 999\nbtime 1700000000\nprocesses 4242\nprocs_running 3\nprocs_blocked 1\n",
-    )
-    .unwrap();
-    fs::write(p.join("meminfo"), "MemTotal:       2048 kB\nMemAvailable:   1024 kB\nActive(anon):     16 kB\nHugePages_Total:       0\n").unwrap();
-    fs::write(
-        p.join("diskstats"),
-        "   8       0 sda 100 0 2000 50 200 0 4000 60 0 1500 110 0 0 0 0\n   8       1 sda1 1 0 2 0 0 0 0 0 0 0 0 0 0 0 0\n   7       0 loop0 1 0 2 0 0 0 0 0 0 0 0 0 0 0 0\n",
-    )
-    .unwrap();
-    fs::write(
-        p.join("net/dev"),
-        "h1\nh2\n  eth0: 5 6 7 8 0 0 0 0 9 10 11 12 0 0 0 0\n",
-    )
-    .unwrap();
-    fs::write(p.join("loadavg"), "0.50 1.25 10.00 1/234 5678\n").unwrap();
-    fs::write(
-        p.join("pressure/cpu"),
-        "some avg10=0.00 avg60=0.50 avg300=0.38 total=2500000\n",
-    )
-    .unwrap();
-    fs::write(
-        p.join("pressure/memory"),
-        "some avg10=0.00 total=1000000\nfull avg10=0.00 total=500000\n",
-    )
-    .unwrap();
+    crate::testutil::proc_fixture(d.path());
     d
 }
 
