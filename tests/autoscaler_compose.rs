@@ -6,62 +6,21 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Container, Plimsoll, BURNER};
+use support::{Container, Plimsoll, ProjectCleanup};
 
-/// (name, state, managed) of every container of the compose service.
 fn members(project: &str) -> Vec<(String, String, bool)> {
-    let out = support::docker_ok(&[
-        "ps",
-        "-a",
-        "--filter",
-        &format!("label=com.docker.compose.project={project}"),
-        "--format",
-        "{{.Names}}\t{{.State}}\t{{.Label \"plimsoll.managed\"}}",
-    ]);
-    out.lines()
-        .filter(|l| !l.is_empty())
-        .map(|l| {
-            let f: Vec<&str> = l.split('\t').collect();
-            (
-                f[0].to_string(),
-                f[1].to_string(),
-                f.get(2) == Some(&"true"),
-            )
-        })
-        .collect()
+    support::compose_members(project)
 }
 
 fn running(project: &str) -> usize {
     members(project).iter().filter(|m| m.1 == "running").count()
 }
 
-/// Removes every container of the project, managed clones included, when dropped.
-struct ProjectCleanup(String);
-
-impl Drop for ProjectCleanup {
-    fn drop(&mut self) {
-        for (name, _, _) in members(&self.0) {
-            let _ = support::docker(&["rm", "-f", &name]);
-        }
-    }
-}
-
 /// One compose-labelled replica burning CPU while `<ctl>/on` exists, with a policy in labels.
 fn service(project: &str, ctl: &std::path::Path) -> Container {
-    let labels = [
-        format!("com.docker.compose.project={project}"),
-        "com.docker.compose.service=web".to_string(),
-        "com.docker.compose.container-number=1".to_string(),
-        "plimsoll.min=1".to_string(),
-        "plimsoll.max=3".to_string(),
-        "plimsoll.cpu=50".to_string(),
-    ];
-    let volume = format!("{}:/ctl", ctl.display());
-    let mut flags = vec!["--cpus", "0.25", "-v", &volume];
-    for l in &labels {
-        flags.extend_from_slice(&["--label", l]);
-    }
-    Container::run(&format!("{project}-web-1"), &flags, &["sh", "-c", BURNER])
+    #[rustfmt::skip]
+    let labels = ["--label", "plimsoll.min=1", "--label", "plimsoll.max=3", "--label", "plimsoll.cpu=50"];
+    support::compose_burner(project, "web", 1, "0.25", ctl, &labels)
 }
 
 #[test]

@@ -70,6 +70,23 @@ impl Prometheus {
     }
 }
 
+impl Prometheus {
+    fn wait_ready(&self) {
+        let ready = std::time::Instant::now();
+        while support::http_get(self.addr, "/-/ready")
+            .map(|(c, _)| c)
+            .ok()
+            != Some(200)
+        {
+            assert!(
+                ready.elapsed() < Duration::from_secs(30),
+                "prometheus did not become ready"
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+}
+
 impl Drop for Prometheus {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -82,18 +99,7 @@ fn run_scales_on_promql_from_a_real_prometheus() {
     let (svc, policies) = loaded_service("srcprom");
     let collector = Plimsoll::start("collect", &["--interval", "1s"]);
     let prom = Prometheus::start(collector.addr);
-    let ready = std::time::Instant::now();
-    while support::http_get(prom.addr, "/-/ready")
-        .map(|(c, _)| c)
-        .ok()
-        != Some(200)
-    {
-        assert!(
-            ready.elapsed() < Duration::from_secs(30),
-            "prometheus did not become ready"
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    prom.wait_ready();
     let url = format!("prometheus=http://{}", prom.addr);
     let p = Plimsoll::run(policies.path(), &["--source", &url, "--rate-window", "5s"]);
     p.wait_for("a scale-up from PromQL", Duration::from_secs(60), |p| {
@@ -135,4 +141,52 @@ fn a_lost_source_holds_then_applies_the_policy_fallback() {
         .position(|r| r == "fallback")
         .expect("then the fallback");
     assert!(fallback > first_error, "{seen:?}");
+}
+
+#[test]
+fn with_prometheus_an_unhealthy_replica_is_not_counted_ready() {
+    // Two replicas of one Compose service: an idle healthy one and a busy one whose health check
+    // fails. Prometheus has CPU series for both and no notion of health; the actuator reads the
+    // health from Docker, so the busy replica is left out of the ready set.
+    let project = support::unique("srchealth");
+    let _cleanup = support::ProjectCleanup(project.clone());
+    let (idle_ctl, busy_ctl) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    std::fs::write(busy_ctl.path().join("on"), "").unwrap();
+    let _idle = support::compose_burner(&project, "web", 1, "0.25", idle_ctl.path(), &[]);
+    #[rustfmt::skip]
+    let _sick = support::compose_burner(&project, "web", 2, "0.25", busy_ctl.path(),
+        &["-v", "/bin/busybox:/bin/sh:ro", "--health-cmd", "/bin/busybox false", "--health-interval", "1s", "--health-retries", "1"]);
+    let policies = support::policy_dir(
+        "service: web\nmin: 2\nmax: 3\nmetrics:\n  - name: cpu\n    target: { utilization: 50 }\n",
+    );
+    let collector = Plimsoll::start("collect", &["--interval", "1s"]);
+    let prom = Prometheus::start(collector.addr);
+    prom.wait_ready();
+    let url = format!("prometheus=http://{}", prom.addr);
+    #[rustfmt::skip]
+    let p = Plimsoll::run(policies.path(), &["--source", &url, "--rate-window", "5s", "--project", &project]);
+    // Utilization of the ready replicas, per decision that had CPU figures.
+    let levels = |p: &Plimsoll| -> Vec<f64> {
+        p.decisions("web")
+            .iter()
+            .filter_map(|r| r["metrics"][0]["current"].as_f64())
+            .collect()
+    };
+    p.wait_for(
+        "5 decisions with CPU figures",
+        Duration::from_secs(60),
+        |p| levels(p).len() >= 5,
+    );
+    let seen = levels(&p);
+    // Counted ready, the busy replica (100% of its 0.25 CPU) would lift the average to about 50%.
+    assert!(
+        seen[seen.len() - 3..].iter().all(|l| *l < 25.0),
+        "the busy unhealthy replica was counted: {seen:?}"
+    );
+    assert!(
+        p.decisions("web").iter().all(|r| r["action"] != "scaled"),
+        "{:?}",
+        p.decisions("web")
+    );
+    assert_eq!(support::compose_members(&project).len(), 2);
 }

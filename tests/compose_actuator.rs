@@ -3,7 +3,7 @@
 
 mod support;
 
-use plimsoll_autoscaler::control::{Actuator, ActuatorError, DockerActuator, TargetId};
+use plimsoll_autoscaler::control::{Actuator, ActuatorError, DockerActuator, Health, TargetId};
 use serde_json::Value;
 use support::{docker, docker_ok, Container};
 
@@ -368,4 +368,36 @@ async fn an_unknown_service_is_not_found() {
         actuator.observe(&target).await,
         Err(ActuatorError::NotFound { .. })
     ));
+}
+
+#[tokio::test]
+async fn observe_reports_each_replica_health_check() {
+    let project = Project::new("health");
+    // Docker runs --health-cmd with /bin/sh -c; the image has busybox alone, so it gets one as sh.
+    let sh = "/bin/busybox:/bin/sh:ro";
+    #[rustfmt::skip]
+    let healthy = project.run_replica(1, &["-v", sh, "--health-cmd", "/bin/busybox true", "--health-interval", "1s"]);
+    #[rustfmt::skip]
+    let sick = project.run_replica(2, &["-v", sh, "--health-cmd", "/bin/busybox false", "--health-interval", "1s", "--health-retries", "1"]);
+    let plain = project.run_replica(3, &[]);
+    let actuator = DockerActuator::new(SOCKET);
+    let target = project.target();
+    let health_of = |state: &plimsoll_autoscaler::control::TargetState, id: &str| {
+        state.replicas.iter().find(|r| r.id == id).unwrap().health
+    };
+    // Both checks run every second; give them a few rounds.
+    let start = std::time::Instant::now();
+    let state = loop {
+        let state = actuator.observe(&target).await.unwrap();
+        let settled = health_of(&state, &healthy.id) == Health::Healthy
+            && health_of(&state, &sick.id) == Health::Unhealthy;
+        if settled || start.elapsed() > std::time::Duration::from_secs(20) {
+            break state;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    };
+    assert_eq!(health_of(&state, &healthy.id), Health::Healthy, "{state:?}");
+    assert_eq!(health_of(&state, &sick.id), Health::Unhealthy, "{state:?}");
+    assert_eq!(health_of(&state, &plain.id), Health::None, "{state:?}");
+    assert_eq!(state.running(), 3, "an unhealthy container still runs");
 }

@@ -1,27 +1,37 @@
 //! The control loop: level-triggered and idempotent, one task per target.
 //!
-//! Each tick a target's task reads the actual replicas from Docker ([`Actuator`]), their samples from
-//! a [`MetricSource`], plans with the pure [`plan`] (which calls the policy engine's `decide`), acts
-//! only on a difference, explains the outcome ([`DecisionRecord`]) and schedules the next tick. Errors
-//! back off per target with jitter; a global cap bounds actions per minute; `--dry-run` never acts.
+//! Each tick a target's task reads the actual replicas from Docker ([`Actuator`]) and their samples
+//! from a [`MetricSource`]; everything else is the pure step of `reconcile`: [`Memory::plan`] (which
+//! calls [`plan`] and the policy engine's `decide`), [`intent`] (act, dry run or rate cap), then, after
+//! the actuator's answer, [`Memory::settle`]: the [`DecisionRecord`] and when to run next. Errors back
+//! off per target with jitter; a global cap bounds actions per minute; `--dry-run` never acts. The
+//! fakes of `testing` run the same loop in paused time.
 
 mod actuator;
 mod api;
 mod docker;
 mod explain;
 mod plan;
+mod reconcile;
 mod runner;
 mod source;
 mod target;
+#[cfg(test)]
+pub(crate) mod testing;
 
 pub use actuator::{Actuator, ActuatorError};
 pub use api::{router, ApiToken};
 pub use docker::DockerActuator;
 pub use explain::{Action, DecisionLog, DecisionRecord};
 pub use plan::{observation, plan, Cause, Hold, Plan, SourceReading};
-pub use runner::{ControlConfig, ControlState, Controller, PolicyEntry, PolicyOrigin};
+pub use reconcile::{
+    intent, Acted, ActionBudget, Intent, Memory, Now, Step, MAX_BACKOFF, STALE_INTERVALS,
+};
+pub use runner::{
+    Clock, ControlConfig, ControlState, Controller, PolicyEntry, PolicyOrigin, SystemClock,
+};
 pub use source::{
     parse_docker_time, CollectorsSource, ContainerSample, EmbeddedSource, MetricSource,
     PrometheusSource, SourceError,
 };
-pub use target::{Replica, TargetId, TargetInfo, TargetState};
+pub use target::{Health, Replica, TargetId, TargetInfo, TargetState};

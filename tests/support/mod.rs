@@ -496,3 +496,65 @@ impl DockerProxy {
         }
     }
 }
+
+/// (name, state, managed) of every container labelled with Compose project `project`.
+pub fn compose_members(project: &str) -> Vec<(String, String, bool)> {
+    let out = docker_ok(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("label=com.docker.compose.project={project}"),
+        "--format",
+        "{{.Names}}\t{{.State}}\t{{.Label \"plimsoll.managed\"}}",
+    ]);
+    out.lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (
+                f[0].to_string(),
+                f[1].to_string(),
+                f.get(2) == Some(&"true"),
+            )
+        })
+        .collect()
+}
+
+/// Removes every container of a Compose project, managed clones included, when dropped.
+pub struct ProjectCleanup(pub String);
+
+impl Drop for ProjectCleanup {
+    fn drop(&mut self) {
+        for (name, _, _) in compose_members(&self.0) {
+            let _ = docker(&["rm", "-f", &name]);
+        }
+    }
+}
+
+/// A replica of Compose service `service` of `project` (number `number`) running [`BURNER`] under
+/// `--cpus cpus`, its load switched by `ctl`/on; extra `docker run` flags in `flags`.
+pub fn compose_burner(
+    project: &str,
+    service: &str,
+    number: u32,
+    cpus: &str,
+    ctl: &Path,
+    flags: &[&str],
+) -> Container {
+    let labels = [
+        format!("com.docker.compose.project={project}"),
+        format!("com.docker.compose.service={service}"),
+        format!("com.docker.compose.container-number={number}"),
+    ];
+    let volume = format!("{}:/ctl", ctl.display());
+    let mut all = vec!["--cpus", cpus, "-v", &volume];
+    for l in &labels {
+        all.extend_from_slice(&["--label", l]);
+    }
+    all.extend_from_slice(flags);
+    Container::run(
+        &format!("{project}-{service}-{number}"),
+        &all,
+        &["sh", "-c", BURNER],
+    )
+}

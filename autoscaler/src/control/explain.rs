@@ -84,12 +84,45 @@ pub struct DecisionRecord {
     pub metrics: Vec<MetricDetail>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The scale action of an earlier tick was seen converged this tick (every replica of the new count
+    /// running), this long after it was taken.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub converged_after_ms: Option<u64>,
 }
 
 impl DecisionRecord {
+    /// A record without a decision's details.
+    pub fn new(
+        target: &TargetId,
+        at: Timestamp,
+        current: u32,
+        desired: u32,
+        reason: Cause,
+        action: Action,
+    ) -> Self {
+        DecisionRecord {
+            at,
+            target: target.to_string(),
+            service: target.service().to_string(),
+            current,
+            desired,
+            reason,
+            reason_kind: reason.kind(),
+            action,
+            recommendation: None,
+            metrics: Vec::new(),
+            error: None,
+            converged_after_ms: None,
+        }
+    }
+
     /// Logs (actions at info, no-ops at debug) and counts this record.
-    pub fn emit(&self, target: &TargetId, duration: Duration) {
-        let service = target.service().to_string();
+    pub fn emit(&self, duration: Duration) {
+        let service = self.service.clone();
+        if let Some(ms) = self.converged_after_ms {
+            metrics::histogram!(CONVERGENCE).record(ms as f64 / 1000.0);
+            tracing::info!(target: "plimsoll::decision", scale_target = %self.target, replicas = self.current, took_ms = ms, "converged");
+        }
         metrics::counter!(DECISIONS, "service" => service.clone(), "reason" => self.reason.as_str()).increment(1);
         metrics::histogram!(DECISION_DURATION).record(duration.as_secs_f64());
         metrics::gauge!(DESIRED, "service" => service.clone()).set(f64::from(self.desired));

@@ -183,10 +183,6 @@ pub fn observation(
         let initialized = r
             .started_at
             .is_some_and(|t| t.plus(policy.initialization) <= now);
-        let healthy = !matches!(
-            sample.and_then(|s| s.health.as_deref()),
-            Some("unhealthy") | Some("starting")
-        );
         let mut metrics = BTreeMap::new();
         let mut capacity = BTreeMap::new();
         for m in &policy.metrics {
@@ -225,7 +221,7 @@ pub fn observation(
         }
         replicas.push(ReplicaObservation {
             id: r.id.clone(),
-            ready: r.running && initialized && healthy && sample.is_some(),
+            ready: r.running && initialized && r.health.allows_ready() && sample.is_some(),
             metrics,
             capacity,
         });

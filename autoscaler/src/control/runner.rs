@@ -4,23 +4,40 @@
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use super::actuator::Actuator;
-use super::explain::{Action, DecisionLog, DecisionRecord};
-use super::plan::{plan, Cause, Hold, Plan, SourceReading};
+use super::explain::DecisionLog;
+use super::reconcile::{intent, Acted, ActionBudget, Intent, Memory, Now};
 use super::source::MetricSource;
 use super::target::{TargetId, TargetInfo};
 use crate::policy::{
-    merge_file_and_labels, parse_policy, policy_from_labels, History, Policy, Target, Timestamp,
+    merge_file_and_labels, parse_policy, policy_from_labels, Policy, Target, Timestamp,
 };
+
+/// The wall clock of the loop: `now` of decisions and the instant sample ages are measured against.
+/// Monotonic durations come from `tokio::time::Instant`, so tests can pause both.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> Timestamp;
+}
+
+/// The system's wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_system_time(SystemTime::now())
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct ControlConfig {
@@ -68,8 +85,8 @@ pub struct ControlState {
     /// Paused services, by name.
     pub paused: RwLock<HashSet<String>>,
     pub decisions: DecisionLog,
-    actions: Mutex<VecDeque<Instant>>,
-    max_actions_per_minute: u32,
+    /// The global cap on actions, shared by every target's task.
+    budget: Mutex<ActionBudget>,
 }
 
 impl ControlState {
@@ -78,29 +95,12 @@ impl ControlState {
             policies: RwLock::new(BTreeMap::new()),
             paused: RwLock::new(HashSet::new()),
             decisions: DecisionLog::default(),
-            actions: Mutex::new(VecDeque::new()),
-            max_actions_per_minute,
+            budget: Mutex::new(ActionBudget::new(max_actions_per_minute)),
         }
     }
 
     pub fn is_paused(&self, service: &str) -> bool {
         self.paused.read().expect("paused lock").contains(service)
-    }
-
-    /// Takes one action from the global per-minute budget, if any is left.
-    fn take_action(&self, now: Instant) -> bool {
-        let mut a = self.actions.lock().expect("budget lock");
-        while a
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
-        {
-            a.pop_front();
-        }
-        if a.len() as u32 >= self.max_actions_per_minute {
-            return false;
-        }
-        a.push_back(now);
-        true
     }
 }
 
@@ -109,10 +109,21 @@ pub struct Controller<A, S> {
     source: Arc<S>,
     state: Arc<ControlState>,
     config: ControlConfig,
+    clock: Arc<dyn Clock>,
 }
 
 impl<A: Actuator, S: MetricSource> Controller<A, S> {
     pub fn new(actuator: A, source: S, config: ControlConfig) -> Self {
+        Self::with_clock(actuator, source, config, Arc::new(SystemClock))
+    }
+
+    /// A controller reading the wall time from `clock` (tests pass one that follows paused time).
+    pub fn with_clock(
+        actuator: A,
+        source: S,
+        config: ControlConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         super::explain::describe();
         let state = Arc::new(ControlState::new(config.max_actions_per_minute));
         Self {
@@ -120,6 +131,7 @@ impl<A: Actuator, S: MetricSource> Controller<A, S> {
             source: Arc::new(source),
             state,
             config,
+            clock,
         }
     }
 
@@ -175,6 +187,7 @@ impl<A: Actuator, S: MetricSource> Controller<A, S> {
                                     source: self.source.clone(),
                                     state: self.state.clone(),
                                     config: self.config.clone(),
+                                    clock: self.clock.clone(),
                                 };
                                 tasks.insert(id.clone(), (tx, tokio::spawn(task.run(rx))));
                             }
@@ -324,51 +337,19 @@ impl PolicyFiles {
     }
 }
 
-/// Exponential backoff with jitter for one target's errors.
-#[derive(Debug, Default)]
-struct Backoff {
-    failures: u32,
-}
-
-impl Backoff {
-    const MAX: Duration = Duration::from_secs(60);
-
-    fn fail(&mut self, base: Duration) -> Duration {
-        self.failures = self.failures.saturating_add(1);
-        let exp = base
-            .saturating_mul(1u32 << self.failures.min(16))
-            .min(Self::MAX);
-        // ±20% so that targets that failed together do not retry together.
-        exp.mul_f64(0.8 + 0.4 * fastrand::f64())
-    }
-
-    fn reset(&mut self) {
-        self.failures = 0;
-    }
-}
-
-/// The reconcile task of one target.
+/// The reconcile task of one target: the I/O around the pure step of [`super::reconcile`].
 struct TargetTask<A, S> {
     id: TargetId,
     actuator: Arc<A>,
     source: Arc<S>,
     state: Arc<ControlState>,
     config: ControlConfig,
-}
-
-/// What a target's task remembers between ticks.
-#[derive(Default)]
-struct Memory {
-    history: History,
-    source_failures: u32,
-    backoff: Backoff,
-    /// A scale action whose convergence is being watched: (count, when).
-    converging: Option<(u32, Instant)>,
+    clock: Arc<dyn Clock>,
 }
 
 impl<A: Actuator, S: MetricSource> TargetTask<A, S> {
     async fn run(self, policy: watch::Receiver<Policy>) {
-        let mut mem = Memory::default();
+        let mut mem = Memory::new(fastrand::u64(..));
         loop {
             let p = policy.borrow().clone();
             let wait = self.tick(&p, &mut mem).await;
@@ -376,136 +357,47 @@ impl<A: Actuator, S: MetricSource> TargetTask<A, S> {
         }
     }
 
-    /// One level-triggered pass: read the actual state, decide, act only on a difference. Returns when
+    /// One level-triggered pass: read the actual state, plan, act only on a difference. Returns when
     /// to run again.
     async fn tick(&self, policy: &Policy, mem: &mut Memory) -> Duration {
-        let started = Instant::now();
-        let now = Timestamp::from_system_time(SystemTime::now());
+        let now = Now {
+            wall: self.clock.now(),
+            mono: Instant::now(),
+        };
         let interval = policy.interval.unwrap_or(self.config.interval);
-        let service = self.id.service().to_string();
-        let observed = self.actuator.observe(&self.id).await;
-        let state = match observed {
-            Ok(s) => s,
-            Err(e) => {
-                let mut record =
-                    self.record(now, 0, 0, Cause::Hold(Hold::DockerError), Action::None);
-                record.error = Some(e.to_string());
-                record.emit(&self.id, started.elapsed());
-                self.state.decisions.push(record);
-                return mem.backoff.fail(interval);
-            }
-        };
-        if let Some((count, since)) = mem.converging {
-            if state.running() == count && state.replicas.len() as u32 == count {
-                let took = since.elapsed();
-                metrics::histogram!(super::explain::CONVERGENCE).record(took.as_secs_f64());
-                tracing::info!(target = %self.id, replicas = count, took_ms = took.as_millis() as u64, "converged");
-                mem.converging = None;
-            }
-        }
-        let containers: Vec<String> = state
-            .replicas
-            .iter()
-            .filter_map(|r| r.container_id.clone())
-            .collect();
-        let custom: Vec<String> = policy
-            .metrics
-            .iter()
-            .filter(|m| matches!(m.target, Target::Average(_)))
-            .map(|m| m.name.clone())
-            .collect();
-        let samples = self.source.sample(&containers, &custom).await;
-        mem.source_failures = if samples.is_err() {
-            mem.source_failures + 1
-        } else {
-            0
-        };
-        let reading = SourceReading {
-            samples: samples.as_ref(),
-            consecutive_failures: mem.source_failures,
-        };
-        let mut planned: Plan = plan(
-            policy,
-            &mem.history,
-            &state,
-            reading,
-            self.state.is_paused(&service),
-            now,
-            3 * interval,
-        );
-        let mut action = Action::None;
-        let mut error = None;
-        if planned.needs_action(&state) {
-            if self.config.dry_run {
-                action = Action::DryRun;
-            } else if !self.state.take_action(Instant::now()) {
-                planned = Plan {
-                    desired: planned.current,
-                    cause: Cause::Hold(Hold::RateCapped),
-                    ..planned
+        let step = match self.actuator.observe(&self.id).await {
+            Err(e) => mem.observe_failed(&self.id, &e, interval, now),
+            Ok(state) => {
+                let containers: Vec<String> = state
+                    .replicas
+                    .iter()
+                    .filter_map(|r| r.container_id.clone())
+                    .collect();
+                let custom: Vec<String> = policy
+                    .metrics
+                    .iter()
+                    .filter(|m| matches!(m.target, Target::Average(_)))
+                    .map(|m| m.name.clone())
+                    .collect();
+                let samples = self.source.sample(&containers, &custom).await;
+                let paused = self.state.is_paused(self.id.service());
+                let planned = mem.plan(policy, &state, samples.as_ref(), paused, interval, now);
+                let intent = {
+                    let mut budget = self.state.budget.lock().expect("budget lock");
+                    intent(&planned, &state, self.config.dry_run, &mut budget, now.mono)
                 };
-            } else {
-                match self.actuator.scale(&self.id, planned.desired).await {
-                    Ok(()) => {
-                        action = Action::Scaled;
-                        mem.converging = Some((planned.desired, Instant::now()));
-                    }
-                    Err(e) => {
-                        action = Action::Failed;
-                        error = Some(e.to_string());
-                    }
-                }
+                let acted = match intent {
+                    Intent::Scale(n) => match self.actuator.scale(&self.id, n).await {
+                        Ok(()) => Acted::Scaled,
+                        Err(e) => Acted::Failed(e.to_string()),
+                    },
+                    other => other.into(),
+                };
+                mem.settle(&self.id, policy, planned, acted, interval, now)
             }
-        }
-        if let Some(d) = &planned.decision {
-            // A decision not applied is recorded as keeping the count, as the HPA does on failure.
-            let applied = match action {
-                Action::Scaled => d.clone(),
-                _ => crate::policy::Decision {
-                    desired: planned.current,
-                    ..d.clone()
-                },
-            };
-            mem.history.record(policy, &applied, now);
-        }
-        let (recommendation, metrics) = planned
-            .decision
-            .take()
-            .map(|d| (d.recommendation, d.metrics))
-            .unwrap_or_default();
-        let mut record = self.record(now, planned.current, planned.desired, planned.cause, action);
-        (record.recommendation, record.metrics, record.error) = (recommendation, metrics, error);
-        record.emit(&self.id, started.elapsed());
-        self.state.decisions.push(record);
-        match action {
-            Action::Failed => mem.backoff.fail(interval),
-            _ => {
-                mem.backoff.reset();
-                interval
-            }
-        }
-    }
-
-    fn record(
-        &self,
-        at: Timestamp,
-        current: u32,
-        desired: u32,
-        reason: Cause,
-        action: Action,
-    ) -> DecisionRecord {
-        DecisionRecord {
-            at,
-            target: self.id.to_string(),
-            service: self.id.service().to_string(),
-            current,
-            desired,
-            reason,
-            reason_kind: reason.kind(),
-            action,
-            recommendation: None,
-            metrics: Vec::new(),
-            error: None,
-        }
+        };
+        step.record.emit(now.mono.elapsed());
+        self.state.decisions.push(step.record);
+        step.requeue_after
     }
 }

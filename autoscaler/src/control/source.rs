@@ -39,8 +39,6 @@ pub struct ContainerSample {
     pub memory_limit_bytes: Option<f64>,
     /// Per-replica values of other metrics, by name (gauges as they are, counters as per-second rates).
     pub values: BTreeMap<String, f64>,
-    /// Docker health status ("healthy", "unhealthy", "starting"), None without a health check.
-    pub health: Option<String>,
     pub started_at: Option<Timestamp>,
 }
 
@@ -50,7 +48,6 @@ impl ContainerSample {
         latest: &Latest,
         cpu_limit_cores: Option<f64>,
         memory_limit_bytes: Option<u64>,
-        health: Option<String>,
         started_at: Option<&str>,
     ) -> Self {
         ContainerSample {
@@ -60,7 +57,6 @@ impl ContainerSample {
             memory_bytes: latest.memory_working_set_bytes,
             memory_limit_bytes: memory_limit_bytes.map(|b| b as f64),
             values: BTreeMap::new(),
-            health,
             started_at: started_at.and_then(parse_docker_time),
         }
     }
@@ -110,7 +106,6 @@ impl EmbeddedSource {
                 &latest,
                 view.spec.cpu_cores(),
                 view.spec.memory_limit_bytes,
-                view.info.health.clone(),
                 view.info.started_at.as_deref(),
             );
             for m in metrics {

@@ -53,6 +53,29 @@ pub struct Replica {
     pub running: bool,
     /// When it started running, when known.
     pub started_at: Option<Timestamp>,
+    /// Its health check, as the engine reports it.
+    pub health: Health,
+}
+
+/// A replica's health check, read from Docker by the actuator (never from the metric source, so every
+/// source judges readiness the same way).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// No health check, or none the engine reports: readiness follows the running state alone.
+    #[default]
+    None,
+    /// The check has not passed yet.
+    Starting,
+    Healthy,
+    Unhealthy,
+}
+
+impl Health {
+    /// Whether the check lets the replica count as ready.
+    pub fn allows_ready(self) -> bool {
+        matches!(self, Health::None | Health::Healthy)
+    }
 }
 
 /// What the actuator sees of a target at one instant. Level-triggered: read afresh every tick.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use bollard::errors::Error as BollardError;
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerSummary, ContainerSummaryStateEnum,
-    EndpointSettings, HostConfig, NetworkConnectRequest, NetworkingConfig,
+    EndpointSettings, HealthStatusEnum, HostConfig, NetworkConnectRequest, NetworkingConfig,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, InspectContainerOptions, ListContainersOptions, RemoveContainerOptions,
@@ -22,7 +22,7 @@ use tokio::task::JoinSet;
 use super::docker_error;
 use crate::control::actuator::ActuatorError;
 use crate::control::source::parse_docker_time;
-use crate::control::target::{Replica, TargetId, TargetInfo, TargetState};
+use crate::control::target::{Health, Replica, TargetId, TargetInfo, TargetState};
 
 const PROJECT: &str = "com.docker.compose.project";
 const SERVICE: &str = "com.docker.compose.service";
@@ -88,6 +88,16 @@ impl Member {
                 self.state,
                 ContainerSummaryStateEnum::EXITED | ContainerSummaryStateEnum::DEAD
             )
+    }
+}
+
+/// A container's `State.Health.Status`.
+fn health(status: HealthStatusEnum) -> Health {
+    match status {
+        HealthStatusEnum::STARTING => Health::Starting,
+        HealthStatusEnum::HEALTHY => Health::Healthy,
+        HealthStatusEnum::UNHEALTHY => Health::Unhealthy,
+        HealthStatusEnum::NONE | HealthStatusEnum::EMPTY => Health::None,
     }
 }
 
@@ -194,16 +204,20 @@ pub(super) async fn observe(
     let mut replicas = Vec::new();
     let mut pending = 0;
     for m in members.iter().filter(|m| m.counts()) {
-        let started_at = if m.running() {
+        let (started_at, health) = if m.running() {
             match docker
                 .inspect_container(&m.id, None::<InspectContainerOptions>)
                 .await
             {
-                Ok(c) => c
-                    .state
-                    .and_then(|s| s.started_at)
-                    .as_deref()
-                    .and_then(parse_docker_time),
+                Ok(c) => {
+                    let state = c.state.unwrap_or_default();
+                    let health = state
+                        .health
+                        .and_then(|h| h.status)
+                        .map_or(Health::None, health);
+                    let started = state.started_at.as_deref().and_then(parse_docker_time);
+                    (started, health)
+                }
                 // Removed since the listing: not a replica any more.
                 Err(BollardError::DockerResponseServerError {
                     status_code: 404, ..
@@ -211,7 +225,7 @@ pub(super) async fn observe(
                 Err(e) => return Err(failed(target, &format!("inspecting container {}", m.id), e)),
             }
         } else {
-            None
+            (None, Health::None)
         };
         pending += u32::from(m.pending());
         replicas.push(Replica {
@@ -219,6 +233,7 @@ pub(super) async fn observe(
             container_id: Some(m.id.clone()),
             running: m.running(),
             started_at,
+            health,
         });
     }
     Ok(TargetState {

@@ -12,7 +12,7 @@ use bollard::Docker;
 use super::docker_error;
 use crate::control::actuator::ActuatorError;
 use crate::control::source::parse_docker_time;
-use crate::control::target::{Replica, TargetId, TargetInfo, TargetState};
+use crate::control::target::{Health, Replica, TargetId, TargetInfo, TargetState};
 
 /// Attempts of an update that races with another writer of the same service.
 const UPDATE_ATTEMPTS: usize = 5;
@@ -82,6 +82,13 @@ pub(super) async fn observe(
         .filter_map(|t| {
             let status = t.status?;
             let running = status.state == Some(TaskState::RUNNING);
+            // Swarm reports a task with a health check as starting until the check passes, and
+            // replaces it once the check fails: the task state is its health.
+            let health = if status.state == Some(TaskState::STARTING) {
+                Health::Starting
+            } else {
+                Health::None
+            };
             Some(Replica {
                 id: t.id?,
                 container_id: status
@@ -94,6 +101,7 @@ pub(super) async fn observe(
                 } else {
                     None
                 },
+                health,
             })
         })
         .collect();

@@ -1,7 +1,7 @@
 use std::collections::HashMap;
 
 use super::*;
-use crate::control::target::Replica;
+use crate::control::target::{Health, Replica};
 use crate::policy::parse_policy;
 
 const NOW: Timestamp = Timestamp(1_000_000_000);
@@ -17,6 +17,7 @@ fn replica(n: u32) -> Replica {
         container_id: Some(format!("c{n}")),
         running: true,
         started_at: Some(NOW.minus(Duration::from_secs(60))),
+        health: Health::None,
     }
 }
 
@@ -163,15 +164,18 @@ fn stale_samples_hold() {
 #[test]
 fn readiness_follows_start_time_health_and_samples() {
     let p = policy("initialization: 30s\n");
-    let mut st = state(4);
+    let mut st = state(6);
     st.replicas[1].started_at = Some(NOW.minus(Duration::from_secs(10)));
-    let mut s = samples(4, cpu(0.4, Some(1.0)));
-    s.get_mut("c2").unwrap().health = Some("unhealthy".into());
+    st.replicas[2].health = Health::Unhealthy;
+    st.replicas[4].health = Health::Starting;
+    st.replicas[5].health = Health::Healthy;
+    // Every replica has a sample except c3: sources carry no health, the actuator does.
+    let mut s = samples(6, cpu(0.4, Some(1.0)));
     s.remove("c3");
     let obs = observation(&p, &st, &s, NOW, STALE).unwrap();
     let ready: Vec<bool> = obs.replicas.iter().map(|r| r.ready).collect();
-    assert_eq!(ready, vec![true, false, false, false]);
-    assert_eq!(obs.current_replicas, 4);
+    assert_eq!(ready, vec![true, false, false, false, false, true]);
+    assert_eq!(obs.current_replicas, 6);
     assert!(obs.replicas[3].metrics.is_empty());
 }
 

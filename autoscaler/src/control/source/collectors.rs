@@ -14,7 +14,6 @@ use super::{ContainerSample, MetricSource, SourceError};
 #[derive(Debug, Deserialize)]
 struct RemoteContainer {
     id: String,
-    health: Option<String>,
     started_at: Option<String>,
     cpu_limit_cores: Option<f64>,
     memory_limit_bytes: Option<u64>,
@@ -124,7 +123,6 @@ impl MetricSource for CollectorsSource {
                     &c.latest,
                     c.cpu_limit_cores,
                     c.memory_limit_bytes,
-                    c.health,
                     c.started_at.as_deref(),
                 );
                 for m in metrics {
