@@ -8,6 +8,7 @@ pub mod config;
 pub mod http;
 pub mod run;
 pub mod sampler;
+pub mod serde_duration;
 pub mod sources;
 pub mod store;
 pub mod telemetry;

@@ -6,3 +6,4 @@ pub mod docker;
 pub mod host;
 pub mod kernel;
 pub mod procfile;
+pub mod statsd;

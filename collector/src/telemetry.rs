@@ -60,6 +60,14 @@ pub fn describe() {
         SAMPLE_BYTES,
         "Bytes of compressed samples held in the in-memory window."
     );
+    metrics::describe_counter!(
+        INGEST_ERRORS,
+        "Malformed input counted and skipped by a receiver, by source and reason."
+    );
+    metrics::describe_counter!(
+        INGEST_DROPPED,
+        "Well-formed input not kept (e.g. a new series beyond a limit), by source and reason."
+    );
 }
 
 #[derive(Debug)]
@@ -88,5 +96,38 @@ impl PassCompleted {
         metrics::gauge!(CONTAINERS).set(self.containers as f64);
         metrics::gauge!(SERIES).set(self.series as f64);
         metrics::gauge!(SAMPLE_BYTES).set(self.sample_bytes as f64);
+    }
+}
+
+pub const INGEST_ERRORS: &str = "plimsoll_ingest_errors_total";
+pub const INGEST_DROPPED: &str = "plimsoll_ingest_dropped_total";
+
+/// Malformed input a receiver counted and skipped (one event for every receiver).
+#[derive(Debug)]
+pub struct IngestErrors {
+    pub source: &'static str,
+    pub reason: &'static str,
+    pub count: u64,
+}
+
+impl IngestErrors {
+    pub fn emit(self) {
+        metrics::counter!(INGEST_ERRORS, "source" => self.source, "reason" => self.reason)
+            .increment(self.count);
+    }
+}
+
+/// Well-formed input a receiver or the store did not keep, e.g. a new series beyond a limit.
+#[derive(Debug)]
+pub struct IngestDropped {
+    pub source: &'static str,
+    pub reason: &'static str,
+    pub count: u64,
+}
+
+impl IngestDropped {
+    pub fn emit(self) {
+        metrics::counter!(INGEST_DROPPED, "source" => self.source, "reason" => self.reason)
+            .increment(self.count);
     }
 }
