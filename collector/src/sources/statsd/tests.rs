@@ -98,24 +98,28 @@ fn unix_datagrams_are_received_and_the_socket_file_removed_at_the_end() {
     assert!(!path.exists());
 }
 
+fn start_error(config: StatsdConfig) -> String {
+    config
+        .validate()
+        .unwrap()
+        .start(
+            Duration::from_secs(1),
+            Arc::new(NoContainers),
+            Box::new(|_, _| {}),
+        )
+        .err()
+        .expect("start should fail")
+        .to_string()
+}
+
 #[test]
 fn a_taken_port_or_live_socket_is_a_clear_start_error() {
     let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap();
-    let e = StatsdConfig {
+    let text = start_error(StatsdConfig {
         udp: Some(addr),
         ..Default::default()
-    }
-    .validate()
-    .unwrap()
-    .start(
-        Duration::from_secs(1),
-        Arc::new(NoContainers),
-        Box::new(|_, _| {}),
-    )
-    .err()
-    .expect("the port is taken");
-    let text = e.to_string();
+    });
     assert!(
         text.contains(&format!("cannot listen on UDP {addr}")),
         "{text}"
@@ -125,24 +129,12 @@ fn a_taken_port_or_live_socket_is_a_clear_start_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("live.socket");
     let _live = UnixDatagram::bind(&path).unwrap();
-    let e = StatsdConfig {
+    let text = start_error(StatsdConfig {
         udp: None,
         unix: Some(path.clone()),
         ..Default::default()
-    }
-    .validate()
-    .unwrap()
-    .start(
-        Duration::from_secs(1),
-        Arc::new(NoContainers),
-        Box::new(|_, _| {}),
-    )
-    .err()
-    .expect("another process listens");
-    assert!(
-        e.to_string().contains("another process listens on it"),
-        "{e}"
-    );
+    });
+    assert!(text.contains("another process listens on it"), "{text}");
 }
 
 proptest! {
