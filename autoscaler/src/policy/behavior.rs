@@ -54,6 +54,19 @@ pub const LOAD_RESOLUTION: Duration = Duration::from_secs(300);
 pub const LOAD_RETENTION: Duration = Duration::from_secs(8 * 24 * 3600);
 
 impl History {
+    /// The history of a target seen for the first time, running `current` replicas: the HPA records the
+    /// current count as a first recommendation (`recordInitialRecommendation`), so that a controller that
+    /// starts or restarts does not scale down before one scale-down window has passed.
+    pub fn first_seen(current: u32, now: Timestamp) -> History {
+        History {
+            recommendations: vec![TimedReplicas {
+                at: now,
+                replicas: current,
+            }],
+            ..History::default()
+        }
+    }
+
     /// Records what `decision` did at `now`: its recommendation (if any), a scale event when it changed
     /// the count, and demand samples; then drops entries no window or period of `policy` can reach.
     /// Call it once the decision is applied; if scaling failed, record a copy with `desired = current`.

@@ -3,10 +3,12 @@
 //! Per-replica metrics (`utilization`, `average`) follow `GetResourceReplicas` / `calcPlainMetricReplicas`:
 //! values are taken in milli-units and combined with integer arithmetic as the HPA does, ready replicas
 //! without a sample are "missing" (0 on scale-up, max(100%, target) of capacity or the target on
-//! scale-down), not-ready replicas are "ignored" (0 on scale-up, left out on scale-down), and the ratio is
-//! recomputed with them; a recomputed ratio inside the tolerance or on the other side of 1 keeps the
-//! current count. Service-level metrics follow `GetExternalPerPodMetricReplicas` (`value`) and
-//! `GetObjectMetricReplicas` (`below`, ratio times ready replicas).
+//! scale-down, left out at a ratio of exactly 1), not-ready replicas are "unready" (0 on scale-up, left
+//! out on scale-down), and the ratio is recomputed with them; a recomputed ratio inside the tolerance or
+//! on the other side of 1 keeps the current count. As in the HPA's `groupPods`, readiness matters for
+//! the `cpu` metric only: a not-ready replica that reports any other metric is counted like a ready one.
+//! Service-level metrics follow `GetExternalPerPodMetricReplicas` (`value`) and `GetObjectMetricReplicas`
+//! (`below`, ratio times ready replicas). `autoscaler/tests/hpa/` replays the HPA's own test tables.
 //!
 //! One addition to the HPA: a proposal never moves against its ratio's direction, also in the fast path
 //! (the HPA can, when fewer replicas are observed than the spec asks for).
@@ -15,6 +17,9 @@ use serde::Serialize;
 
 use super::model::{MetricSpec, Target, Tolerance};
 use super::observation::{Observation, ReplicaObservation, Sample};
+
+/// The metric the HPA's readiness rules apply to (see [`per_replica`]).
+const CPU: &str = "cpu";
 
 /// How one metric voted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -198,6 +203,24 @@ impl Kind {
         }
     }
 
+    /// A sample as (value, weight) in milli-units; `None` when it has the wrong shape for the target.
+    fn point(self, sample: &Sample) -> Option<(i64, i64)> {
+        match (self, sample) {
+            (Kind::Utilization(_), Sample::Usage { used, capacity }) => {
+                Some((milli(*used), milli(*capacity)))
+            }
+            (Kind::Average(_), Sample::Value(v)) => Some((milli(*v), 1)),
+            _ => None,
+        }
+    }
+
+    fn sample_shape(self) -> &'static str {
+        match self {
+            Kind::Utilization(_) => "{used, capacity} for a utilization target",
+            Kind::Average(_) => "a plain value for an average target",
+        }
+    }
+
     /// What a ready replica without a sample is assumed to use on a scale-down.
     fn scale_down_fallback(self, weight: i64) -> i64 {
         match self {
@@ -205,6 +228,18 @@ impl Kind {
             Kind::Average(target) => target,
         }
     }
+}
+
+/// Replicas sorted as the HPA's `groupPods` sorts pods, for one metric.
+#[derive(Default)]
+struct Groups {
+    /// Replicas whose sample counts.
+    ready: Totals,
+    /// Ready replicas without a sample, by weight (`None`: capacity unknown).
+    missing: Vec<Option<i64>>,
+    /// Replicas not ready (starting) whose sample does not count: 0 on a scale-up, left out on a
+    /// scale-down.
+    unready: Vec<Option<i64>>,
 }
 
 fn per_replica(
@@ -215,36 +250,41 @@ fn per_replica(
     current: u32,
 ) -> Result<Vote, String> {
     let name = spec.name.as_str();
-    let mut ready = Totals::default();
-    // Weights of missing and not-ready replicas (`None`: capacity unknown); usually empty, so unallocated.
-    let mut missing: Vec<Option<i64>> = Vec::new();
-    let mut ignored: Vec<Option<i64>> = Vec::new();
+    // The HPA applies readiness to CPU only, whose start-up bursts it guards against: for any other
+    // metric a replica that reports is counted, ready or not.
+    let readiness_matters = matches!(kind, Kind::Utilization(_)) && name == CPU;
+    let mut g = Groups::default();
     for r in &obs.replicas {
         let sample = r.metrics.get(name);
-        match (r.ready, sample, kind) {
-            (false, _, _) => ignored.push(kind.weight(r, sample, name)),
-            (true, None, _) => missing.push(kind.weight(r, sample, name)),
-            (true, Some(Sample::Usage { used, capacity }), Kind::Utilization(_)) => {
-                ready.add(milli(*used), milli(*capacity))
+        match sample {
+            None if r.ready => g.missing.push(kind.weight(r, sample, name)),
+            None => g.unready.push(kind.weight(r, sample, name)),
+            Some(_) if !r.ready && readiness_matters => {
+                g.unready.push(kind.weight(r, sample, name))
             }
-            (true, Some(Sample::Value(v)), Kind::Average(_)) => ready.add(milli(*v), 1),
-            (true, Some(_), Kind::Utilization(_)) => {
-                return Err(format!(
-                    "replica {}: {name} needs {{used, capacity}} for a utilization target",
-                    r.id
-                ))
-            }
-            (true, Some(_), Kind::Average(_)) => {
-                return Err(format!(
-                    "replica {}: {name} needs a plain value for an average target",
-                    r.id
-                ))
+            Some(s) => {
+                let (value, weight) = kind.point(s).ok_or_else(|| {
+                    format!("replica {}: {name} needs {}", r.id, kind.sample_shape())
+                })?;
+                g.ready.add(value, weight);
             }
         }
     }
-    if ready.count == 0 {
+    if g.ready.count == 0 {
         return Err(format!("no ready replica reported {name}"));
     }
+    hpa_vote(name, kind, g, tolerance, current)
+}
+
+/// `GetResourceReplicas` / `calcPlainMetricReplicas` on grouped replicas.
+fn hpa_vote(
+    name: &str,
+    kind: Kind,
+    g: Groups,
+    tolerance: Tolerance,
+    current: u32,
+) -> Result<Vote, String> {
+    let ready = g.ready;
     // Replicas of one service share one spec, so one whose capacity is unknown is given the mean of the
     // others (the HPA reads it from the pod spec, which Swarm tasks do not always expose).
     let mean_weight = ready.weight / ready.count;
@@ -270,8 +310,8 @@ fn per_replica(
         load_per_replica: Some(load_per_replica),
     };
 
-    let rebalance_ignored = !ignored.is_empty() && ratio > 1.0;
-    if !rebalance_ignored && missing.is_empty() {
+    let rebalance_unready = !g.unready.is_empty() && ratio > 1.0;
+    if !rebalance_unready && g.missing.is_empty() {
         if tolerance.contains(ratio) {
             return Ok(vote(
                 Proposal::Keep(MetricStatus::WithinTolerance),
@@ -285,16 +325,20 @@ fn per_replica(
     }
 
     let mut all = ready;
-    for w in missing.into_iter().map(|w| w.unwrap_or(mean_weight)) {
-        let value = if ratio < 1.0 {
-            kind.scale_down_fallback(w)
-        } else {
-            0
-        };
-        all.add(value, w);
+    // Missing replicas count as full on a scale-down and as idle on a scale-up; at a ratio of exactly 1
+    // the HPA leaves them out, so that they cannot turn "on target" into a scale-down.
+    if ratio != 1.0 {
+        for w in g.missing.into_iter().map(|w| w.unwrap_or(mean_weight)) {
+            let value = if ratio < 1.0 {
+                kind.scale_down_fallback(w)
+            } else {
+                0
+            };
+            all.add(value, w);
+        }
     }
-    if rebalance_ignored {
-        for w in ignored.into_iter().map(|w| w.unwrap_or(mean_weight)) {
+    if rebalance_unready {
+        for w in g.unready.into_iter().map(|w| w.unwrap_or(mean_weight)) {
             all.add(0, w);
         }
     }

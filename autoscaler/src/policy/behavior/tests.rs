@@ -204,3 +204,13 @@ fn record_keeps_only_what_can_still_matter() {
     assert_eq!(h.load["cpu"].len(), 2);
     assert_eq!(h.scale_down_events, recs(&[(300, 1)]));
 }
+
+#[test]
+fn first_seen_holds_scale_downs_for_one_window() {
+    // The HPA records the current count when it first sees a target: no scale-down for 300s.
+    let p = web();
+    let h = History::first_seen(5, at(0));
+    assert_eq!(normalize(&p, &h, 5, 3, at(60)).replicas, 5);
+    assert_eq!(normalize(&p, &h, 5, 3, at(300)).replicas, 3);
+    assert_eq!(normalize(&p, &h, 5, 8, at(0)).replicas, 8);
+}

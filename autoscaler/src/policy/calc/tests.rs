@@ -290,3 +290,69 @@ fn unusable_data_gives_no_vote() {
     let d = run(&cpu(50), &obs(2, vec![silent("a", false, CPU, 1.0)]));
     assert_eq!(d.problem.as_deref(), Some("no ready replica reported cpu"));
 }
+
+#[test]
+fn missing_replicas_are_left_out_at_a_ratio_of_exactly_one() {
+    // 100% of target on the one reporting replica: counting the silent one at 0 would make it 50% and
+    // scale 2 down to 1; the HPA leaves missing replicas out at exactly 1 and keeps the count.
+    let o = obs(
+        2,
+        vec![usage("a", CPU, 0.5, 1.0), silent("m", true, CPU, 1.0)],
+    );
+    let d = run(&cpu(50), &o);
+    assert_eq!(
+        (d.proposal, d.status, d.counted),
+        (Some(2), MetricStatus::DirectionHold, 1)
+    );
+    // The same for a plain average.
+    let avg = MetricSpec {
+        name: "qps".into(),
+        target: Target::Average(20.0),
+    };
+    let o = obs(
+        5,
+        vec![
+            value("a", "qps", 20.0),
+            value("b", "qps", 19.0),
+            value("c", "qps", 21.0),
+            crate::policy::testutil::replica("m1", true, &[]),
+            crate::policy::testutil::replica("m2", true, &[]),
+        ],
+    );
+    assert_eq!(run(&avg, &o).proposal, Some(5));
+}
+
+#[test]
+fn readiness_matters_for_cpu_only() {
+    // A not-ready replica reporting 50 against a target of 15: left out of a CPU-like rule, its sample
+    // counts for any other metric, as in the HPA (avg 30, ratio 2, ceil(2 * 3) = 6).
+    let avg = MetricSpec {
+        name: "qps".into(),
+        target: Target::Average(15.0),
+    };
+    let mut rs = vec![value("b", "qps", 10.0), value("c", "qps", 30.0)];
+    rs.insert(
+        0,
+        crate::policy::testutil::replica("a", false, &[("qps", Sample::Value(50.0))]),
+    );
+    let d = run(&avg, &obs(3, rs));
+    assert_eq!((d.proposal, d.counted), (Some(6), 3));
+    // The same replica reporting CPU is unready: 0 on the scale-up.
+    let rs = vec![
+        crate::policy::testutil::replica(
+            "a",
+            false,
+            &[(
+                CPU,
+                Sample::Usage {
+                    used: 0.9,
+                    capacity: 1.0,
+                },
+            )],
+        ),
+        usage("b", CPU, 0.6, 1.0),
+        usage("c", CPU, 0.6, 1.0),
+    ];
+    // Ready: 60% vs 30% (ratio 2); with the unready one at 0: 40%, ceil(4/3 * 3) = 4.
+    assert_eq!(run(&cpu(30), &obs(3, rs)).proposal, Some(4));
+}
