@@ -9,6 +9,7 @@
 
 mod actuator;
 mod api;
+mod config;
 mod docker;
 mod explain;
 mod plan;
@@ -21,15 +22,14 @@ pub(crate) mod testing;
 
 pub use actuator::{Actuator, ActuatorError};
 pub use api::{router, ApiToken};
+pub use config::{show as show_duration, ConfigError, ControlConfig, Problem, Problems};
 pub use docker::DockerActuator;
 pub use explain::{Action, DecisionLog, DecisionRecord};
 pub use plan::{observation, plan, Cause, Hold, Plan, SourceReading};
 pub use reconcile::{
     intent, Acted, ActionBudget, Intent, Memory, Now, Step, MAX_BACKOFF, STALE_INTERVALS,
 };
-pub use runner::{
-    Clock, ControlConfig, ControlState, Controller, PolicyEntry, PolicyOrigin, SystemClock,
-};
+pub use runner::{Clock, ControlState, Controller, PolicyEntry, PolicyOrigin, SystemClock};
 pub use source::{
     parse_docker_time, CollectorsSource, ContainerSample, EmbeddedSource, MetricSource,
     PrometheusSource, SourceError,

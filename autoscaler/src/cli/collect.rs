@@ -39,6 +39,11 @@ pub struct CollectorArgs {
 
 impl CollectorArgs {
     pub fn config(&self) -> anyhow::Result<CollectorConfig> {
+        Ok(self.unchecked().validate()?)
+    }
+
+    /// The configuration as given, not validated yet (`run` validates it with its own flags).
+    pub fn unchecked(&self) -> CollectorConfig {
         let socket = self
             .docker_socket
             .clone()
@@ -48,7 +53,7 @@ impl CollectorArgs {
                     .filter(|h| h.starts_with("unix://"))
             })
             .unwrap_or_else(|| "/var/run/docker.sock".to_string());
-        let config = CollectorConfig {
+        CollectorConfig {
             listen: self.listen,
             interval: self.interval,
             window: self.window,
@@ -56,8 +61,7 @@ impl CollectorArgs {
             cgroup_root: self.cgroup_root.clone(),
             docker_socket: socket.trim_start_matches("unix://").to_string(),
             ..CollectorConfig::default()
-        };
-        Ok(config.validate()?)
+        }
     }
 }
 

@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::routing::get;
-use plimsoll_collector::Collector;
+use plimsoll_collector::{Collector, CollectorConfig};
 
 use super::collect::CollectorArgs;
 use crate::control::{
-    self, ApiToken, CollectorsSource, ControlConfig, Controller, DockerActuator, EmbeddedSource,
-    MetricSource, PrometheusSource,
+    self, show_duration as show, ApiToken, CollectorsSource, ConfigError, ControlConfig,
+    Controller, DockerActuator, EmbeddedSource, MetricSource, Problems, PrometheusSource,
 };
 
 /// Where replica metrics come from.
@@ -91,27 +91,117 @@ pub struct RunArgs {
     pub rate_window: Option<Duration>,
 }
 
+/// Everything `plimsoll run` starts from, validated.
+#[derive(Debug)]
+struct Settings {
+    collector: CollectorConfig,
+    control: ControlConfig,
+    rate_window: Duration,
+    token: Option<String>,
+}
+
+/// Two intervals: smooth enough to ignore one odd pass, fresh enough to react in about two seconds.
+fn default_rate_window(interval: Duration) -> Duration {
+    (interval * 2).max(Duration::from_secs(2))
+}
+
+/// Validates every flag at once: the collector's (when it runs in this process), the loop's, and how
+/// the rate window fits both. Reads the token file, so its problems are reported with the rest.
+fn settings(args: &RunArgs) -> Result<Settings, ConfigError> {
+    let mut problems = Problems::default();
+    let collector = args.collector.unchecked();
+    let embedded = args.source == SourceArg::Embedded;
+    if embedded {
+        if let Err(e) = collector.clone().validate() {
+            for m in e.0 {
+                problems.push("collector", m);
+            }
+        }
+    }
+    let interval = collector.interval;
+    let rate_window = args.rate_window.unwrap_or(default_rate_window(interval));
+    if rate_window < interval {
+        problems.push(
+            "--rate-window",
+            format!(
+                "{} is shorter than the interval ({}): each decision would ignore part of the load since the last one",
+                show(rate_window),
+                show(interval)
+            ),
+        );
+    } else if embedded && rate_window < interval * 2 {
+        problems.push(
+            "--rate-window",
+            format!(
+                "{} holds fewer than two samples of the embedded collector (one every {}): a rate needs two; use at least {}",
+                show(rate_window),
+                show(interval),
+                show(interval * 2)
+            ),
+        );
+    }
+    if embedded && rate_window > collector.window {
+        problems.push(
+            "--rate-window",
+            format!(
+                "{} is longer than the history the collector keeps (--window {})",
+                show(rate_window),
+                show(collector.window)
+            ),
+        );
+    }
+    let token = match &args.api_token_file {
+        Some(f) => match std::fs::read_to_string(f) {
+            Ok(t) if t.trim().is_empty() => {
+                problems.push(
+                    "--api-token-file",
+                    format!(
+                        "{} is empty (leave the flag out to disable pause and resume)",
+                        f.display()
+                    ),
+                );
+                None
+            }
+            Ok(t) => Some(t),
+            Err(e) => {
+                problems.push("--api-token-file", format!("reading {}: {e}", f.display()));
+                None
+            }
+        },
+        None => std::env::var("PLIMSOLL_API_TOKEN").ok(),
+    };
+    let control = ControlConfig {
+        interval,
+        dry_run: args.dry_run,
+        max_actions_per_minute: args.max_actions_per_minute,
+        discovery_interval: Duration::from_secs(5),
+        policies_dir: Some(args.policies.clone()),
+        projects: args.projects.clone(),
+    };
+    let control = match control.validate() {
+        Ok(c) => Some(c),
+        Err(e) => {
+            problems.extend(e);
+            None
+        }
+    };
+    problems.finish(())?;
+    Ok(Settings {
+        collector,
+        control: control.expect("validated"),
+        rate_window,
+        token,
+    })
+}
+
 pub fn run(args: RunArgs) -> ExitCode {
     super::run_async(async move {
-        let config = args.collector.config()?;
-        let token = match &args.api_token_file {
-            Some(f) => Some(
-                std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
-            ),
-            None => std::env::var("PLIMSOLL_API_TOKEN").ok(),
-        };
-        // Two intervals: smooth enough to ignore one odd pass, fresh enough to react in about two seconds.
-        let rate_window = args
-            .rate_window
-            .unwrap_or((config.interval * 2).max(Duration::from_secs(2)));
-        let control = ControlConfig {
-            interval: config.interval,
-            dry_run: args.dry_run,
-            max_actions_per_minute: args.max_actions_per_minute,
-            discovery_interval: Duration::from_secs(5),
-            policies_dir: Some(args.policies.clone()),
-            projects: args.projects.clone(),
-        };
+        let Settings {
+            collector: config,
+            control,
+            rate_window,
+            token,
+        } = settings(&args)?;
         let actuator = DockerActuator::new(&config.docker_socket);
         tracing::info!(listen = %config.listen, policies = %args.policies.display(), source = ?args.source, dry_run = args.dry_run, "plimsoll running");
         match args.source {
@@ -176,7 +266,126 @@ async fn serve<S: MetricSource>(
 
 #[cfg(test)]
 mod tests {
-    use super::SourceArg;
+    use clap::Parser;
+
+    use super::{settings, RunArgs, SourceArg};
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    /// The problems of `plimsoll run ARGS`, as `SETTING: message` lines.
+    fn problems(args: &[&str]) -> Vec<String> {
+        let cli = Cli::try_parse_from(std::iter::once("run").chain(args.iter().copied())).unwrap();
+        match settings(&cli.run) {
+            Ok(_) => Vec::new(),
+            Err(e) => e
+                .problems
+                .iter()
+                .map(|p| format!("{}: {}", p.setting, p.message))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_defaults_are_valid_and_the_rate_window_defaults_to_two_intervals() {
+        assert!(problems(&[]).is_empty());
+        let cli = Cli::try_parse_from(["run", "--interval", "3s"]).unwrap();
+        assert_eq!(settings(&cli.run).unwrap().rate_window.as_secs(), 6);
+        let cli = Cli::try_parse_from(["run", "--interval", "200ms"]).unwrap();
+        assert_eq!(settings(&cli.run).unwrap().rate_window.as_secs(), 2);
+    }
+
+    #[test]
+    fn a_rate_window_shorter_than_the_interval_is_rejected_whatever_the_source() {
+        for source in [
+            "embedded",
+            "prometheus=http://p:9090",
+            "collectors=http://c:9180",
+        ] {
+            let p = problems(&[
+                "--source",
+                source,
+                "--interval",
+                "5s",
+                "--rate-window",
+                "4s",
+            ]);
+            assert_eq!(p.len(), 1, "{source}: {p:?}");
+            assert!(
+                p[0].starts_with("--rate-window: 4s is shorter than the interval (5s)"),
+                "{p:?}"
+            );
+        }
+        // Prometheus scrapes on its own schedule: one interval is enough there.
+        assert!(problems(&[
+            "--source",
+            "prometheus=http://p:9090",
+            "--rate-window",
+            "1s"
+        ])
+        .is_empty());
+    }
+
+    #[test]
+    fn the_embedded_rate_window_must_hold_two_samples_and_fit_the_history() {
+        let p = problems(&["--interval", "1s", "--rate-window", "1500ms"]);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].contains("fewer than two samples"), "{p:?}");
+        assert!(p[0].ends_with("use at least 2s"), "{p:?}");
+        let p = problems(&["--window", "1m", "--rate-window", "2m"]);
+        assert_eq!(
+            p,
+            ["--rate-window: 2m is longer than the history the collector keeps (--window 1m)"]
+        );
+    }
+
+    #[test]
+    fn collector_limits_apply_only_when_the_collector_runs_in_process() {
+        let p = problems(&["--interval", "2m"]);
+        assert!(
+            p.iter()
+                .any(|l| l.starts_with("collector: interval 2m is outside")),
+            "{p:?}"
+        );
+        assert!(problems(&["--interval", "2m", "--source", "prometheus=http://p:9090"]).is_empty());
+    }
+
+    #[test]
+    fn an_empty_or_unreadable_token_file_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("token");
+        std::fs::write(&empty, "\n").unwrap();
+        let p = problems(&["--api-token-file", empty.to_str().unwrap()]);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with("--api-token-file: ") && p[0].contains("is empty"),
+            "{p:?}"
+        );
+        let missing = dir.path().join("nope");
+        let p = problems(&["--api-token-file", missing.to_str().unwrap()]);
+        assert!(p[0].starts_with("--api-token-file: reading "), "{p:?}");
+    }
+
+    #[test]
+    fn loop_and_run_problems_are_reported_together() {
+        let p = problems(&[
+            "--max-actions-per-minute",
+            "0",
+            "--rate-window",
+            "100ms",
+            "--project",
+            "a b",
+        ]);
+        let settings: Vec<&str> = p.iter().map(|l| l.split(':').next().unwrap()).collect();
+        assert_eq!(
+            settings,
+            ["--rate-window", "--max-actions-per-minute", "--project"],
+            "{p:?}"
+        );
+    }
 
     #[test]
     fn parses_sources() {

@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::actuator::Actuator;
+use super::config::ControlConfig;
 use super::explain::DecisionLog;
 use super::reconcile::{intent, Acted, ActionBudget, Intent, Memory, Now};
 use super::source::MetricSource;
@@ -37,22 +38,6 @@ impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
         Timestamp::from_system_time(SystemTime::now())
     }
-}
-
-#[derive(Debug, Clone)]
-pub struct ControlConfig {
-    /// Default time between two ticks of a target (a policy's `interval` overrides it).
-    pub interval: Duration,
-    /// Decide and log, never act.
-    pub dry_run: bool,
-    /// Actions allowed per minute across all targets.
-    pub max_actions_per_minute: u32,
-    /// How often targets and policy files are listed again.
-    pub discovery_interval: Duration,
-    /// Policy files (*.yaml, *.yml, *.json); None for labels only.
-    pub policies_dir: Option<PathBuf>,
-    /// Only these Compose projects and Swarm stacks; empty for every target on the engine.
-    pub projects: Vec<String>,
 }
 
 /// Where a target's policy came from.

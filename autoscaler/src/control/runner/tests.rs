@@ -107,8 +107,9 @@ mod paused {
 
     use tokio::time::{sleep, Instant};
 
+    use crate::control::config::ControlConfig;
     use crate::control::explain::{Action, DecisionRecord};
-    use crate::control::runner::{ControlConfig, ControlState, Controller};
+    use crate::control::runner::{ControlState, Controller};
     use crate::control::target::TargetId;
     use crate::control::testing::{FakeActuator, FakeSource, PausedClock};
     use crate::policy::Timestamp;
