@@ -89,6 +89,8 @@ struct Converging {
 #[derive(Debug)]
 pub struct Memory {
     pub history: History,
+    /// Whether the target's state was read once (the history then starts).
+    seen: bool,
     /// Ticks in a row whose metric source failed.
     source_failures: u32,
     /// Attempts in a row that failed (Docker unreachable, scale refused): the backoff exponent.
@@ -104,6 +106,7 @@ impl Memory {
     pub fn new(seed: u64) -> Self {
         Memory {
             history: History::default(),
+            seen: false,
             source_failures: 0,
             failures: 0,
             converging: None,
@@ -150,6 +153,12 @@ impl Memory {
         interval: Duration,
         now: Now,
     ) -> Plan {
+        // The count found at the first look is the first recommendation, as the HPA records it: a
+        // loop that starts or restarts does not scale down before one scale-down window has passed.
+        if !self.seen {
+            self.history = History::first_seen(state.spec_replicas, now.wall);
+            self.seen = true;
+        }
         self.converged_after = None;
         if let Some(c) = self.converging {
             if state.spec_replicas != c.replicas {

@@ -102,9 +102,15 @@ fn a_failed_or_dry_run_scale_enters_the_history_as_keeping_the_count() {
             mem.history.scale_up_events.is_empty(),
             "{acted:?}: no scale event that did not happen"
         );
-        // The recommendation still counts for stabilization, as the HPA keeps it.
-        assert_eq!(mem.history.recommendations.len(), 1);
-        assert_eq!(mem.history.recommendations[0].replicas, 4);
+        // The recommendation still counts for stabilization, as the HPA keeps it (after the count
+        // found at the first look).
+        let recs: Vec<u32> = mem
+            .history
+            .recommendations
+            .iter()
+            .map(|r| r.replicas)
+            .collect();
+        assert_eq!(recs, [2, 4]);
         // The record says what was wanted and that it was not done.
         assert_eq!((step.record.current, step.record.desired), (2, 4));
         assert_eq!(step.record.recommendation, Some(4));
@@ -306,4 +312,26 @@ fn samples_older_than_three_intervals_hold_as_stale() {
     let recent = busy(2, 0.9, now(t0, 97));
     let planned = mem.plan(&policy(""), &st, Ok(&recent), false, INTERVAL, at);
     assert_eq!(planned.cause, Cause::Decided(Reason::ScaleUp));
+}
+
+#[test]
+fn the_count_found_at_the_first_look_holds_scale_downs_for_one_window() {
+    // As the HPA's recordInitialRecommendation: a (re)started loop does not scale an idle target down
+    // before the scale-down stabilization window (300s by default) has passed since it first looked.
+    let t0 = Instant::now();
+    let p = policy("");
+    let mut mem = Memory::new(1);
+    let tick = |mem: &mut Memory, secs: u64| {
+        let at = now(t0, secs);
+        let st = state(4, 4, at);
+        let s = busy(4, 0.1, at);
+        mem.plan(&p, &st, Ok(&s), false, INTERVAL, at)
+    };
+    let first = tick(&mut mem, 0);
+    assert_eq!(
+        (first.desired, first.cause),
+        (4, Cause::Decided(Reason::Stabilized))
+    );
+    assert_eq!(tick(&mut mem, 299).desired, 4);
+    assert_eq!(tick(&mut mem, 300).desired, 1, "the window is over");
 }
