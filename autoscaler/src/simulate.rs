@@ -6,6 +6,8 @@
 //! whole demand for `value` targets). Utilization is not capped at 100%, as for a request-rate metric or
 //! CPU against a reservation. A replica added at `t` is ready at `t + startup`; scale-downs remove
 //! starting replicas first. Decisions run every `tick`, and their history is kept as a control loop would.
+//! Between two trace points demand follows [`Interpolation`]: a straight line, or the earlier value held
+//! until the next point (bursty demand, the hard case for a ramp forecast).
 
 mod chart;
 mod trace;
@@ -16,12 +18,12 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::policy::{
-    decide, interpolate, Behavior, History, LoadSample, Observation, Policy, Predictive,
-    ReplicaObservation, Sample, Target, Timestamp, Tolerance,
+    decide, Behavior, History, LoadSample, Observation, Policy, Predictive, ReplicaObservation,
+    Sample, Target, Timestamp, Tolerance,
 };
 
 pub use chart::draw_chart;
-pub use trace::parse_trace;
+pub use trace::{parse_trace, read_traces, Trace};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SimulateError {
@@ -35,6 +37,11 @@ pub enum SimulateError {
     UnsupportedMetric(String),
     #[error("chart: {0}")]
     Chart(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// How the service is modelled.
@@ -46,6 +53,27 @@ pub struct Model {
     pub startup: Duration,
     #[serde(serialize_with = "as_secs")]
     pub tick: Duration,
+    pub interpolation: Interpolation,
+}
+
+/// Demand between two trace points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Interpolation {
+    /// A straight line from one point to the next.
+    #[default]
+    Linear,
+    /// Each point's value held until the next point: demand arrives in steps.
+    Step,
+}
+
+impl Interpolation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Interpolation::Linear => "linear",
+            Interpolation::Step => "step",
+        }
+    }
 }
 
 fn as_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -110,12 +138,85 @@ fn load_at_target(policy: &Policy, model: &Model) -> Result<f64, SimulateError> 
     Ok(strictest)
 }
 
-/// Replays `trace` under `policy`.
+/// Replays `trace` under `policy`, keeping every tick (for charts).
 pub fn replay(
     policy: &Policy,
     trace: &[LoadSample],
     model: &Model,
 ) -> Result<Replay, SimulateError> {
+    let mut ticks = Vec::new();
+    let summary = run(policy, trace, model, Some(&mut ticks))?;
+    Ok(Replay { summary, ticks })
+}
+
+/// Replays `trace` under `policy` for its totals only.
+pub fn summarize(
+    policy: &Policy,
+    trace: &[LoadSample],
+    model: &Model,
+) -> Result<Summary, SimulateError> {
+    run(policy, trace, model, None)
+}
+
+/// The same trace under `policy` and under the HPA's default behavior ([`hpa_baseline`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Comparison {
+    pub policy: Summary,
+    pub hpa: Summary,
+}
+
+impl Comparison {
+    pub fn replica_hours_ratio(&self) -> f64 {
+        self.policy.replica_hours / self.hpa.replica_hours
+    }
+
+    /// `None` when the HPA does not overload at all.
+    pub fn overloaded_ratio(&self) -> Option<f64> {
+        (self.hpa.overloaded_minutes > 0.0)
+            .then(|| self.policy.overloaded_minutes / self.hpa.overloaded_minutes)
+    }
+
+    /// `None` when the HPA makes no scale event.
+    pub fn scale_events_ratio(&self) -> Option<f64> {
+        (self.hpa.scale_events > 0)
+            .then(|| f64::from(self.policy.scale_events) / f64::from(self.hpa.scale_events))
+    }
+}
+
+/// Replays `trace` under `policy` and under the HPA baseline.
+pub fn compare(
+    policy: &Policy,
+    trace: &[LoadSample],
+    model: &Model,
+) -> Result<Comparison, SimulateError> {
+    Ok(Comparison {
+        policy: summarize(policy, trace, model)?,
+        hpa: summarize(&hpa_baseline(policy), trace, model)?,
+    })
+}
+
+/// Demand at `now`, `cursor` being the index of the last trace point at or before `now` (moved forward
+/// as `now` advances: replays are sequential, so no search per tick).
+fn demand_at(trace: &[LoadSample], cursor: &mut usize, now: Timestamp, how: Interpolation) -> f64 {
+    while *cursor + 1 < trace.len() && trace[*cursor + 1].at <= now {
+        *cursor += 1;
+    }
+    let a = trace[*cursor];
+    match (how, trace.get(*cursor + 1)) {
+        (Interpolation::Linear, Some(b)) if now > a.at => {
+            let f = (now.millis() - a.at.millis()) as f64 / (b.at.millis() - a.at.millis()) as f64;
+            a.value + f * (b.value - a.value)
+        }
+        _ => a.value,
+    }
+}
+
+fn run(
+    policy: &Policy,
+    trace: &[LoadSample],
+    model: &Model,
+    mut ticks: Option<&mut Vec<Tick>>,
+) -> Result<Summary, SimulateError> {
     let per_replica_at_target = load_at_target(policy, model)?;
     let (start, end) = (trace[0].at, trace[trace.len() - 1].at);
     let initial =
@@ -123,7 +224,7 @@ pub fn replay(
     // Ready-at instant of each running replica, oldest first.
     let mut replicas: Vec<Timestamp> = vec![start; initial as usize];
     let mut history = History::default();
-    let mut ticks = Vec::new();
+    let mut obs = Observed::new(policy, model);
     let (tick_h, tick_min) = (
         model.tick.as_secs_f64() / 3600.0,
         model.tick.as_secs_f64() / 60.0,
@@ -137,12 +238,11 @@ pub fn replay(
         mean_replicas: 0.0,
         hours: 0.0,
     };
+    let mut cursor = 0;
     let mut now = start;
     while now <= end {
-        let demand = interpolate(trace, now);
-        let ready = replicas.iter().filter(|r| **r <= now).count() as u32;
-        let obs = observe(policy, model, &replicas, ready, demand, now);
-        let d = decide(policy, &obs, &history, now);
+        let demand = demand_at(trace, &mut cursor, now, model.interpolation);
+        let d = decide(policy, obs.update(&replicas, demand, now), &history, now);
         history.record(policy, &d, now);
         let current = replicas.len() as u32;
         if d.desired != current {
@@ -169,12 +269,14 @@ pub fn replay(
         }
         s.peak_replicas = s.peak_replicas.max(running);
         s.hours += tick_h;
-        ticks.push(Tick {
-            at: now,
-            demand,
-            replicas: running,
-            ready: ready_after,
-        });
+        if let Some(t) = ticks.as_deref_mut() {
+            t.push(Tick {
+                at: now,
+                demand,
+                replicas: running,
+                ready: ready_after,
+            });
+        }
         now = now.plus(model.tick);
     }
     s.mean_replicas = if s.hours > 0.0 {
@@ -182,65 +284,91 @@ pub fn replay(
     } else {
         0.0
     };
-    Ok(Replay { summary: s, ticks })
+    Ok(s)
 }
 
-fn observe(
-    policy: &Policy,
-    model: &Model,
-    replicas: &[Timestamp],
-    ready: u32,
-    demand: f64,
-    now: Timestamp,
-) -> Observation {
-    let share = demand / f64::from(ready.max(1));
-    let current_replicas = replicas.len() as u32;
-    let replicas = replicas
-        .iter()
-        .enumerate()
-        .map(|(i, ready_at)| {
-            let is_ready = *ready_at <= now;
-            let mut metrics = BTreeMap::new();
-            let mut capacity = BTreeMap::new();
-            for m in &policy.metrics {
-                match m.target {
-                    Target::Utilization(_) if is_ready => {
-                        metrics.insert(
-                            m.name.clone(),
-                            Sample::Usage {
-                                used: share,
-                                capacity: model.capacity_per_replica,
-                            },
-                        );
+/// The observation of the modelled service, kept across ticks and updated in place: replicas only
+/// change on scale events and readiness, so a tick touches sample values and allocates nothing.
+struct Observed<'p> {
+    policy: &'p Policy,
+    capacity: f64,
+    obs: Observation,
+}
+
+impl<'p> Observed<'p> {
+    fn new(policy: &'p Policy, model: &Model) -> Self {
+        let service_metrics = policy
+            .metrics
+            .iter()
+            .filter(|m| matches!(m.target, Target::Value(_)))
+            .map(|m| (m.name.clone(), 0.0))
+            .collect();
+        Observed {
+            policy,
+            capacity: model.capacity_per_replica,
+            obs: Observation {
+                service: policy.service.clone(),
+                current_replicas: 0,
+                replicas: Vec::new(),
+                service_metrics,
+            },
+        }
+    }
+
+    /// The ready replicas share the demand evenly; starting ones report nothing.
+    fn update(&mut self, ready_at: &[Timestamp], demand: f64, now: Timestamp) -> &Observation {
+        let ready = ready_at.iter().filter(|r| **r <= now).count();
+        let share = demand / ready.max(1) as f64;
+        let obs = &mut self.obs;
+        obs.current_replicas = ready_at.len() as u32;
+        obs.replicas.truncate(ready_at.len());
+        while obs.replicas.len() < ready_at.len() {
+            obs.replicas.push(ReplicaObservation {
+                id: obs.replicas.len().to_string(),
+                ready: false,
+                metrics: BTreeMap::new(),
+                capacity: self
+                    .policy
+                    .metrics
+                    .iter()
+                    .filter(|m| matches!(m.target, Target::Utilization(_)))
+                    .map(|m| (m.name.clone(), self.capacity))
+                    .collect(),
+            });
+        }
+        for (r, at) in obs.replicas.iter_mut().zip(ready_at) {
+            let is_ready = *at <= now;
+            if is_ready != r.ready {
+                r.ready = is_ready;
+                r.metrics.clear();
+                if is_ready {
+                    for m in &self.policy.metrics {
+                        if matches!(m.target, Target::Utilization(_) | Target::Average(_)) {
+                            r.metrics.insert(m.name.clone(), Sample::Value(0.0));
+                        }
                     }
-                    Target::Utilization(_) => {
-                        capacity.insert(m.name.clone(), model.capacity_per_replica);
-                    }
-                    Target::Average(_) if is_ready => {
-                        metrics.insert(m.name.clone(), Sample::Value(share));
-                    }
-                    _ => {}
                 }
             }
-            ReplicaObservation {
-                id: i.to_string(),
-                ready: is_ready,
-                metrics,
-                capacity,
+            if is_ready {
+                for m in &self.policy.metrics {
+                    let sample = match m.target {
+                        Target::Utilization(_) => Sample::Usage {
+                            used: share,
+                            capacity: self.capacity,
+                        },
+                        Target::Average(_) => Sample::Value(share),
+                        _ => continue,
+                    };
+                    if let Some(s) = r.metrics.get_mut(&m.name) {
+                        *s = sample;
+                    }
+                }
             }
-        })
-        .collect();
-    let service_metrics = policy
-        .metrics
-        .iter()
-        .filter(|m| matches!(m.target, Target::Value(_)))
-        .map(|m| (m.name.clone(), demand))
-        .collect();
-    Observation {
-        service: policy.service.clone(),
-        current_replicas,
-        replicas,
-        service_metrics,
+        }
+        for v in obs.service_metrics.values_mut() {
+            *v = demand;
+        }
+        &self.obs
     }
 }
 

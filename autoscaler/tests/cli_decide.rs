@@ -180,3 +180,70 @@ fn simulate_prints_both_columns_and_writes_report_and_chart() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn simulate_runs_a_folder_of_traces_into_one_table() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, high) in [("a", 90.0), ("b", 45.0)] {
+        let mut csv = String::from("timestamp,value\n");
+        for m in 0..60 {
+            let demand = if (20..40).contains(&m) { high } else { 20.0 };
+            csv += &format!("2026-01-01 {:02}:{:02}:00,{demand}\n", m / 60, m % 60);
+        }
+        std::fs::write(dir.path().join(format!("{name}.csv")), csv).unwrap();
+    }
+    std::fs::write(dir.path().join("README.txt"), "not a trace").unwrap();
+    let report = dir.path().join("r.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_plimsoll"))
+        .args(["simulate", "--policy"])
+        .arg(repo("policies/simulate/predictive.yaml"))
+        .arg("--traces")
+        .arg(dir.path())
+        .args([
+            "--capacity-per-replica",
+            "10",
+            "--capacity-per-replica",
+            "b=5",
+            "--interpolate",
+            "step",
+            "--report",
+        ])
+        .arg(&report)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("step interpolation"), "{stdout}");
+    let rows: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("a ") || l.starts_with("b "))
+        .collect();
+    assert_eq!(rows.len(), 2, "{stdout}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+    assert_eq!(r["interpolation"], "step");
+    let traces = r["traces"].as_array().unwrap();
+    assert_eq!(traces.len(), 2);
+    assert_eq!(traces[1]["trace"], "b");
+    assert_eq!(traces[1]["model"]["capacity_per_replica"], 5.0);
+    let c = &traces[0];
+    let ratio = c["result"]["replica_hours"].as_f64().unwrap()
+        / c["baseline"]["result"]["replica_hours"].as_f64().unwrap();
+    assert!((c["ratios"]["replica_hours"].as_f64().unwrap() - ratio).abs() < 1e-12);
+
+    // A capacity for a trace the folder does not have is a mistake, not ignored.
+    let out = Command::new(env!("CARGO_BIN_EXE_plimsoll"))
+        .args(["simulate", "--policy"])
+        .arg(repo("policies/simulate/predictive.yaml"))
+        .arg("--traces")
+        .arg(dir.path())
+        .args(["--capacity-per-replica", "typo=5"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no trace typo.csv"));
+}

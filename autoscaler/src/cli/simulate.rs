@@ -1,5 +1,7 @@
-//! `plimsoll simulate --policy FILE --trace CSV ...`: replay a demand trace, optionally against the HPA.
+//! `plimsoll simulate --policy FILE (--trace CSV | --traces DIR) ...`: replay demand traces, against the
+//! HPA's default behavior.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,7 +12,11 @@ use clap::{Args, ValueEnum};
 use serde_json::json;
 
 use super::decide::load_policy;
-use crate::simulate::{draw_chart, hpa_baseline, parse_trace, replay, Model, Summary};
+use crate::policy::Policy;
+use crate::simulate::{
+    compare, draw_chart, hpa_baseline, parse_trace, read_traces, replay, Comparison, Interpolation,
+    Model, Summary, Trace,
+};
 
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
@@ -18,25 +24,32 @@ pub struct SimulateArgs {
     #[arg(long)]
     policy: PathBuf,
     /// Demand trace, CSV `timestamp,value` with a header.
+    #[arg(long, required_unless_present = "traces", conflicts_with = "traces")]
+    trace: Option<PathBuf>,
+    /// A folder of traces (every `*.csv` in it): one row per trace, each against the HPA baseline.
     #[arg(long)]
-    trace: PathBuf,
-    /// Demand one replica serves, in the trace's unit.
-    #[arg(long, default_value_t = 1.0)]
-    capacity_per_replica: f64,
+    traces: Option<PathBuf>,
+    /// Demand one replica serves, in the trace's unit: `N` for every trace, `NAME=N` for the trace whose
+    /// file is NAME.csv. Repeatable; 1 when not given.
+    #[arg(long, value_name = "N|NAME=N")]
+    capacity_per_replica: Vec<String>,
+    /// Demand between two trace points: a straight line, or the earlier value held until the next point.
+    #[arg(long, value_enum, default_value_t = Interpolate::Linear)]
+    interpolate: Interpolate,
     /// Time from adding a replica to it being ready.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     startup: Duration,
     /// Decision interval.
     #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
     tick: Duration,
-    /// Replay the same trace under a baseline and print both side by side.
+    /// Replay the same trace under a baseline and print both side by side (always done with --traces).
     #[arg(long, value_enum)]
     baseline: Option<Baseline>,
     /// Write the figures as JSON.
     #[arg(long)]
     report: Option<PathBuf>,
-    /// Draw demand, capacity and replicas over time as SVG.
-    #[arg(long)]
+    /// Draw demand, capacity and replicas over time as SVG (with --trace).
+    #[arg(long, conflicts_with = "traces")]
     chart: Option<PathBuf>,
 }
 
@@ -44,6 +57,21 @@ pub struct SimulateArgs {
 enum Baseline {
     /// The Kubernetes HPA: default behavior and tolerance, the policy's targets and bounds.
     Hpa,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Interpolate {
+    Linear,
+    Step,
+}
+
+impl From<Interpolate> for Interpolation {
+    fn from(i: Interpolate) -> Self {
+        match i {
+            Interpolate::Linear => Interpolation::Linear,
+            Interpolate::Step => Interpolation::Step,
+        }
+    }
 }
 
 /// Exit 0 after printing the table; 2 with a message when an input is invalid.
@@ -57,38 +85,102 @@ pub fn run(args: SimulateArgs) -> ExitCode {
     }
 }
 
-fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
-    if !(args.capacity_per_replica.is_finite() && args.capacity_per_replica > 0.0) {
-        bail!("--capacity-per-replica must be a positive number");
+/// `--capacity-per-replica` values: the default and the per-trace ones.
+struct Capacities {
+    default: f64,
+    by_trace: BTreeMap<String, f64>,
+}
+
+impl Capacities {
+    fn parse(specs: &[String]) -> anyhow::Result<Self> {
+        let positive = |v: &str| -> anyhow::Result<f64> {
+            match v.trim().parse::<f64>() {
+                Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+                _ => bail!("--capacity-per-replica must be a positive number, got `{v}`"),
+            }
+        };
+        let mut c = Capacities {
+            default: 1.0,
+            by_trace: BTreeMap::new(),
+        };
+        for spec in specs {
+            match spec.split_once('=') {
+                Some((name, v)) => {
+                    c.by_trace.insert(name.trim().to_string(), positive(v)?);
+                }
+                None => c.default = positive(spec)?,
+            }
+        }
+        Ok(c)
     }
+
+    fn of(&self, trace: &str) -> f64 {
+        self.by_trace.get(trace).copied().unwrap_or(self.default)
+    }
+}
+
+fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
     if args.tick.is_zero() {
         bail!("--tick must be greater than 0");
     }
+    let capacities = Capacities::parse(&args.capacity_per_replica)?;
     let policy = load_policy(&args.policy)?;
-    let trace_name = args.trace.display().to_string();
-    let text = std::fs::read_to_string(&args.trace)
-        .with_context(|| format!("cannot read trace {trace_name}"))?;
-    let trace = parse_trace(&trace_name, &text)?;
-    let model = Model {
-        capacity_per_replica: args.capacity_per_replica,
+    let model = |capacity_per_replica| Model {
+        capacity_per_replica,
         startup: args.startup,
         tick: args.tick,
+        interpolation: args.interpolate.into(),
     };
-    let ours = replay(&policy, &trace, &model)?;
+    match (&args.trace, &args.traces) {
+        (Some(path), _) => one_trace(args, &policy, path, &capacities, model),
+        (None, Some(dir)) => {
+            let traces = read_traces(dir)?;
+            if traces.is_empty() {
+                bail!("no *.csv trace in {}", dir.display());
+            }
+            for name in capacities.by_trace.keys() {
+                if !traces.iter().any(|t| &t.name == name) {
+                    bail!(
+                        "--capacity-per-replica {name}=...: no trace {name}.csv in {}",
+                        dir.display()
+                    );
+                }
+            }
+            folder(args, &policy, &traces, &capacities, model)
+        }
+        (None, None) => bail!("give --trace FILE or --traces DIR"),
+    }
+}
+
+fn one_trace(
+    args: &SimulateArgs,
+    policy: &Policy,
+    path: &std::path::Path,
+    capacities: &Capacities,
+    model: impl Fn(f64) -> Model,
+) -> anyhow::Result<()> {
+    let trace_name = path.display().to_string();
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read trace {trace_name}"))?;
+    let trace = parse_trace(&trace_name, &text)?;
+    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+    let model = model(capacities.of(&stem));
+    let ours = replay(policy, &trace, &model)?;
     let base = match args.baseline {
-        Some(Baseline::Hpa) => Some(replay(&hpa_baseline(&policy), &trace, &model)?),
+        Some(Baseline::Hpa) => Some(replay(&hpa_baseline(policy), &trace, &model)?),
         None => None,
     };
 
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "trace {trace_name}: {} points over {:.1} days; {} per replica, startup {}, tick {}",
+        "trace {trace_name}: {} points over {:.1} days; {} per replica, startup {}, tick {}, {} interpolation",
         trace.len(),
         ours.summary.hours / 24.0,
-        args.capacity_per_replica,
+        model.capacity_per_replica,
         humantime::format_duration(args.startup),
-        humantime::format_duration(args.tick)
+        humantime::format_duration(args.tick),
+        model.interpolation.as_str(),
     )?;
     write!(
         out,
@@ -112,16 +204,111 @@ fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
             .with_context(|| format!("cannot write report {}", path.display()))?;
     }
     if let Some(path) = &args.chart {
-        let title = format!(
-            "{} on {}",
-            policy.service,
-            args.trace.file_name().unwrap_or_default().to_string_lossy()
-        );
+        let title = format!("{} on {}", policy.service, stem);
         let svg = draw_chart(&title, &model, &ours, base.as_ref())?;
         std::fs::write(path, svg)
             .with_context(|| format!("cannot write chart {}", path.display()))?;
     }
     Ok(())
+}
+
+/// Every trace of a folder against the HPA baseline, one thread per trace.
+fn folder(
+    args: &SimulateArgs,
+    policy: &Policy,
+    traces: &[Trace],
+    capacities: &Capacities,
+    model: impl Fn(f64) -> Model + Sync,
+) -> anyhow::Result<()> {
+    let rows: Vec<(Model, Comparison)> = std::thread::scope(|s| {
+        let handles: Vec<_> = traces
+            .iter()
+            .map(|t| {
+                let m = model(capacities.of(&t.name));
+                s.spawn(move || compare(policy, &t.points, &m).map(|c| (m, c)))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a replay thread panicked"))
+            .collect::<Result<_, _>>()
+    })?;
+
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "policy {} on {}: startup {}, tick {}, {} interpolation; ratio = policy / HPA default behavior, same run",
+        args.policy.display(),
+        args.traces.as_ref().map(|d| d.display().to_string()).unwrap_or_default(),
+        humantime::format_duration(args.startup),
+        humantime::format_duration(args.tick),
+        rows[0].0.interpolation.as_str(),
+    )?;
+    write!(out, "{}", folder_table(traces, &rows))?;
+
+    if let Some(path) = &args.report {
+        let report = json!({
+            "policy": args.policy.display().to_string(),
+            "interpolation": rows[0].0.interpolation,
+            "traces": traces.iter().zip(&rows).map(|(t, (m, c))| json!({
+                "trace": t.name,
+                "model": m,
+                "result": c.policy,
+                "baseline": {"kind": "hpa", "result": c.hpa},
+                "ratios": {
+                    "replica_hours": c.replica_hours_ratio(),
+                    "overloaded_minutes": c.overloaded_ratio(),
+                    "scale_events": c.scale_events_ratio(),
+                },
+            })).collect::<Vec<_>>(),
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("cannot write report {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn ratio(r: Option<f64>) -> String {
+    r.map_or("-".into(), |r| format!("{r:.3}"))
+}
+
+/// One row per trace: policy / HPA figures and their ratio.
+fn folder_table(traces: &[Trace], rows: &[(Model, Comparison)]) -> String {
+    let mut t = format!(
+        "{:<40}{:>9}{:>27}{:>27}{:>23}\n",
+        "trace",
+        "capacity",
+        "replica-hours (ratio)",
+        "overloaded min (ratio)",
+        "scale events (ratio)"
+    );
+    for (trace, (m, c)) in traces.iter().zip(rows) {
+        let (p, h) = (&c.policy, &c.hpa);
+        t += &format!(
+            "{:<40}{:>9}{:>27}{:>27}{:>23}\n",
+            trace.name,
+            m.capacity_per_replica,
+            format!(
+                "{:.1} / {:.1} {}",
+                p.replica_hours,
+                h.replica_hours,
+                ratio(Some(c.replica_hours_ratio()))
+            ),
+            format!(
+                "{:.1} / {:.1} {}",
+                p.overloaded_minutes,
+                h.overloaded_minutes,
+                ratio(c.overloaded_ratio())
+            ),
+            format!(
+                "{} / {} {}",
+                p.scale_events,
+                h.scale_events,
+                ratio(c.scale_events_ratio())
+            ),
+        );
+    }
+    t
 }
 
 /// Label, figure, decimals.

@@ -28,6 +28,7 @@ const MODEL: Model = Model {
     capacity_per_replica: 10.0,
     startup: Duration::from_secs(60),
     tick: Duration::from_secs(15),
+    interpolation: Interpolation::Linear,
 };
 
 #[test]
@@ -131,4 +132,89 @@ fn recommended_predictive_policy_pre_scales_a_ramp_for_fewer_replica_hours() {
         ours.replica_hours <= hpa.replica_hours,
         "ours {ours:?}\nhpa {hpa:?}"
     );
+}
+
+#[test]
+fn step_holds_each_point_until_the_next_and_linear_draws_a_line() {
+    let t = trace(&[10.0, 30.0, 20.0], 60);
+    let at = |s: i64| Timestamp::from_secs(s);
+    let demand = |how, s| demand_at(&t, &mut 0, at(s), how);
+    assert_eq!(demand(Interpolation::Step, 0), 10.0);
+    assert_eq!(demand(Interpolation::Step, 45), 10.0);
+    assert_eq!(demand(Interpolation::Step, 60), 30.0);
+    assert_eq!(demand(Interpolation::Linear, 45), 25.0);
+    assert_eq!(demand(Interpolation::Linear, 90), 25.0);
+    // Past the last point both hold it.
+    assert_eq!(demand(Interpolation::Linear, 600), 20.0);
+    assert_eq!(demand(Interpolation::Step, 600), 20.0);
+    // The cursor only moves forward, and lands on the last point at or before `now`.
+    let mut cursor = 0;
+    demand_at(&t, &mut cursor, at(61), Interpolation::Step);
+    assert_eq!(cursor, 1);
+}
+
+#[test]
+fn a_step_trace_overloads_longer_than_its_linear_twin() {
+    // 10 -> 200 over one 5-minute interval: linearly the rise is spread over 5 minutes and the HPA keeps
+    // up; as a step it arrives at once and the start-up lag shows as overload.
+    let t = trace(&[10.0, 10.0, 200.0, 200.0, 200.0], 300);
+    let p = cpu_policy("");
+    let linear = summarize(&p, &t, &MODEL).unwrap();
+    let step = summarize(
+        &p,
+        &t,
+        &Model {
+            interpolation: Interpolation::Step,
+            ..MODEL
+        },
+    )
+    .unwrap();
+    assert!(
+        step.overloaded_minutes > linear.overloaded_minutes,
+        "step {step:?}\nlinear {linear:?}"
+    );
+}
+
+#[test]
+fn comparison_ratios_are_policy_over_hpa() {
+    let p = cpu_policy("behavior: { scale_down: { stabilization: 0s } }\n");
+    let c = compare(&p, &step_trace(), &MODEL).unwrap();
+    assert_eq!(
+        c.hpa,
+        summarize(&hpa_baseline(&p), &step_trace(), &MODEL).unwrap()
+    );
+    assert_eq!(
+        c.replica_hours_ratio(),
+        c.policy.replica_hours / c.hpa.replica_hours
+    );
+    assert!(c.overloaded_ratio().is_some());
+    let flat = compare(&p, &trace(&[40.0, 40.0], 3600), &MODEL).unwrap();
+    assert_eq!(
+        flat.overloaded_ratio(),
+        None,
+        "the HPA never overloads here"
+    );
+    assert_eq!(flat.scale_events_ratio(), None);
+}
+
+#[test]
+fn a_folder_of_traces_is_read_sorted_and_csv_only() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("b.csv"),
+        "t,v\n2026-01-01 00:00:00,1\n2026-01-01 00:05:00,2\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("a.csv"),
+        "t,v\n2026-01-01 00:00:00,3\n2026-01-01 00:05:00,4\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("LICENSE.txt"), "not a trace").unwrap();
+    let traces = read_traces(dir.path()).unwrap();
+    let names: Vec<_> = traces.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["a", "b"]);
+    assert_eq!(traces[0].points[1].value, 4.0);
+    std::fs::write(dir.path().join("c.csv"), "t,v\nbad\n").unwrap();
+    assert!(read_traces(dir.path()).is_err());
 }

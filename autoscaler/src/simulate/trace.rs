@@ -1,8 +1,49 @@
 //! Demand traces: CSV `timestamp,value` with a header, timestamps as `YYYY-MM-DD HH:MM:SS` (UTC) or RFC 3339.
 
+use std::path::Path;
+
 use crate::policy::{LoadSample, Timestamp};
 
 use super::SimulateError;
+
+/// A trace read from a file, named after the file's stem.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trace {
+    pub name: String,
+    pub points: Vec<LoadSample>,
+}
+
+/// Every `*.csv` file of `dir` as a trace, sorted by name; other files are not read.
+pub fn read_traces(dir: &Path) -> Result<Vec<Trace>, SimulateError> {
+    let io = |e: std::io::Error| SimulateError::Io {
+        path: dir.display().to_string(),
+        source: e,
+    };
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(io)?;
+    paths.retain(|p| p.extension().is_some_and(|e| e == "csv"));
+    paths.sort();
+    paths
+        .iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(path).map_err(|e| SimulateError::Io {
+                path: path.display().to_string(),
+                source: e,
+            })?;
+            Ok(Trace {
+                name: path
+                    .file_stem()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+                points: parse_trace(&path.display().to_string(), &text)?,
+            })
+        })
+        .collect()
+}
 
 /// Parses a trace; `name` is used in errors. Needs at least two points in increasing time order.
 pub fn parse_trace(name: &str, text: &str) -> Result<Vec<LoadSample>, SimulateError> {
