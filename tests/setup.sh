@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs and starts what the integration tests need on a fresh Debian machine, idempotently:
 # a Docker engine (Debian's docker.io when `docker info` fails and no dockerd is installed),
-# Prometheus (for promtool and the Prometheus-backed tests) and busybox-static (the test images
-# are built FROM scratch around it, since no registry is reachable).
+# Prometheus (for promtool and the Prometheus-backed tests), busybox-static (the test images
+# are built FROM scratch around it, since no registry is reachable), and iproute2, iptables and
+# util-linux for the extra Swarm nodes of the multi-node tests.
 set -euo pipefail
 
 log() { echo "[setup $(date +%T)] $*" >&2; }
@@ -11,6 +12,10 @@ missing=()
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 [[ -x /bin/busybox ]] || missing+=(busybox-static)
 command -v docker >/dev/null 2>&1 || missing+=(docker.io)
+# The multi-node tests (tests/support/swarm-node.sh) make namespaces, veth pairs and a DNAT rule.
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+command -v iptables >/dev/null 2>&1 || missing+=(iptables)
+command -v nsenter >/dev/null 2>&1 || missing+=(util-linux)
 if ! docker info >/dev/null 2>&1 && ! command -v dockerd >/dev/null 2>&1; then
   missing+=(docker.io)
 fi

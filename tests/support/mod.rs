@@ -9,6 +9,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+pub mod swarm;
+
 /// The image every test container runs: busybox (static, from Debian's busybox-static) on scratch.
 pub const IMAGE: &str = "plimsoll-test-busybox:1";
 
@@ -290,7 +292,8 @@ pub fn http_request(
     Ok((code, body))
 }
 
-/// Makes this engine a single-node Swarm manager if it is not in a swarm yet.
+/// Makes this engine a single-node Swarm manager if it is not in a swarm yet. It advertises 127.0.0.1:
+/// the extra nodes of the multi-node tests (`swarm.rs`) reach it through a DNAT in their namespaces.
 pub fn ensure_swarm() {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
@@ -299,6 +302,16 @@ pub fn ensure_swarm() {
             docker_ok(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
         }
     });
+}
+
+/// The Swarm node ID of this engine.
+pub fn local_node_id() -> String {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| {
+        ensure_swarm();
+        docker_ok(&["info", "--format", "{{.Swarm.NodeID}}"])
+    })
+    .clone()
 }
 
 /// A Swarm service of the test image, removed when dropped.
@@ -322,8 +335,18 @@ impl Service {
     }
 
     /// `docker service create --detach --name NAME [flags] IMAGE [cmd]` for an image already built
-    /// on this engine.
+    /// on this engine, constrained to this engine's node: while a multi-node test has extra nodes in
+    /// the swarm (tests/support/swarm.rs), Swarm would otherwise place tasks on them too.
     pub fn create_with_image(name: &str, image: &str, flags: &[&str], cmd: &[&str]) -> Service {
+        let local = format!("node.id=={}", local_node_id());
+        let mut all = vec!["--constraint", local.as_str()];
+        all.extend_from_slice(flags);
+        Service::create_placed(name, image, &all, cmd)
+    }
+
+    /// `docker service create --detach --name NAME [flags] IMAGE [cmd]` with no placement of its own:
+    /// `flags` must say where (the multi-node tests constrain to their pool's label).
+    pub fn create_placed(name: &str, image: &str, flags: &[&str], cmd: &[&str]) -> Service {
         ensure_swarm();
         let _ = docker(&["service", "rm", name]);
         let mut args = vec![

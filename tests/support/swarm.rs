@@ -1,0 +1,243 @@
+//! Extra Swarm nodes for the multi-node tests: `dockerd` daemons in network, UTS, PID and mount
+//! namespaces of their own, made by `swarm-node.sh` (next to this file; its header says how), joined to
+//! this engine's swarm with the test image loaded. The same script is the `exec` node provider that
+//! the node-autoscaling tests give `plimsoll run` ([`Nodes::provider_command`]).
+//!
+//! Every node is tagged with its test and owned by this test process: [`Nodes`] removes its nodes when
+//! dropped (also when the test panics), and the first use in a process removes the nodes of runs that
+//! were killed before they could clean up.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use super::{docker, docker_ok, ensure_image, ensure_swarm, IMAGE};
+
+/// `tests/support/swarm-node.sh`.
+pub fn script() -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/support/swarm-node.sh"
+    ))
+}
+
+/// One extra node, as `swarm-node.sh create` reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub id: String,
+    pub hostname: String,
+    /// Its address on the veth, which it advertises to the swarm.
+    pub address: String,
+}
+
+/// The manager address new nodes join: this engine's advertised address.
+pub fn manager_addr() -> String {
+    ensure_swarm();
+    format!(
+        "{}:2377",
+        docker_ok(&["info", "--format", "{{.Swarm.NodeAddr}}"])
+    )
+}
+
+pub fn join_token(role: &str) -> String {
+    docker_ok(&["swarm", "join-token", "-q", role])
+}
+
+/// Runs the script with this process as the owner and `tag`; panics with its stderr on failure.
+fn run_script(tag: &str, args: &[&str]) -> String {
+    let out = Command::new("bash")
+        .arg(script())
+        .args(["--owner", &std::process::id().to_string(), "--tag", tag])
+        .args(["--image", IMAGE])
+        .args(args)
+        .output()
+        .expect("running swarm-node.sh");
+    assert!(
+        out.status.success(),
+        "swarm-node.sh {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Removes, once per process, the nodes of earlier runs whose test process is gone.
+pub fn cleanup_leftovers() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let out = Command::new("bash")
+            .arg(script())
+            .arg("cleanup")
+            .output()
+            .expect("running swarm-node.sh");
+        assert!(
+            out.status.success(),
+            "swarm-node.sh cleanup: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+}
+
+/// Swarm state of a node: (`Status.State`, `Spec.Availability`), None once it is removed.
+pub fn node_state(id: &str) -> Option<(String, String)> {
+    let out = docker(&[
+        "node",
+        "inspect",
+        "--format",
+        "{{.Status.State}} {{.Spec.Availability}}",
+        id,
+    ]);
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (state, availability) = text.trim().split_once(' ')?;
+    Some((state.to_string(), availability.to_string()))
+}
+
+/// Node IDs of the swarm nodes labelled `pool=POOL`, with their state.
+pub fn pool_nodes(pool: &str) -> Vec<(String, String)> {
+    let filter = format!("node.label=pool={pool}");
+    docker_ok(&[
+        "node",
+        "ls",
+        "--filter",
+        &filter,
+        "--format",
+        "{{.ID}} {{.Status}}",
+    ])
+    .lines()
+    .filter_map(|l| l.split_once(' '))
+    .map(|(id, status)| (id.to_string(), status.to_lowercase()))
+    .collect()
+}
+
+/// Polls `cond` every 250 ms; panics with `what` after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// The extra nodes of one test, removed (daemon, namespaces, swarm entry) when dropped, together with
+/// any node that `plimsoll run` made for the test through [`Nodes::provider_command`].
+pub struct Nodes {
+    pub tag: String,
+    pub nodes: Vec<Node>,
+}
+
+impl Nodes {
+    /// An empty group; nodes come from [`Nodes::add_workers`] or from the provider.
+    pub fn new(tag: &str) -> Nodes {
+        ensure_image();
+        ensure_swarm();
+        cleanup_leftovers();
+        Nodes {
+            tag: tag.to_string(),
+            nodes: Vec::new(),
+        }
+    }
+
+    /// `count` worker nodes, Ready and labelled `labels` (e.g. `pool=NAME`) when this returns.
+    pub fn workers(tag: &str, count: u32, labels: &[(&str, &str)]) -> Nodes {
+        let mut n = Nodes::new(tag);
+        n.add_workers(count, labels);
+        n
+    }
+
+    pub fn add_workers(&mut self, count: u32, labels: &[(&str, &str)]) -> Vec<Node> {
+        let token = join_token("worker");
+        let manager = manager_addr();
+        let out = run_script(
+            &self.tag,
+            &[
+                "create",
+                "--count",
+                &count.to_string(),
+                "--join-token",
+                &token,
+                "--manager",
+                &manager,
+            ],
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        let created: Vec<Node> = v["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| Node {
+                id: n["id"].as_str().unwrap().to_string(),
+                hostname: n["hostname"].as_str().unwrap().to_string(),
+                address: n["address"].as_str().unwrap().to_string(),
+            })
+            .collect();
+        assert_eq!(created.len(), count as usize, "{out}");
+        self.nodes.extend(created.iter().cloned());
+        for node in &created {
+            wait_until(
+                &format!("node {} ready", node.hostname),
+                Duration::from_secs(30),
+                || node_state(&node.id).is_some_and(|(s, _)| s == "ready"),
+            );
+            for (k, v) in labels {
+                docker_ok(&[
+                    "node",
+                    "update",
+                    "--label-add",
+                    &format!("{k}={v}"),
+                    &node.id,
+                ]);
+            }
+        }
+        created
+    }
+
+    /// SIGKILL to a node's daemon and everything running on it, as if the machine lost power.
+    pub fn kill(&self, hostname: &str) {
+        run_script(&self.tag, &["kill", "--hostname", hostname]);
+    }
+
+    /// The argv of an `exec` node provider that makes nodes for this test (plimsoll appends
+    /// `create ...` or `delete ...`).
+    pub fn provider_command(&self) -> Vec<String> {
+        vec![
+            "bash".into(),
+            script().display().to_string(),
+            "--owner".into(),
+            std::process::id().to_string(),
+            "--tag".into(),
+            self.tag.clone(),
+            "--image".into(),
+            IMAGE.into(),
+        ]
+    }
+
+    /// The nodes of this test that the script still holds (made here or by the provider).
+    pub fn live(&self) -> Vec<serde_json::Value> {
+        let out = Command::new("bash")
+            .arg(script())
+            .arg("list")
+            .output()
+            .expect("running swarm-node.sh");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["tag"] == self.tag.as_str())
+            .collect()
+    }
+}
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(script())
+            .args(["cleanup", "--tag", &self.tag])
+            .status();
+    }
+}
