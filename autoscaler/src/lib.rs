@@ -2,5 +2,6 @@
 
 pub mod cli;
 pub mod control;
+pub mod nodes;
 pub mod policy;
 pub mod simulate;

@@ -25,6 +25,7 @@
 mod behavior;
 mod calc;
 mod decide;
+mod files;
 mod labels;
 mod model;
 mod observation;
@@ -38,7 +39,9 @@ mod testutil;
 pub use behavior::{History, LoadSample, TimedReplicas, LOAD_RESOLUTION, LOAD_RETENTION};
 pub use calc::{MetricDetail, MetricStatus};
 pub use decide::{decide, recommend, Decision, Reason};
+pub use files::{is_node_policy, policy_files, PolicyDir};
 pub use labels::{merge_file_and_labels, policy_from_labels, Conflict};
+pub(crate) use model::serialize_duration;
 pub use model::{
     Behavior, Fallback, MetricSpec, Policy, PredictMethod, Predictive, RateLimit, RatePolicy,
     ScalingRules, Select, Target, Tolerance, DEFAULT_HORIZON, DEFAULT_SCALE_DOWN_STABILIZATION,

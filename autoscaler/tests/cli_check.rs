@@ -28,6 +28,10 @@ fn example_policies_are_valid() {
     assert!(stdout.contains("web.yaml: ok (service web)"), "{stdout}");
     assert!(stdout.contains("web.json: ok (service web)"), "{stdout}");
     assert!(
+        stdout.contains("nodes.yaml: ok (node pool workers)"),
+        "{stdout}"
+    );
+    assert!(
         stdout.contains("predictive.yaml: ok (service app)"),
         "{stdout}"
     );
@@ -94,5 +98,30 @@ fn the_readme_policy_example_is_valid() {
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn an_invalid_node_policy_is_reported_with_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("pool.yaml");
+    std::fs::write(
+        &bad,
+        "pool: workers\nmin: 1\nmax: 3\nprovider: { exec: [] }\ntarget: { cpu: 120 }\n",
+    )
+    .unwrap();
+    let out = plimsoll().arg("check").arg(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let name = bad.display();
+    assert!(
+        stderr.contains(&format!("{name}:4:19: provider.exec: the command is empty")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "{name}:5:16: target.cpu: must be a percentage in 1..=100, got 120"
+        )),
+        "{stderr}"
     );
 }

@@ -1,4 +1,5 @@
-//! `plimsoll check PATH...`: validate policy files (directories: their *.yaml, *.yml and *.json files).
+//! `plimsoll check PATH...`: validate policy files (directories: their *.yaml, *.yml and *.json files),
+//! service policies and node policies (a top-level `pool`) alike.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -6,7 +7,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
-use crate::policy::parse_policy;
+use crate::nodes::parse_node_policy;
+use crate::policy::{is_node_policy, parse_policy};
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -30,13 +32,20 @@ pub fn run(args: CheckArgs) -> ExitCode {
         for file in files {
             let name = file.display().to_string();
             match std::fs::read_to_string(&file) {
-                Ok(text) => match parse_policy(&name, &text) {
-                    Ok(p) => println!("{name}: ok (service {})", p.service),
-                    Err(e) => {
-                        eprintln!("{e}");
-                        all_valid = false;
+                Ok(text) => {
+                    let checked = if is_node_policy(&text) {
+                        parse_node_policy(&name, &text).map(|p| format!("node pool {}", p.pool))
+                    } else {
+                        parse_policy(&name, &text).map(|p| format!("service {}", p.service))
+                    };
+                    match checked {
+                        Ok(what) => println!("{name}: ok ({what})"),
+                        Err(e) => {
+                            eprintln!("{e}");
+                            all_valid = false;
+                        }
                     }
-                },
+                }
                 Err(e) => {
                     eprintln!("{name}: cannot read: {e}");
                     all_valid = false;
@@ -55,18 +64,7 @@ fn policy_files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
     if !path.is_dir() {
         return Ok(vec![path.to_path_buf()]);
     }
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(path).context("cannot list directory")? {
-        let p = entry.context("cannot list directory")?.path();
-        let is_policy = matches!(
-            p.extension().and_then(|e| e.to_str()),
-            Some("yaml" | "yml" | "json")
-        );
-        if p.is_file() && is_policy {
-            files.push(p);
-        }
-    }
-    files.sort();
+    let files = crate::policy::policy_files(path).context("cannot list directory")?;
     if files.is_empty() {
         anyhow::bail!("no policy files (*.yaml, *.yml, *.json) in directory");
     }

@@ -21,7 +21,8 @@ use super::reconcile::{intent, Acted, ActionBudget, Intent, Memory, Now};
 use super::source::MetricSource;
 use super::target::{TargetId, TargetInfo};
 use crate::policy::{
-    merge_file_and_labels, parse_policy, policy_from_labels, Policy, Target, Timestamp,
+    is_node_policy, merge_file_and_labels, parse_policy, policy_from_labels, Policy, PolicyDir,
+    Target, Timestamp,
 };
 
 /// The wall clock of the loop: `now` of decisions and the instant sample ages are measured against.
@@ -263,61 +264,32 @@ fn resolve_policies(
     out
 }
 
-/// Policy files of a directory, re-read when they change; errors are logged once per change.
+/// Service policy files of a directory, re-read when they change; errors are logged once per change.
+/// Node policies (a top-level `pool`) in the same directory are the node loop's and skipped here.
 #[derive(Default)]
 struct PolicyFiles {
-    seen: HashMap<PathBuf, (SystemTime, Option<Policy>)>,
+    dir: PolicyDir<Policy>,
 }
 
 impl PolicyFiles {
     /// Service name -> (path, policy) of every valid file.
     fn load(&mut self, dir: &Path) -> BTreeMap<String, (String, Policy)> {
         let mut out = BTreeMap::new();
-        let entries = match std::fs::read_dir(dir) {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::warn!(dir = %dir.display(), error = %e, "policy directory unreadable");
-                return out;
+        let policies = self.dir.load(dir, |path, text| {
+            if is_node_policy(text) {
+                return Ok(None);
             }
-        };
-        let mut present = HashSet::new();
-        for e in entries.flatten() {
-            let path = e.path();
-            let is_policy = path
-                .extension()
-                .and_then(|x| x.to_str())
-                .is_some_and(|x| matches!(x, "yaml" | "yml" | "json"));
-            let Ok(meta) = e.metadata() else { continue };
-            if !is_policy || !meta.is_file() {
-                continue;
-            }
-            present.insert(path.clone());
-            let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-            let fresh = self.seen.get(&path).is_some_and(|(t, _)| *t == mtime);
-            if !fresh {
-                let parsed = std::fs::read_to_string(&path)
-                    .map_err(|e| e.to_string())
-                    .and_then(|text| {
-                        parse_policy(&path.display().to_string(), &text).map_err(|e| e.to_string())
-                    });
-                let policy = match parsed {
-                    Ok(p) => Some(p),
-                    Err(e) => {
-                        tracing::error!("invalid policy file, ignored:\n{e}");
-                        None
-                    }
-                };
-                self.seen.insert(path.clone(), (mtime, policy));
-            }
-            if let Some((_, Some(p))) = self.seen.get(&path) {
-                if let Some((other, _)) =
-                    out.insert(p.service.clone(), (path.display().to_string(), p.clone()))
-                {
-                    tracing::warn!(service = %p.service, first = %other, second = %path.display(), "two policy files for one service; the later one wins");
-                }
+            parse_policy(&path.display().to_string(), text)
+                .map(Some)
+                .map_err(|e| e.to_string())
+        });
+        for (path, p) in policies {
+            if let Some((other, _)) =
+                out.insert(p.service.clone(), (path.display().to_string(), p.clone()))
+            {
+                tracing::warn!(service = %p.service, first = %other, second = %path.display(), "two policy files for one service; the later one wins");
             }
         }
-        self.seen.retain(|p, _| present.contains(p));
         out
     }
 }
