@@ -92,8 +92,15 @@ pub async fn run(docker: Docker, tx: Sender<DiscoveryEvent>, resync: Duration) {
     let mut known: HashSet<String> = HashSet::new();
     let mut backoff = Duration::from_millis(500);
     loop {
-        // Subscribe before listing, so nothing that happens in between is missed.
+        // Events from before the list on: the stream sends its request only when first polled, after
+        // the list, so without `since` a container started in between was missed until the re-list.
+        // The engine replays them from `since`; seeing one twice is harmless (inspect again).
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .saturating_sub(Duration::from_secs(1));
         let mut events = docker.events(Some(EventsOptions {
+            since: Some(format!("{}.{:09}", since.as_secs(), since.subsec_nanos())),
             filters: Some(HashMap::from([(
                 "type".to_string(),
                 vec!["container".to_string()],
