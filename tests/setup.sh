@@ -35,4 +35,19 @@ if ! docker info >/dev/null 2>&1; then
   done
   docker info >/dev/null 2>&1 || { log "dockerd did not come up"; tail -20 /tmp/plimsoll-dockerd.log >&2; exit 1; }
 fi
+# The real StatsD clients that tests/statsd.rs sends with (PyPI, pinned).
+py_want="statsd==4.0.1 datadog==0.56.0"
+if ! python3 -c 'import importlib.metadata as m, sys; sys.exit(0 if (m.version("statsd"), m.version("datadog")) == ("4.0.1", "0.56.0") else 1)' 2>/dev/null; then
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    log "installing python3-pip"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends python3-pip >/dev/null
+  fi
+  log "installing $py_want"
+  # shellcheck disable=SC2086 # one word per package
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore $py_want 2>/dev/null \
+    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages $py_want
+fi
+
 log "ready: $(docker version --format 'Docker engine {{.Server.Version}}'), $(promtool --version 2>&1 | head -1)"

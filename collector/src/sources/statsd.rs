@@ -72,6 +72,7 @@ pub enum StartError {
 /// A running receiver. Dropping it stops its threads and removes its Unix socket file.
 pub struct StatsdReceiver {
     udp_addr: Option<SocketAddr>,
+    udp_inode: Option<u64>,
     unix_path: Option<PathBuf>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
@@ -85,6 +86,11 @@ impl StatsdReceiver {
 
     pub fn unix_path(&self) -> Option<&Path> {
         self.unix_path.as_deref()
+    }
+
+    /// The kernel's drop count and queued bytes of the UDP socket (from /proc/self/net/udp).
+    pub fn udp_kernel_counters(&self) -> Option<(u64, u64)> {
+        self.udp_inode.and_then(receive::read_udp_counters)
     }
 }
 
@@ -193,6 +199,7 @@ impl Statsd {
         );
         Ok(StatsdReceiver {
             udp_addr,
+            udp_inode,
             unix_path: cfg.unix.clone(),
             stop,
             threads,
