@@ -1,5 +1,6 @@
 //! The StatsD workload both StatsD benchmarks send: DogStatsD lines of every type over `series`
 //! distinct series, packed into datagrams the way client libraries buffer them.
+#![allow(dead_code)] // each bench uses a different subset
 
 /// One line per series, cycling through the types and tag shapes a web service sends.
 pub fn lines(series: usize) -> Vec<String> {
