@@ -3,10 +3,9 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use support::{replicas, BurnerService, Plimsoll, Service};
+use support::{replicas, BurnerService, Plimsoll, Prometheus, Service};
 
 /// A loaded Swarm service (1 replica, 0.25 CPU, burning from the start) and its policy.
 fn loaded_service(prefix: &str) -> (BurnerService, tempfile::TempDir) {
@@ -41,65 +40,11 @@ fn run_scales_on_the_json_api_of_remote_collectors() {
     assert!(metrics.contains("plimsoll_decisions_total"));
 }
 
-/// A Prometheus server scraping `target` every second, on a free port, stopped when dropped.
-struct Prometheus {
-    child: Child,
-    addr: std::net::SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Prometheus {
-    fn start(target: std::net::SocketAddr) -> Prometheus {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(&config, format!("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: plimsoll\n    static_configs:\n      - targets: ['{target}']\n")).unwrap();
-        let addr = support::free_addr();
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
-            .arg(format!("--web.listen-address={addr}"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())
-            .spawn()
-            .expect("prometheus (Debian package prometheus) must be installed; tests/setup.sh installs it");
-        Prometheus {
-            child,
-            addr,
-            _dir: dir,
-        }
-    }
-}
-
-impl Prometheus {
-    fn wait_ready(&self) {
-        let ready = std::time::Instant::now();
-        while support::http_get(self.addr, "/-/ready")
-            .map(|(c, _)| c)
-            .ok()
-            != Some(200)
-        {
-            assert!(
-                ready.elapsed() < Duration::from_secs(30),
-                "prometheus did not become ready"
-            );
-            std::thread::sleep(Duration::from_millis(300));
-        }
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn run_scales_on_promql_from_a_real_prometheus() {
     let (svc, policies) = loaded_service("srcprom");
     let collector = Plimsoll::start("collect", &["--interval", "1s"]);
     let prom = Prometheus::start(collector.addr);
-    prom.wait_ready();
     let url = format!("prometheus=http://{}", prom.addr);
     let p = Plimsoll::run(policies.path(), &["--source", &url, "--rate-window", "5s"]);
     p.wait_for("a scale-up from PromQL", Duration::from_secs(60), |p| {
@@ -161,7 +106,6 @@ fn with_prometheus_an_unhealthy_replica_is_not_counted_ready() {
     );
     let collector = Plimsoll::start("collect", &["--interval", "1s"]);
     let prom = Prometheus::start(collector.addr);
-    prom.wait_ready();
     let url = format!("prometheus=http://{}", prom.addr);
     #[rustfmt::skip]
     let p = Plimsoll::run(policies.path(), &["--source", &url, "--rate-window", "5s", "--project", &project]);

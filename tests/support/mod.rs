@@ -581,3 +581,71 @@ pub fn compose_burner(
         &["sh", "-c", BURNER],
     )
 }
+
+/// A real Prometheus server (Debian's package) on a free port, with its own data folder, stopped when
+/// dropped.
+pub struct Prometheus {
+    child: Child,
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    /// Scrapes `target` every second.
+    pub fn start(target: SocketAddr) -> Prometheus {
+        Prometheus::start_config(&format!("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: plimsoll\n    static_configs:\n      - targets: ['{target}']\n"))
+    }
+
+    /// Runs with this prometheus.yml (written to its folder; relative paths in it are relative to that
+    /// folder) and waits until /-/ready answers 200.
+    pub fn start_config(config: &str) -> Prometheus {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("prometheus.yml");
+        std::fs::write(&file, config).unwrap();
+        let addr = free_addr();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", file.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address={addr}"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())
+            .spawn()
+            .expect("prometheus (Debian package prometheus) must be installed; tests/setup.sh installs it");
+        let p = Prometheus { child, addr, dir };
+        let start = Instant::now();
+        while http_get(p.addr, "/-/ready").map(|(c, _)| c).ok() != Some(200) {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "prometheus did not become ready: {}",
+                p.logs()
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        p
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
+    }
+
+    /// GET of an API path with URL-encoded query parameters; the `data` of a successful answer.
+    pub fn api(&self, path: &str, params: &[(&str, &str)]) -> Result<serde_json::Value, String> {
+        let url = reqwest::Url::parse_with_params(&format!("http://{}{path}", self.addr), params)
+            .map_err(|e| e.to_string())?;
+        let target = format!("{}?{}", url.path(), url.query().unwrap_or_default());
+        let (code, body) = http_get(self.addr, &target).map_err(|e| e.to_string())?;
+        let v: serde_json::Value =
+            serde_json::from_str(&body).map_err(|e| format!("HTTP {code}: {e}: {body}"))?;
+        if v["status"] != "success" {
+            return Err(format!("HTTP {code}: {}: {}", v["errorType"], v["error"]));
+        }
+        Ok(v["data"].clone())
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
