@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs and starts what the integration tests need on a fresh Debian machine, idempotently:
 # a Docker engine (Debian's docker.io when `docker info` fails and no dockerd is installed),
-# Prometheus (for promtool and the Prometheus-backed tests), busybox-static (the test images
+# Prometheus (for promtool and the Prometheus-backed tests), node_exporter (the Hosts dashboard is
+# checked on its output too), busybox-static (the test images
 # are built FROM scratch around it, since no registry is reachable), and iproute2, iptables and
 # util-linux for the extra Swarm nodes of the multi-node tests.
 set -euo pipefail
@@ -10,6 +11,7 @@ log() { echo "[setup $(date +%T)] $*" >&2; }
 
 missing=()
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v prometheus-node-exporter >/dev/null 2>&1 || missing+=(prometheus-node-exporter)
 [[ -x /bin/busybox ]] || missing+=(busybox-static)
 command -v docker >/dev/null 2>&1 || missing+=(docker.io)
 # The multi-node tests (tests/support/swarm-node.sh) make namespaces, veth pairs and a DNAT rule.
