@@ -590,6 +590,28 @@ fn every_panel_query_returns_data_from_a_real_prometheus() {
             .is_ok_and(|r| !r.is_empty())
         },
     );
+    // At max with the load on, nearly every decision is clamped to max: the pinned-at-max rule matches
+    // the workload (pending; its `for` is 10 minutes), and the scaling-failing one does not, since
+    // the scale-up took effect.
+    let active = |alert: &str| {
+        prom.api("/api/v1/alerts", &[]).unwrap()["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| {
+                a["labels"]["alertname"] == alert && a["labels"]["service"] == service.as_str()
+            })
+    };
+    wait_until(
+        "PlimsollAutoscalerPinnedAtMax for the workload",
+        Duration::from_secs(120),
+        &prom,
+        || active("PlimsollAutoscalerPinnedAtMax"),
+    );
+    assert!(
+        !active("PlimsollScalingFailing"),
+        "the scale-up took effect"
+    );
     let (code, body) = support::http_request(
         p.addr,
         "POST",
@@ -630,16 +652,7 @@ fn every_panel_query_returns_data_from_a_real_prometheus() {
             &format!("{alert} for the workload"),
             Duration::from_secs(120),
             &prom,
-            || {
-                prom.api("/api/v1/alerts", &[]).unwrap()["alerts"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|a| {
-                        a["labels"]["alertname"] == alert
-                            && a["labels"]["service"] == service.as_str()
-                    })
-            },
+            || active(alert),
         );
     }
 
@@ -1043,4 +1056,47 @@ fn services_and_topology_dashboards_work_on_the_connectors_series() {
     }
     assert!(ran > 20, "{ran} queries");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// grafana/prometheus/prometheus-swarm.yml finds the collector of a Swarm node through the Swarm API:
+/// run by a real Prometheus against this engine (a single-node manager), with the collector's port
+/// changed to a free one where a real `plimsoll collect` listens, its target is up and named after the
+/// node's hostname. Rule files are left out (the rules are tested above); the rest is the shipped file.
+#[test]
+fn the_swarm_config_discovers_the_collector_of_every_node() {
+    support::ensure_swarm();
+    let collector = Plimsoll::start("collect", &["--interval", "1s"]);
+    let shipped =
+        std::fs::read_to_string(model::root().join("prometheus/prometheus-swarm.yml")).unwrap();
+    assert!(
+        shipped.contains("port: 9180"),
+        "the collector's default port"
+    );
+    let config = shipped
+        .replace("port: 9180", &format!("port: {}", collector.addr.port()))
+        .replace("refresh_interval: 30s", "refresh_interval: 1s")
+        .replace("scrape_interval: 15s", "scrape_interval: 1s")
+        .replace("rules/*.yml", "no-rules-here/*.yml");
+    let prom = Prometheus::start_config(&config);
+    let hostname = support::docker_ok(&["info", "--format", "{{.Name}}"]);
+    let address = support::docker_ok(&["info", "--format", "{{.Swarm.NodeAddr}}"]);
+    let up = |prom: &Prometheus| {
+        instant(
+            prom,
+            &format!("up{{job=\"plimsoll\", instance=\"{hostname}\"}} == 1"),
+        )
+        .is_ok_and(|r| r.len() == 1 && r[0]["metric"]["swarm_node_role"] == "manager")
+    };
+    wait_until(
+        &format!("the collector of node {hostname} ({address}) discovered and scraped"),
+        Duration::from_secs(60),
+        &prom,
+        || up(&prom),
+    );
+    let samples = instant(&prom, &format!("node_load1{{instance=\"{hostname}\"}}")).unwrap();
+    assert_eq!(
+        samples.len(),
+        1,
+        "the node's host metrics under its hostname"
+    );
 }
