@@ -27,7 +27,7 @@ pub use docker::DockerActuator;
 pub use explain::{Action, DecisionLog, DecisionRecord};
 pub use plan::{observation, plan, Cause, Hold, Plan, SourceReading};
 pub use reconcile::{
-    intent, Acted, ActionBudget, Intent, Memory, Now, Step, MAX_BACKOFF, STALE_INTERVALS,
+    backoff, intent, Acted, ActionBudget, Intent, Memory, Now, Step, MAX_BACKOFF, STALE_INTERVALS,
 };
 pub use runner::{Clock, ControlState, Controller, PolicyEntry, PolicyOrigin, SystemClock};
 pub use source::{

@@ -6,17 +6,26 @@
 //! `now` passed in (`decide`, with the placement simulation of `placement`), and a shell per pool
 //! that observes the swarm, runs provider calls off its loop and explains every decision.
 
+mod api;
 pub mod cluster;
+mod controller;
 mod decide;
+mod explain;
 mod model;
 mod parse;
 pub mod placement;
+pub mod provider;
+mod swarm;
 
 #[cfg(test)]
 mod testutil;
 
+pub use api::router;
+pub use controller::{NodeConfig, NodeControlState, NodeController, PoolEntry, ProviderFactory};
 pub use decide::{decide, NodeAction, NodeDecision, NodeReason, PoolMemory, PoolStatus};
+pub use explain::{NodeRecord, Step};
 pub use model::{
     CapacityTarget, NodePolicy, Provider, ProviderKind, ScaleDown, ScaleUp, POOL_LABEL,
 };
 pub use parse::parse_node_policy;
+pub use swarm::{DockerSwarm, SwarmApi, SwarmError};

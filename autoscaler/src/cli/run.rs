@@ -16,6 +16,7 @@ use crate::control::{
     self, show_duration as show, ApiToken, CollectorsSource, ConfigError, ControlConfig,
     Controller, DockerActuator, EmbeddedSource, MetricSource, Problems, PrometheusSource,
 };
+use crate::nodes::{DockerSwarm, NodeConfig, NodeController};
 
 /// Where replica metrics come from.
 #[derive(Debug, Clone, PartialEq)]
@@ -203,6 +204,14 @@ pub fn run(args: RunArgs) -> ExitCode {
             token,
         } = settings(&args)?;
         let actuator = DockerActuator::new(&config.docker_socket);
+        let nodes = NodeController::docker(
+            &config.docker_socket,
+            NodeConfig {
+                policies_dir: Some(args.policies.clone()),
+                dry_run: args.dry_run,
+                discovery_interval: Duration::from_secs(5),
+            },
+        );
         tracing::info!(listen = %config.listen, policies = %args.policies.display(), source = ?args.source, dry_run = args.dry_run, "plimsoll running");
         match args.source {
             SourceArg::Embedded => {
@@ -212,6 +221,7 @@ pub fn run(args: RunArgs) -> ExitCode {
                     config.listen,
                     collector.router(),
                     Controller::new(actuator, source, control),
+                    nodes,
                     token,
                 )
                 .await
@@ -221,6 +231,7 @@ pub fn run(args: RunArgs) -> ExitCode {
                     config.listen,
                     self_metrics_router(),
                     Controller::new(actuator, CollectorsSource::new(urls, rate_window), control),
+                    nodes,
                     token,
                 )
                 .await
@@ -230,6 +241,7 @@ pub fn run(args: RunArgs) -> ExitCode {
                     config.listen,
                     self_metrics_router(),
                     Controller::new(actuator, PrometheusSource::new(&url, rate_window), control),
+                    nodes,
                     token,
                 )
                 .await
@@ -250,13 +262,17 @@ async fn serve<S: MetricSource>(
     listen: std::net::SocketAddr,
     base: axum::Router,
     controller: Controller<DockerActuator, S>,
+    nodes: NodeController<DockerSwarm>,
     token: Option<String>,
 ) -> anyhow::Result<()> {
-    let app = base.merge(control::router(controller.state(), ApiToken::new(token)));
+    let app = base
+        .merge(control::router(controller.state(), ApiToken::new(token)))
+        .merge(crate::nodes::router(nodes.state()));
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
     tokio::spawn(controller.run());
+    tokio::spawn(nodes.run());
     axum::serve(listener, app)
         .with_graceful_shutdown(super::shutdown_signal())
         .await

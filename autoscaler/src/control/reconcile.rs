@@ -36,6 +36,15 @@ pub const STALE_INTERVALS: u32 = 3;
 /// Longest wait between two attempts of a failing target.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
+/// The wait after `failures` failures in a row (at least 1): `base` doubled per failure up to `max`,
+/// scaled by 0.8 + 0.4 x `jitter` (`jitter` in [0, 1)) so that what failed together does not retry
+/// together. The one backoff of the autoscaler: service targets and node pools both use it.
+pub fn backoff(failures: u32, base: Duration, max: Duration, jitter: f64) -> Duration {
+    base.saturating_mul(1u32 << failures.min(16))
+        .min(max)
+        .mul_f64(0.8 + 0.4 * jitter)
+}
+
 /// What the shell must do about a plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Intent {
@@ -253,10 +262,7 @@ impl Memory {
     /// targets that failed together do not retry together.
     fn back_off(&mut self, interval: Duration) -> Duration {
         self.failures = self.failures.saturating_add(1);
-        let exp = interval
-            .saturating_mul(1u32 << self.failures.min(16))
-            .min(MAX_BACKOFF);
-        exp.mul_f64(0.8 + 0.4 * self.rng.f64())
+        backoff(self.failures, interval, MAX_BACKOFF, self.rng.f64())
     }
 }
 

@@ -78,6 +78,8 @@ pub enum NodeReason {
     OperationInProgress,
     /// The provider failed; the pool waits before trying again.
     ProviderBackoff,
+    /// The swarm could not be read (set by the loop, never by `decide`).
+    DockerError,
 }
 
 impl NodeReason {
@@ -95,6 +97,7 @@ impl NodeReason {
             NodeReason::DelayAfterAdd => "delay_after_add",
             NodeReason::OperationInProgress => "operation_in_progress",
             NodeReason::ProviderBackoff => "provider_backoff",
+            NodeReason::DockerError => "docker_error",
         }
     }
 }
