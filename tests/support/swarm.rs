@@ -241,3 +241,73 @@ impl Drop for Nodes {
             .status();
     }
 }
+
+/// A node policy file for `pool` whose provider runs `argv`; `rest` adds or overrides settings (YAML
+/// lines). Short times so that a test sees a whole cycle in seconds.
+pub fn node_policy(pool: &str, argv: &[String], rest: &str) -> String {
+    let argv = serde_json::to_string(argv).unwrap();
+    format!("pool: {pool}\n{rest}\nprovider: {{ exec: {argv}, timeout: 60s, attempts: 2, provision_timeout: 60s }}\n")
+}
+
+/// Tasks of `service` meant to run: (current state, node hostname or "" while pending, error).
+pub fn tasks(service: &str) -> Vec<(String, String, String)> {
+    docker_ok(&[
+        "service",
+        "ps",
+        "--no-trunc",
+        "--filter",
+        "desired-state=running",
+        "--format",
+        "{{.CurrentState}}|{{.Node}}|{{.Error}}",
+        service,
+    ])
+    .lines()
+    .map(|l| {
+        let mut f = l.splitn(3, '|');
+        let state = f
+            .next()
+            .unwrap_or("")
+            .split(' ')
+            .next()
+            .unwrap_or("")
+            .to_string();
+        (
+            state,
+            f.next().unwrap_or("").to_string(),
+            f.next().unwrap_or("").to_string(),
+        )
+    })
+    .collect()
+}
+
+/// Hostnames of the running tasks of `service`.
+pub fn running_on(service: &str) -> Vec<String> {
+    tasks(service)
+        .into_iter()
+        .filter(|(s, _, _)| s == "Running")
+        .map(|(_, n, _)| n)
+        .collect()
+}
+
+/// The records of /api/v1/node-decisions?pool=POOL.
+pub fn node_records(p: &super::Plimsoll, pool: &str) -> Vec<serde_json::Value> {
+    p.json(&format!("/api/v1/node-decisions?pool={pool}"))
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// The operation steps of `pool` so far, as "add provisioned", "remove drained", ...
+pub fn steps(p: &super::Plimsoll, pool: &str) -> Vec<String> {
+    node_records(p, pool)
+        .iter()
+        .filter(|r| r["kind"] == "operation")
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["operation"].as_str().unwrap(),
+                r["step"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
