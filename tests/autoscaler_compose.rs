@@ -19,7 +19,7 @@ fn running(project: &str) -> usize {
 /// One compose-labelled replica burning CPU while `<ctl>/on` exists, with a policy in labels.
 fn service(project: &str, ctl: &std::path::Path) -> Container {
     #[rustfmt::skip]
-    let labels = ["--label", "plimsoll.min=1", "--label", "plimsoll.max=3", "--label", "plimsoll.cpu=50"];
+    let labels = ["--label", "plimsoll.min=1", "--label", "plimsoll.max=3", "--label", "plimsoll.cpu=20"];
     support::compose_burner(project, "web", 1, "0.25", ctl, &labels)
 }
 
@@ -31,7 +31,7 @@ fn a_compose_service_scales_up_with_clones_and_back_down() {
     let _web = service(&project, ctl.path());
     // A short scale-down window through a policy file (files win over labels).
     let policies = support::policy_dir(
-        "service: web\nmin: 1\nmax: 3\nmetrics:\n  - name: cpu\n    target: { utilization: 50 }\nbehavior:\n  scale_down: { stabilization: 3s, select: max, policies: [ { percent: 100, period: 3s } ] }\n",
+        "service: web\nmin: 1\nmax: 3\nmetrics:\n  - name: cpu\n    target: { utilization: 20 }\nbehavior:\n  scale_down: { stabilization: 3s, select: max, policies: [ { percent: 100, period: 3s } ] }\n",
     );
     // Scoped to this test's project: the other test's labelled service is not ours to scale.
     let p = Plimsoll::run(
@@ -111,4 +111,132 @@ fn kill_9_in_the_middle_of_a_scale_up_leaves_no_orphans_or_duplicates() {
     names.dedup();
     assert_eq!(names.len(), 3);
     println!("at the kill: {at_kill:?}; after the restart: {m:?}");
+}
+
+#[test]
+fn two_projects_with_a_service_web_are_scaled_and_paused_independently() {
+    let (a, b) = (support::unique("ida"), support::unique("idb"));
+    let (_clean_a, _clean_b) = (ProjectCleanup(a.clone()), ProjectCleanup(b.clone()));
+    let (ctl_a, ctl_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let _web_a = support::compose_burner(&a, "web", 1, "0.25", ctl_a.path(), &[]);
+    let _web_b = support::compose_burner(&b, "web", 1, "0.25", ctl_b.path(), &[]);
+    let policies = tempfile::tempdir().unwrap();
+    let policy = |file: &str, head: &str, max: u32| {
+        // A low target: the burners reach it even when other builds share the CPUs.
+        let text = format!("service: web\n{head}min: 1\nmax: {max}\nmetrics:\n  - name: cpu\n    target: {{ utilization: 20 }}\n");
+        std::fs::write(policies.path().join(file), text).unwrap();
+    };
+    policy("a.yaml", &format!("project: {a}\n"), 2);
+    policy("b.yaml", &format!("project: {b}\n"), 3);
+    // Loses to a.yaml (same precision, later path), and says so.
+    policy("z-a.yaml", &format!("kind: compose\nproject: {a}\n"), 3);
+    // Means both: applied to neither.
+    policy("web.yaml", "", 3);
+    let token = policies.path().join("token");
+    std::fs::write(&token, "s3cret").unwrap();
+    #[rustfmt::skip]
+    let p = Plimsoll::run(policies.path(), &["--interval", "1s", "--project", &a, "--project", &b,
+        "--api-token-file", token.to_str().unwrap()]);
+    let (id_a, id_b) = (format!("compose/{a}/web"), format!("compose/{b}/web"));
+    p.wait_for("both targets", Duration::from_secs(20), |p| {
+        let ids: Vec<String> = p
+            .policies()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().to_string())
+            .collect();
+        ids == [id_a.clone(), id_b.clone()]
+    });
+    let entries = p.policies();
+    assert_eq!(
+        (
+            entries[0]["policy"]["max"].clone(),
+            entries[1]["policy"]["max"].clone()
+        ),
+        (2.into(), 3.into())
+    );
+    assert_eq!(
+        entries[0]["shadowed"][0].as_str().unwrap(),
+        policies.path().join("z-a.yaml").to_str().unwrap()
+    );
+    let files = p.json("/api/v1/policy-files");
+    let status = |name: &str| {
+        let path = policies.path().join(name).display().to_string();
+        files
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["path"] == path.as_str())
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(status("web.yaml")["status"], "ambiguous", "{files}");
+    assert_eq!(
+        status("web.yaml")["candidates"],
+        serde_json::json!([id_a, id_b])
+    );
+    assert_eq!(status("z-a.yaml")["status"], "shadowed", "{files}");
+    assert_eq!(status("a.yaml")["target"], id_a.as_str());
+
+    let post = |path: &str| {
+        support::http_request(
+            p.addr,
+            "POST",
+            path,
+            &[("Authorization", "Bearer s3cret")],
+            "",
+        )
+        .unwrap()
+    };
+    let (code, body) = post("/api/v1/policies/web/pause");
+    assert_eq!(code, 409, "a bare name is ambiguous here: {body}");
+    assert!(body.contains(&id_a) && body.contains(&id_b), "{body}");
+    let (code, body) = post(&format!("/api/v1/targets/compose/{a}/web/pause"));
+    assert_eq!(code, 200, "{body}");
+
+    let load = support::now_ms();
+    std::fs::write(ctl_a.path().join("on"), "").unwrap();
+    std::fs::write(ctl_b.path().join("on"), "").unwrap();
+    p.wait_for("b at its max of 3", Duration::from_secs(60), |_| {
+        running(&b) == 3
+    });
+    let decisions = |id: &str| {
+        p.json(&format!("/api/v1/decisions?target={id}"))
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let held: Vec<serde_json::Value> = decisions(&id_a)
+        .into_iter()
+        .filter(|r| r["at"].as_i64() >= Some(load))
+        .collect();
+    assert!(
+        !held.is_empty()
+            && held
+                .iter()
+                .all(|r| r["reason"] == "paused" && r["action"] == "none"),
+        "{held:?}"
+    );
+    assert_eq!(members(&a).len(), 1, "a is paused: {:?}", members(&a));
+    let (_, metrics) = p.get("/metrics").unwrap();
+    for (id, n) in [(&id_a, 1), (&id_b, 3)] {
+        let line = format!("plimsoll_desired_replicas{{service=\"web\",target=\"{id}\"}} {n}");
+        assert!(metrics.contains(&line), "{line} in:\n{metrics}");
+    }
+
+    let (code, _) = post(&format!("/api/v1/targets/compose/{a}/web/resume"));
+    assert_eq!(code, 200);
+    p.wait_for("a at its max of 2", Duration::from_secs(60), |_| {
+        running(&a) == 2
+    });
+    assert_eq!(running(&b), 3, "b is left as it was");
+    let a_scaled: Vec<serde_json::Value> = decisions(&id_a)
+        .into_iter()
+        .filter(|r| r["action"] == "scaled")
+        .collect();
+    assert!(
+        a_scaled
+            .iter()
+            .all(|r| r["target"] == id_a.as_str() && r["desired"].as_u64() <= Some(2)),
+        "{a_scaled:?}"
+    );
 }

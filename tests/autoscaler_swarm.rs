@@ -78,9 +78,9 @@ fn a_swarm_service_scales_up_under_load_and_down_after() {
         "{line}"
     );
     let (_, metrics) = p.get("/metrics").unwrap();
-    assert!(metrics.contains(&format!("plimsoll_scale_events_total{{service=\"{service}\",direction=\"up\",reason=\"scale_up\"}}")), "scale events counted");
+    assert!(metrics.contains(&format!("plimsoll_scale_events_total{{service=\"{service}\",target=\"swarm/{service}\",direction=\"up\",reason=\"scale_up\"}}")), "scale events counted");
     assert!(metrics.contains(&format!(
-        "plimsoll_desired_replicas{{service=\"{service}\"}} 1"
+        "plimsoll_desired_replicas{{service=\"{service}\",target=\"swarm/{service}\"}} 1"
     )));
 }
 

@@ -14,6 +14,7 @@ mod docker;
 mod explain;
 mod plan;
 mod reconcile;
+mod resolve;
 mod runner;
 mod source;
 mod target;
@@ -29,9 +30,12 @@ pub use plan::{observation, plan, Cause, Hold, Plan, SourceReading};
 pub use reconcile::{
     backoff, intent, Acted, ActionBudget, Intent, Memory, Now, Step, MAX_BACKOFF, STALE_INTERVALS,
 };
-pub use runner::{Clock, ControlState, Controller, PolicyEntry, PolicyOrigin, SystemClock};
+pub use resolve::{
+    in_scope, resolve, FileReport, FileStatus, PolicyEntry, PolicyOrigin, Resolution,
+};
+pub use runner::{Clock, ControlState, Controller, SystemClock};
 pub use source::{
     parse_docker_time, CollectorsSource, ContainerSample, EmbeddedSource, MetricSource,
     PrometheusSource, SourceError,
 };
-pub use target::{Health, Replica, TargetId, TargetInfo, TargetState};
+pub use target::{Health, Replica, TargetId, TargetInfo, TargetState, STACK_LABEL};

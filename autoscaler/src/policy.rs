@@ -31,6 +31,7 @@ mod model;
 mod observation;
 mod parse;
 mod predict;
+mod selector;
 mod time;
 
 #[cfg(test)]
@@ -48,6 +49,7 @@ pub use model::{
     DEFAULT_TOLERANCE, MAX_INTERVAL, MIN_INTERVAL,
 };
 pub use observation::{Observation, ReplicaObservation, Sample};
-pub use parse::{parse_policy, Diagnostic, Location, PolicyError};
+pub use parse::{parse_policy, parse_policy_file, Diagnostic, Location, PolicyError};
 pub use predict::{forecast, interpolate, ramp, TREND_WINDOW};
+pub use selector::{check_project_name, PolicyFile, Selector, TargetKind};
 pub use time::Timestamp;

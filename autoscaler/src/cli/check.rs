@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::nodes::parse_node_policy;
-use crate::policy::{is_node_policy, parse_policy};
+use crate::policy::{is_node_policy, parse_policy_file};
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -36,7 +36,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
                     let checked = if is_node_policy(&text) {
                         parse_node_policy(&name, &text).map(|p| format!("node pool {}", p.pool))
                     } else {
-                        parse_policy(&name, &text).map(|p| format!("service {}", p.service))
+                        parse_policy_file(&name, &text).map(|f| f.to_string())
                     };
                     match checked {
                         Ok(what) => println!("{name}: ok ({what})"),

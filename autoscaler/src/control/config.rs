@@ -8,7 +8,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::policy::{MAX_INTERVAL, MIN_INTERVAL};
+use crate::policy::{check_project_name, MAX_INTERVAL, MIN_INTERVAL};
 
 #[derive(Debug, Clone)]
 pub struct ControlConfig {
@@ -125,21 +125,5 @@ impl ControlConfig {
             }
         }
         p.finish(self)
-    }
-}
-
-/// Compose project and Swarm stack names: letters, digits, `_`, `-` and `.`, starting with a letter or
-/// a digit. Anything else can match no target, so it is a typo.
-fn check_project_name(name: &str) -> Result<(), String> {
-    let mut chars = name.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
-    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if first_ok && rest_ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "{name:?} is not a Compose project or Swarm stack name (letters, digits, _, - and ., \
-             starting with a letter or digit)"
-        ))
     }
 }

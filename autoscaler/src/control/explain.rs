@@ -1,4 +1,4 @@
-//! Every decision explained: a record kept in a ring per service for the API, a JSON log line, and
+//! Every decision explained: a record kept in a ring per target for the API, a JSON log line, and
 //! the autoscaler's metrics.
 
 use std::collections::{HashMap, VecDeque};
@@ -18,7 +18,7 @@ pub const DECISIONS: &str = "plimsoll_decisions_total";
 pub const DECISION_DURATION: &str = "plimsoll_decision_duration_seconds";
 pub const CONVERGENCE: &str = "plimsoll_convergence_seconds";
 
-/// Records kept per service for `GET /api/v1/decisions`.
+/// Records kept per target for `GET /api/v1/decisions`.
 const RING: usize = 200;
 
 pub fn describe() {
@@ -118,15 +118,18 @@ impl DecisionRecord {
 
     /// Logs (actions at info, no-ops at debug) and counts this record.
     pub fn emit(&self, duration: Duration) {
-        let service = self.service.clone();
+        // `service` as users name it, `target` to tell apart two services of one name.
+        let (service, target) = (self.service.clone(), self.target.clone());
         if let Some(ms) = self.converged_after_ms {
             metrics::histogram!(CONVERGENCE).record(ms as f64 / 1000.0);
             tracing::info!(target: "plimsoll::decision", scale_target = %self.target, replicas = self.current, took_ms = ms, "converged");
         }
-        metrics::counter!(DECISIONS, "service" => service.clone(), "reason" => self.reason.as_str()).increment(1);
+        metrics::counter!(DECISIONS, "service" => service.clone(), "target" => target.clone(), "reason" => self.reason.as_str()).increment(1);
         metrics::histogram!(DECISION_DURATION).record(duration.as_secs_f64());
-        metrics::gauge!(DESIRED, "service" => service.clone()).set(f64::from(self.desired));
-        metrics::gauge!(CURRENT, "service" => service.clone()).set(f64::from(self.current));
+        metrics::gauge!(DESIRED, "service" => service.clone(), "target" => target.clone())
+            .set(f64::from(self.desired));
+        metrics::gauge!(CURRENT, "service" => service.clone(), "target" => target.clone())
+            .set(f64::from(self.current));
         if self.action == Action::Scaled {
             let direction = if self.desired > self.current {
                 "up"
@@ -135,7 +138,7 @@ impl DecisionRecord {
             } else {
                 "converge"
             };
-            metrics::counter!(SCALE_EVENTS, "service" => service, "direction" => direction, "reason" => self.reason.as_str()).increment(1);
+            metrics::counter!(SCALE_EVENTS, "service" => service, "target" => target, "direction" => direction, "reason" => self.reason.as_str()).increment(1);
         }
         if self.action == Action::None
             && !tracing::enabled!(target: "plimsoll::decision", tracing::Level::DEBUG)
@@ -169,33 +172,39 @@ impl DecisionRecord {
     }
 }
 
-/// Recent decisions per service.
+/// Recent decisions per target.
 #[derive(Debug, Default)]
 pub struct DecisionLog {
-    rings: Mutex<HashMap<String, VecDeque<DecisionRecord>>>,
+    rings: Mutex<HashMap<TargetId, VecDeque<DecisionRecord>>>,
 }
 
 impl DecisionLog {
-    pub fn push(&self, r: DecisionRecord) {
+    pub fn push(&self, target: &TargetId, r: DecisionRecord) {
         let mut rings = self.rings.lock().expect("decision log lock");
-        let ring = rings.entry(r.service.clone()).or_default();
+        let ring = rings.entry(target.clone()).or_default();
         if ring.len() == RING {
             ring.pop_front();
         }
         ring.push_back(r);
     }
 
-    /// Oldest first; all services when `service` is None.
-    pub fn recent(&self, service: Option<&str>) -> Vec<DecisionRecord> {
+    /// Oldest first; all targets when `target` is None.
+    pub fn recent(&self, target: Option<&TargetId>) -> Vec<DecisionRecord> {
         let rings = self.rings.lock().expect("decision log lock");
-        let mut out: Vec<DecisionRecord> = match service {
-            Some(s) => rings
-                .get(s)
+        let mut out: Vec<DecisionRecord> = match target {
+            Some(t) => rings
+                .get(t)
                 .map(|r| r.iter().cloned().collect())
                 .unwrap_or_default(),
             None => rings.values().flat_map(|r| r.iter().cloned()).collect(),
         };
         out.sort_by_key(|r| r.at);
         out
+    }
+
+    /// The targets with recorded decisions.
+    pub fn targets(&self) -> Vec<TargetId> {
+        let rings = self.rings.lock().expect("decision log lock");
+        rings.keys().cloned().collect()
     }
 }

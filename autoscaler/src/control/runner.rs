@@ -9,7 +9,6 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -18,11 +17,13 @@ use super::actuator::Actuator;
 use super::config::ControlConfig;
 use super::explain::DecisionLog;
 use super::reconcile::{intent, Acted, ActionBudget, Intent, Memory, Now};
+use super::resolve::{
+    in_scope, resolve, FileReport, FileStatus, PolicyEntry, ReadFile, Resolution,
+};
 use super::source::MetricSource;
 use super::target::{TargetId, TargetInfo};
 use crate::policy::{
-    is_node_policy, merge_file_and_labels, parse_policy, policy_from_labels, Policy, PolicyDir,
-    Target, Timestamp,
+    is_node_policy, parse_policy_file, Policy, PolicyDir, PolicyFile, Target, Timestamp,
 };
 
 /// The wall clock of the loop: `now` of decisions and the instant sample ages are measured against.
@@ -41,52 +42,32 @@ impl Clock for SystemClock {
     }
 }
 
-/// Where a target's policy came from.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PolicyOrigin {
-    File {
-        path: String,
-    },
-    Labels,
-    /// The file wins; the labels' differing settings are listed in `conflicts`.
-    FileOverLabels {
-        path: String,
-    },
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PolicyEntry {
-    pub target: TargetId,
-    pub origin: PolicyOrigin,
-    pub policy: Policy,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub conflicts: Vec<String>,
-}
-
 /// What the loop shares with the API.
 #[derive(Debug)]
 pub struct ControlState {
     pub policies: RwLock<BTreeMap<TargetId, PolicyEntry>>,
-    /// Paused services, by name.
-    pub paused: RwLock<HashSet<String>>,
+    /// What became of each policy file at the last discovery.
+    pub files: RwLock<Vec<FileReport>>,
+    /// Paused targets.
+    pub paused: RwLock<HashSet<TargetId>>,
     pub decisions: DecisionLog,
     /// The global cap on actions, shared by every target's task.
     budget: Mutex<ActionBudget>,
 }
 
 impl ControlState {
-    fn new(max_actions_per_minute: u32) -> Self {
+    pub(crate) fn new(max_actions_per_minute: u32) -> Self {
         Self {
             policies: RwLock::new(BTreeMap::new()),
+            files: RwLock::new(Vec::new()),
             paused: RwLock::new(HashSet::new()),
             decisions: DecisionLog::default(),
             budget: Mutex::new(ActionBudget::new(max_actions_per_minute)),
         }
     }
 
-    pub fn is_paused(&self, service: &str) -> bool {
-        self.paused.read().expect("paused lock").contains(service)
+    pub fn is_paused(&self, target: &TargetId) -> bool {
+        self.paused.read().expect("paused lock").contains(target)
     }
 }
 
@@ -129,12 +110,12 @@ impl<A: Actuator, S: MetricSource> Controller<A, S> {
     /// one reconcile task per target that has a policy.
     pub async fn run(self) {
         let mut tasks: HashMap<TargetId, (watch::Sender<Policy>, JoinHandle<()>)> = HashMap::new();
-        let mut files = PolicyFiles::default();
+        let mut dir = PolicyDir::default();
         let mut warned_unreachable = false;
         loop {
-            let file_policies = match &self.config.policies_dir {
-                Some(dir) => files.load(dir),
-                None => BTreeMap::new(),
+            let files = match &self.config.policies_dir {
+                Some(d) => read_service_policies(&mut dir, d),
+                None => Vec::new(),
             };
             match self.actuator.targets().await {
                 Ok(targets) => {
@@ -143,7 +124,8 @@ impl<A: Actuator, S: MetricSource> Controller<A, S> {
                         .into_iter()
                         .filter(|t| in_scope(t, &self.config.projects))
                         .collect();
-                    let entries = resolve_policies(&targets, &file_policies);
+                    let Resolution { entries, files } = resolve(&targets, &files);
+                    self.report_changes(&files);
                     tasks.retain(|id, (_, handle)| {
                         let keep = entries.contains_key(id);
                         if !keep {
@@ -180,6 +162,7 @@ impl<A: Actuator, S: MetricSource> Controller<A, S> {
                         }
                     }
                     *self.state.policies.write().expect("policies lock") = entries;
+                    *self.state.files.write().expect("files lock") = files;
                 }
                 Err(e) => {
                     // Running target tasks keep holding with their own reason; this only delays discovery.
@@ -192,106 +175,49 @@ impl<A: Actuator, S: MetricSource> Controller<A, S> {
             tokio::time::sleep(self.config.discovery_interval).await;
         }
     }
-}
 
-/// Policies from files (by service name) and labels, for the listed targets. A file wins over labels.
-/// Whether a target belongs to one of `projects` (a Compose project, or a Swarm stack by its
-/// `com.docker.stack.namespace` label); every target does when `projects` is empty.
-fn in_scope(t: &TargetInfo, projects: &[String]) -> bool {
-    if projects.is_empty() {
-        return true;
-    }
-    let project = match &t.id {
-        TargetId::Compose { project, .. } => Some(project.as_str()),
-        TargetId::Swarm { .. } => t
-            .labels
-            .get("com.docker.stack.namespace")
-            .map(String::as_str),
-    };
-    project.is_some_and(|p| projects.iter().any(|x| x == p))
-}
-
-fn resolve_policies(
-    targets: &[TargetInfo],
-    files: &BTreeMap<String, (String, Policy)>,
-) -> BTreeMap<TargetId, PolicyEntry> {
-    let mut out = BTreeMap::new();
-    for t in targets {
-        let service = t.id.service();
-        let from_labels = t
-            .labels
-            .keys()
-            .any(|k| k.starts_with("plimsoll."))
-            .then(|| policy_from_labels(service, &t.labels));
-        let labels = match from_labels {
-            Some(Ok(p)) => Some(p),
-            Some(Err(e)) => {
-                tracing::warn!(target = %t.id, error = %e, "invalid plimsoll.* labels ignored");
-                None
-            }
-            None => None,
-        };
-        let entry = match (files.get(service), labels) {
-            (Some((path, file)), Some(labels)) => {
-                let (policy, conflicts) = merge_file_and_labels(file.clone(), &labels);
-                let conflicts: Vec<String> = conflicts.iter().map(|c| format!("{c:?}")).collect();
-                if !conflicts.is_empty() {
-                    tracing::info!(target = %t.id, file = %path, ?conflicts, "policy file wins over labels");
+    /// Logs what became of a policy file when it changed since the last discovery (invalid files are
+    /// logged by the loader).
+    fn report_changes(&self, now: &[FileReport]) {
+        let before = self.state.files.read().expect("files lock");
+        for r in now.iter().filter(|r| !before.contains(r)) {
+            let (path, means) = (&r.path, r.means.as_deref().unwrap_or_default());
+            match &r.status {
+                FileStatus::Applied { target } => {
+                    tracing::info!(file = %path, target = %target, "policy file applied")
                 }
-                PolicyEntry {
-                    target: t.id.clone(),
-                    origin: PolicyOrigin::FileOverLabels { path: path.clone() },
-                    policy,
-                    conflicts,
+                FileStatus::Shadowed { target, by } => tracing::warn!(
+                    file = %path, target = %target, winner = %by,
+                    "two policy files for one target: this one is not applied (the more specific, then the first in path order, wins)"
+                ),
+                FileStatus::Ambiguous { candidates } => tracing::warn!(
+                    file = %path, means, ?candidates,
+                    "policy file matches several targets and is applied to none: add `project:`, `stack:` or `kind:`"
+                ),
+                FileStatus::NoTarget => {
+                    tracing::info!(file = %path, means, "policy file matches no target (yet)")
                 }
-            }
-            (Some((path, file)), None) => PolicyEntry {
-                target: t.id.clone(),
-                origin: PolicyOrigin::File { path: path.clone() },
-                policy: file.clone(),
-                conflicts: Vec::new(),
-            },
-            (None, Some(policy)) => PolicyEntry {
-                target: t.id.clone(),
-                origin: PolicyOrigin::Labels,
-                policy,
-                conflicts: Vec::new(),
-            },
-            (None, None) => continue,
-        };
-        out.insert(t.id.clone(), entry);
-    }
-    out
-}
-
-/// Service policy files of a directory, re-read when they change; errors are logged once per change.
-/// Node policies (a top-level `pool`) in the same directory are the node loop's and skipped here.
-#[derive(Default)]
-struct PolicyFiles {
-    dir: PolicyDir<Policy>,
-}
-
-impl PolicyFiles {
-    /// Service name -> (path, policy) of every valid file.
-    fn load(&mut self, dir: &Path) -> BTreeMap<String, (String, Policy)> {
-        let mut out = BTreeMap::new();
-        let policies = self.dir.load(dir, |path, text| {
-            if is_node_policy(text) {
-                return Ok(None);
-            }
-            parse_policy(&path.display().to_string(), text)
-                .map(Some)
-                .map_err(|e| e.to_string())
-        });
-        for (path, p) in policies {
-            if let Some((other, _)) =
-                out.insert(p.service.clone(), (path.display().to_string(), p.clone()))
-            {
-                tracing::warn!(service = %p.service, first = %other, second = %path.display(), "two policy files for one service; the later one wins");
+                FileStatus::Invalid { .. } => {}
             }
         }
-        out
     }
+}
+
+/// The service policy files of `dir` in path order, valid or not. Node policies (a top-level `pool`)
+/// in the same folder are the node loop's and left out.
+fn read_service_policies(cache: &mut PolicyDir<PolicyFile>, dir: &Path) -> Vec<ReadFile> {
+    let valid = cache.load(dir, |path, text| {
+        if is_node_policy(text) {
+            return Ok(None);
+        }
+        parse_policy_file(&path.display().to_string(), text)
+            .map(Some)
+            .map_err(|e| e.to_string())
+    });
+    let mut files: Vec<ReadFile> = valid.into_iter().map(|(p, f)| (p, Ok(f))).collect();
+    files.extend(cache.invalid().into_iter().map(|(p, e)| (p, Err(e))));
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    files
 }
 
 /// The reconcile task of one target: the I/O around the pure step of [`super::reconcile`].
@@ -337,7 +263,7 @@ impl<A: Actuator, S: MetricSource> TargetTask<A, S> {
                     .map(|m| m.name.clone())
                     .collect();
                 let samples = self.source.sample(&containers, &custom).await;
-                let paused = self.state.is_paused(self.id.service());
+                let paused = self.state.is_paused(&self.id);
                 let planned = mem.plan(policy, &state, samples.as_ref(), paused, interval, now);
                 let intent = {
                     let mut budget = self.state.budget.lock().expect("budget lock");
@@ -354,7 +280,7 @@ impl<A: Actuator, S: MetricSource> TargetTask<A, S> {
             }
         };
         step.record.emit(now.mono.elapsed());
-        self.state.decisions.push(step.record);
+        self.state.decisions.push(&self.id, step.record);
         step.requeue_after
     }
 }

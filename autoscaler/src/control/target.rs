@@ -2,10 +2,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::str::FromStr;
 
 use serde::Serialize;
 
-use crate::policy::Timestamp;
+use crate::policy::{PolicyFile, TargetKind, Timestamp};
 
 /// A scalable service.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -24,6 +25,37 @@ impl TargetId {
             TargetId::Swarm { service } | TargetId::Compose { service, .. } => service,
         }
     }
+
+    pub fn kind(&self) -> TargetKind {
+        match self {
+            TargetId::Swarm { .. } => TargetKind::Swarm,
+            TargetId::Compose { .. } => TargetKind::Compose,
+        }
+    }
+}
+
+/// The full identity as the API, logs and metric labels write it: `swarm/<service>` or
+/// `compose/<project>/<service>` (neither names may contain a `/`).
+impl FromStr for TargetId {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = s.split('/').collect();
+        match parts.as_slice() {
+            ["swarm", service] if !service.is_empty() => Ok(TargetId::Swarm {
+                service: service.to_string(),
+            }),
+            ["compose", project, service] if !project.is_empty() && !service.is_empty() => {
+                Ok(TargetId::Compose {
+                    project: project.to_string(),
+                    service: service.to_string(),
+                })
+            }
+            _ => Err(format!(
+                "{s:?} is not a target: expected swarm/SERVICE or compose/PROJECT/SERVICE"
+            )),
+        }
+    }
 }
 
 impl fmt::Display for TargetId {
@@ -40,6 +72,41 @@ impl fmt::Display for TargetId {
 pub struct TargetInfo {
     pub id: TargetId,
     pub labels: BTreeMap<String, String>,
+}
+
+/// The label `docker stack deploy` puts on the services of a stack.
+pub const STACK_LABEL: &str = "com.docker.stack.namespace";
+
+impl TargetInfo {
+    /// The Compose project, or the Swarm stack of a service deployed with `docker stack deploy`.
+    pub fn project(&self) -> Option<&str> {
+        match &self.id {
+            TargetId::Compose { project, .. } => Some(project),
+            TargetId::Swarm { .. } => self.labels.get(STACK_LABEL).map(String::as_str),
+        }
+    }
+
+    /// Whether the policy file `file` means this target: the same service name (for a Swarm stack,
+    /// the full name `<stack>_<service>` or the name in the stack file) and no target field that
+    /// says otherwise.
+    pub fn matches(&self, file: &PolicyFile) -> bool {
+        let (sel, name) = (&file.selector, file.policy.service.as_str());
+        if sel.kind().is_some_and(|k| k != self.id.kind()) {
+            return false;
+        }
+        match &self.id {
+            TargetId::Compose { project, service } => {
+                service == name && sel.project.as_ref().is_none_or(|p| p == project)
+            }
+            TargetId::Swarm { service } => match &sel.stack {
+                None => service == name,
+                Some(stack) => {
+                    self.project() == Some(stack.as_str())
+                        && (service == name || *service == format!("{stack}_{name}"))
+                }
+            },
+        }
+    }
 }
 
 /// One replica: a Swarm task or a Compose container.

@@ -41,7 +41,8 @@ pub fn is_node_policy(text: &str) -> bool {
 /// changes, so that an invalid file is reported once per change rather than every pass.
 #[derive(Debug)]
 pub struct PolicyDir<T> {
-    seen: HashMap<PathBuf, (SystemTime, Option<T>)>,
+    /// Per file: its modification time, and what it parsed into (None: another kind) or its problems.
+    seen: HashMap<PathBuf, (SystemTime, Result<Option<T>, String>)>,
 }
 
 impl<T> Default for PolicyDir<T> {
@@ -77,20 +78,27 @@ impl<T: Clone> PolicyDir<T> {
                 let parsed = std::fs::read_to_string(path)
                     .map_err(|e| format!("{}: cannot read: {e}", path.display()))
                     .and_then(|text| parse(path, &text));
-                let value = match parsed {
-                    Ok(v) => v,
-                    Err(e) => {
-                        tracing::error!("invalid policy file, ignored:\n{e}");
-                        None
-                    }
-                };
-                self.seen.insert(path.clone(), (mtime, value));
+                if let Err(e) = &parsed {
+                    tracing::error!("invalid policy file, ignored:\n{e}");
+                }
+                self.seen.insert(path.clone(), (mtime, parsed));
             }
-            if let Some((_, Some(v))) = self.seen.get(path) {
+            if let Some((_, Ok(Some(v)))) = self.seen.get(path) {
                 out.push((path.clone(), v.clone()));
             }
         }
         self.seen.retain(|p, _| files.contains(p));
+        out
+    }
+
+    /// The files the last `load` found invalid, sorted by path, with their problems.
+    pub fn invalid(&self) -> Vec<(PathBuf, String)> {
+        let mut out: Vec<(PathBuf, String)> = self
+            .seen
+            .iter()
+            .filter_map(|(p, (_, r))| r.as_ref().err().map(|e| (p.clone(), e.clone())))
+            .collect();
+        out.sort();
         out
     }
 }
@@ -146,5 +154,25 @@ mod tests {
         std::fs::remove_file(dir.path().join("a.json")).unwrap();
         assert_eq!(cache.load(dir.path(), &mut parse).len(), 1);
         assert_eq!(cache.seen.len(), 2, "removed files are forgotten");
+    }
+
+    #[test]
+    fn invalid_files_are_kept_with_their_problems_until_they_change() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("b.yaml"), "bad").unwrap();
+        std::fs::write(dir.path().join("a.yaml"), "good").unwrap();
+        let mut cache = PolicyDir::default();
+        let parse = |_: &Path, text: &str| match text {
+            "bad" => Err("b.yaml:1:1: bad".to_string()),
+            t => Ok(Some(t.to_string())),
+        };
+        assert_eq!(cache.load(dir.path(), parse).len(), 1);
+        assert_eq!(
+            cache.invalid(),
+            [(dir.path().join("b.yaml"), "b.yaml:1:1: bad".to_string())]
+        );
+        std::fs::remove_file(dir.path().join("b.yaml")).unwrap();
+        cache.load(dir.path(), parse);
+        assert!(cache.invalid().is_empty());
     }
 }

@@ -8,27 +8,34 @@ use std::collections::BTreeSet;
 use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
-use plimsoll_collector::yaml::{self, scalar_text, Node};
+use plimsoll_collector::yaml::{self, scalar_text, Fields, Node};
 use saphyr::YamlData;
 
 use super::model::{
     check_fallback_replicas, check_interval, Behavior, Fallback, MetricSpec, Policy, PredictMethod,
     Predictive, RateLimit, RatePolicy, ScalingRules, Select, Target, Tolerance,
 };
+use super::selector::{check_project_name, PolicyFile, Selector, TargetKind};
 
 pub use plimsoll_collector::yaml::{Diagnostic, Location, SourceErrors as PolicyError};
 
 /// Parses and validates one policy document. `source_name` is only used in diagnostics.
 pub fn parse_policy(source_name: &str, text: &str) -> Result<Policy, PolicyError> {
+    parse_policy_file(source_name, text).map(|f| f.policy)
+}
+
+/// Parses and validates one policy document with the target fields (`kind`, `project`, `stack`) that
+/// say which target it means.
+pub fn parse_policy_file(source_name: &str, text: &str) -> Result<PolicyFile, PolicyError> {
     let mut d = Decoder::default();
-    let policy = match yaml::load_one(text, "a policy mapping") {
+    let file = match yaml::load_one(text, "a policy mapping") {
         Ok(doc) => d.policy(&doc),
         Err(diag) => {
             d.diags.push(diag);
             None
         }
     };
-    d.0.finish(source_name, policy)
+    d.0.finish(source_name, file)
 }
 
 /// The shared strict decoder, extended with the policy schema.
@@ -49,9 +56,12 @@ impl DerefMut for Decoder {
 }
 
 impl Decoder {
-    fn policy(&mut self, node: &Node) -> Option<Policy> {
+    fn policy(&mut self, node: &Node) -> Option<PolicyFile> {
         const FIELDS: &[&str] = &[
             "service",
+            "kind",
+            "project",
+            "stack",
             "min",
             "max",
             "tolerance",
@@ -104,7 +114,8 @@ impl Decoder {
             Some(n) => self.interval(n).map(Some),
             None => Some(None),
         };
-        Some(Policy {
+        let selector = self.selector(&f);
+        let policy = Policy {
             service: service?,
             min: min?,
             max: max?,
@@ -115,6 +126,67 @@ impl Decoder {
             fallback: fallback?,
             initialization: initialization?,
             interval: interval?,
+        };
+        Some(PolicyFile {
+            policy,
+            selector: selector?,
+        })
+    }
+
+    /// `kind`, `project` and `stack`: each valid, and not contradicting one another.
+    fn selector(&mut self, f: &Fields) -> Option<Selector> {
+        let kind_node = f.get("kind");
+        let kind = match kind_node {
+            Some(n) => match scalar_text(n).as_deref() {
+                Some("swarm") => Some(Some(TargetKind::Swarm)),
+                Some("compose") => Some(Some(TargetKind::Compose)),
+                _ => {
+                    self.error(n, "kind: expected swarm or compose");
+                    None
+                }
+            },
+            None => Some(None),
+        };
+        let name = |d: &mut Self, field: &str| -> Option<Option<String>> {
+            let Some(n) = f.get(field) else {
+                return Some(None);
+            };
+            let v = d.string(n, field)?;
+            match check_project_name(&v) {
+                Ok(()) => Some(Some(v)),
+                Err(e) => {
+                    d.error(n, format!("{field}: {e}"));
+                    None
+                }
+            }
+        };
+        let project = name(self, "project");
+        let stack = name(self, "stack");
+        let (kind, project, stack) = (kind?, project?, stack?);
+        let contradiction = match (&project, &stack, kind) {
+            (Some(_), Some(_), _) => Some((
+                "stack",
+                "`project` names a Compose project and `stack` a Swarm stack: give one of them",
+            )),
+            (Some(_), None, Some(TargetKind::Swarm)) => Some((
+                "project",
+                "`project` names a Compose project, but `kind` is swarm (use `stack` for a Swarm stack)",
+            )),
+            (None, Some(_), Some(TargetKind::Compose)) => Some((
+                "stack",
+                "`stack` names a Swarm stack, but `kind` is compose (use `project` for a Compose project)",
+            )),
+            _ => None,
+        };
+        if let Some((field, message)) = contradiction {
+            let node = f.get(field).expect("present");
+            self.error(node, format!("{field}: {message}"));
+            return None;
+        }
+        Some(Selector {
+            kind,
+            project,
+            stack,
         })
     }
 

@@ -1,438 +1,336 @@
-use super::*;
+//! The real loop (discovery, one task per target, the pure step) against the fakes, in paused time:
+//! `sleep` in a test advances the clock as soon as every task waits, so seconds of loop run instantly
+//! and always the same way.
 
-fn target(id: TargetId, labels: &[(&str, &str)]) -> TargetInfo {
-    TargetInfo {
-        id,
-        labels: labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::{sleep, Instant};
+
+use crate::control::config::ControlConfig;
+use crate::control::explain::{Action, DecisionRecord};
+use crate::control::runner::{ControlState, Controller};
+use crate::control::target::TargetId;
+use crate::control::testing::{FakeActuator, FakeSource, PausedClock};
+use crate::policy::Timestamp;
+
+const SEC: Duration = Duration::from_secs(1);
+
+fn config() -> ControlConfig {
+    ControlConfig {
+        interval: SEC,
+        dry_run: false,
+        max_actions_per_minute: 30,
+        discovery_interval: SEC,
+        policies_dir: None,
+        projects: Vec::new(),
     }
 }
 
-fn compose(project: &str, service: &str, labels: &[(&str, &str)]) -> TargetInfo {
-    target(
-        TargetId::Compose {
-            project: project.into(),
-            service: service.into(),
-        },
-        labels,
-    )
+fn web(project: &str) -> TargetId {
+    TargetId::Compose {
+        project: project.into(),
+        service: "web".into(),
+    }
 }
 
-#[test]
-fn scope_selects_compose_projects_and_swarm_stacks() {
-    let c = compose("shop", "web", &[]);
-    let stacked = target(
-        TargetId::Swarm {
-            service: "shop_api".into(),
-        },
-        &[("com.docker.stack.namespace", "shop")],
-    );
-    let loose = target(
-        TargetId::Swarm {
-            service: "api".into(),
-        },
-        &[],
-    );
-    assert!(in_scope(&c, &[]) && in_scope(&loose, &[]));
-    let shop = vec!["shop".to_string()];
-    assert!(in_scope(&c, &shop) && in_scope(&stacked, &shop));
-    assert!(!in_scope(&loose, &shop));
-    assert!(!in_scope(&compose("other", "web", &[]), &shop));
-}
-
-#[test]
-fn files_win_over_labels_and_targets_without_a_policy_are_skipped() {
-    let file = parse_policy(
-        "web.yaml",
-        "service: web\nmin: 2\nmax: 9\nmetrics:\n  - name: cpu\n    target: { utilization: 60 }\n",
-    )
-    .unwrap();
-    let files = BTreeMap::from([("web".to_string(), ("web.yaml".to_string(), file))]);
-    let targets = vec![
-        compose(
-            "a",
-            "web",
-            &[
-                ("plimsoll.min", "1"),
-                ("plimsoll.max", "3"),
-                ("plimsoll.cpu", "50"),
-            ],
-        ),
-        compose(
-            "a",
-            "db",
-            &[
-                ("plimsoll.min", "1"),
-                ("plimsoll.max", "4"),
-                ("plimsoll.cpu", "70"),
-            ],
-        ),
-        compose("a", "cache", &[("com.example", "x")]),
-        compose("a", "bad", &[("plimsoll.max", "lots")]),
+/// `plimsoll.*` labels for min 1, max `max`, 50% CPU, plus `extra`.
+fn labels(
+    max: &'static str,
+    extra: &[(&'static str, &'static str)],
+) -> Vec<(&'static str, &'static str)> {
+    let mut l = vec![
+        ("plimsoll.min", "1"),
+        ("plimsoll.max", max),
+        ("plimsoll.cpu", "50"),
     ];
-    let out = resolve_policies(&targets, &files);
-    let web = &out[&targets[0].id];
-    assert_eq!((web.policy.min, web.policy.max), (2, 9));
-    assert_eq!(
-        web.origin,
-        PolicyOrigin::FileOverLabels {
-            path: "web.yaml".into()
+    l.extend_from_slice(extra);
+    l
+}
+
+struct Loop {
+    actuator: FakeActuator,
+    source: FakeSource,
+    state: Arc<ControlState>,
+    t0: Instant,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Loop {
+    /// Starts the controller on fakes that `setup` fills in; the first tick is at `t0`.
+    fn start(config: ControlConfig, setup: impl FnOnce(&FakeActuator, &FakeSource)) -> Loop {
+        let clock = PausedClock::new(Timestamp::from_secs(1_700_000_000));
+        let (actuator, source) = (FakeActuator::new(clock), FakeSource::new(clock));
+        setup(&actuator, &source);
+        let c = Controller::with_clock(actuator.clone(), source.clone(), config, Arc::new(clock));
+        let state = c.state();
+        Loop {
+            actuator,
+            source,
+            state,
+            t0: Instant::now(),
+            task: tokio::spawn(c.run()),
         }
-    );
-    assert!(
-        !web.conflicts.is_empty(),
-        "the labels' differing min/max/cpu are reported"
-    );
-    let db = &out[&targets[1].id];
+    }
+
+    fn records(&self, id: &TargetId) -> Vec<DecisionRecord> {
+        let name = id.to_string();
+        self.state
+            .decisions
+            .recent(None)
+            .into_iter()
+            .filter(|r| r.target == name)
+            .collect()
+    }
+
+    fn reasons(&self, id: &TargetId) -> Vec<&'static str> {
+        self.records(id).iter().map(|r| r.reason.as_str()).collect()
+    }
+
+    /// Seconds from the first tick, to the millisecond.
+    fn secs(&self, at: Instant) -> f64 {
+        (at - self.t0).as_millis() as f64 / 1000.0
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_source_holds_then_the_fallback_applies_after_k_failed_reads() {
+    let a = web("a");
+    let l = Loop::start(config(), |act, src| {
+        let fallback = [
+            ("plimsoll.fallback.replicas", "3"),
+            ("plimsoll.fallback.after", "3"),
+        ];
+        act.add(a.clone(), &labels("4", &fallback), 1);
+        src.set_failing(true);
+    });
+    sleep(SEC * 6 + SEC / 2).await;
     assert_eq!(
-        (db.origin.clone(), db.policy.max),
-        (PolicyOrigin::Labels, 4)
+        &l.reasons(&a)[..4],
+        ["source_error", "source_error", "fallback", "fallback"]
     );
-    assert!(!out.contains_key(&targets[2].id), "no policy, not a target");
+    let scales = l.actuator.scales(&a);
+    assert_eq!(scales.len(), 1, "the fallback is applied once: {scales:?}");
+    assert_eq!(
+        (scales[0].0, l.secs(scales[0].1)),
+        (3, 2.0),
+        "third failed read, at t=2s"
+    );
+    let third = &l.records(&a)[2];
+    assert_eq!(
+        (third.current, third.desired, third.action),
+        (1, 3, Action::Scaled)
+    );
+    // The source answers again: the policy decides again (idle, so it scales in later).
+    l.source.set_failing(false);
+    l.source.set_cpu(&a, 0.5);
+    sleep(SEC * 2).await;
+    let last = l.records(&a).pop().unwrap();
+    assert_eq!(last.reason_kind, "decided", "{last:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn docker_errors_back_off_exponentially_then_the_interval_resumes() {
+    let a = web("a");
+    let l = Loop::start(config(), |act, src| {
+        act.add(a.clone(), &labels("4", &[]), 1);
+        src.set_cpu(&a, 0.5);
+        act.fail_observes(4);
+    });
+    sleep(SEC * 40).await;
+    let at = l.actuator.observes(&a);
+    let gaps: Vec<f64> = at.windows(2).map(|w| (w[1] - w[0]).as_secs_f64()).collect();
+    for (k, g) in gaps[..4].iter().enumerate() {
+        let base = f64::from(2u32 << k);
+        assert!(
+            (0.8 * base..=1.2 * base).contains(g),
+            "gap {k} is {g}s, expected {base}s ±20%: {gaps:?}"
+        );
+    }
     assert!(
-        !out.contains_key(&targets[3].id),
-        "invalid labels are ignored (and logged)"
+        gaps[1] > gaps[0] && gaps[2] > gaps[1] && gaps[3] > gaps[2],
+        "{gaps:?}"
+    );
+    assert!(
+        gaps[4..].iter().all(|g| *g == 1.0),
+        "back to the 1s interval after the first success: {gaps:?}"
+    );
+    assert_eq!(
+        l.reasons(&a)[..5],
+        [
+            "docker_error",
+            "docker_error",
+            "docker_error",
+            "docker_error",
+            "within_tolerance"
+        ]
     );
 }
 
-// The real loop (discovery, one task per target, the pure step) against the fakes, in paused time:
-// `sleep` in a test advances the clock as soon as every task waits, so seconds of loop run instantly
-// and always the same way.
-
-mod paused {
-    use std::sync::Arc;
-    use std::time::Duration;
-
-    use tokio::time::{sleep, Instant};
-
-    use crate::control::config::ControlConfig;
-    use crate::control::explain::{Action, DecisionRecord};
-    use crate::control::runner::{ControlState, Controller};
-    use crate::control::target::TargetId;
-    use crate::control::testing::{FakeActuator, FakeSource, PausedClock};
-    use crate::policy::Timestamp;
-
-    const SEC: Duration = Duration::from_secs(1);
-
-    fn config() -> ControlConfig {
-        ControlConfig {
-            interval: SEC,
-            dry_run: false,
-            max_actions_per_minute: 30,
-            discovery_interval: SEC,
-            policies_dir: None,
-            projects: Vec::new(),
+#[tokio::test(start_paused = true)]
+async fn the_global_cap_holds_the_third_action_until_the_minute_is_over() {
+    let ids = [web("a"), web("b"), web("c")];
+    let config = ControlConfig {
+        max_actions_per_minute: 2,
+        ..config()
+    };
+    let l = Loop::start(config, |act, src| {
+        for id in &ids {
+            act.add(id.clone(), &labels("2", &[]), 1);
+            src.set_cpu(id, 0.9);
         }
-    }
+    });
+    sleep(SEC * 30).await;
+    let scaled: Vec<&TargetId> = ids
+        .iter()
+        .filter(|id| !l.actuator.scales(id).is_empty())
+        .collect();
+    assert_eq!(scaled.len(), 2, "two actions in the first minute");
+    let capped = ids
+        .iter()
+        .find(|id| l.actuator.scales(id).is_empty())
+        .unwrap();
+    let holds = l.records(capped);
+    assert!(holds.len() >= 29, "{holds:?}");
+    assert!(holds.iter().all(|r| r.reason.as_str() == "rate_capped"
+        && r.desired == r.current
+        && r.recommendation == Some(2)
+        && r.action == Action::None));
+    sleep(SEC * 32).await;
+    let late = l.actuator.scales(capped);
+    assert_eq!(late.len(), 1, "{late:?}");
+    assert_eq!(
+        l.secs(late[0].1),
+        60.0,
+        "as soon as the first action leaves the window"
+    );
+}
 
-    fn web(project: &str) -> TargetId {
-        TargetId::Compose {
-            project: project.into(),
-            service: "web".into(),
+#[tokio::test(start_paused = true)]
+async fn stale_samples_hold_until_fresh_ones_arrive() {
+    let a = web("a");
+    let l = Loop::start(config(), |act, src| {
+        act.add(a.clone(), &labels("4", &[]), 1);
+        src.set_cpu(&a, 0.9);
+        src.set_age(SEC * 5);
+    });
+    sleep(SEC * 10).await;
+    assert!(
+        l.reasons(&a).iter().all(|r| *r == "stale"),
+        "{:?}",
+        l.reasons(&a)
+    );
+    assert!(l.actuator.scales(&a).is_empty());
+    l.source.set_age(SEC * 2);
+    sleep(SEC).await;
+    assert_eq!(
+        l.actuator.scales(&a).first().map(|s| l.secs(s.1)),
+        Some(10.0),
+        "{:?}",
+        l.reasons(&a)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn convergence_is_measured_when_every_new_replica_runs() {
+    let a = web("a");
+    let l = Loop::start(config(), |act, src| {
+        act.add(a.clone(), &labels("2", &[]), 1);
+        act.set_start_delay(SEC * 3);
+        src.set_cpu(&a, 0.9);
+    });
+    sleep(SEC * 6).await;
+    let records = l.records(&a);
+    let converged: Vec<(u64, u32)> = records
+        .iter()
+        .filter_map(|r| r.converged_after_ms.map(|ms| (ms, r.current)))
+        .collect();
+    assert_eq!(converged, vec![(3000, 2)], "{records:?}");
+    assert_eq!(records[0].action, Action::Scaled);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_scale_is_not_recorded_as_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    // One replica more per minute: had the failed call been recorded as a scale-up, the retry
+    // would be limited by it and never happen.
+    std::fs::write(dir.path().join("web.yaml"), "service: web\nmin: 1\nmax: 4\nmetrics:\n  - name: cpu\n    target: { utilization: 50 }\nbehavior:\n  scale_up: { policies: [ { replicas: 1, period: 60s } ] }\n").unwrap();
+    let a = web("a");
+    let config = ControlConfig {
+        policies_dir: Some(dir.path().to_path_buf()),
+        ..config()
+    };
+    let l = Loop::start(config, |act, src| {
+        act.add(a.clone(), &[], 1);
+        src.set_cpu(&a, 0.9);
+        act.fail_scales(1);
+    });
+    sleep(SEC * 10).await;
+    let scales = l.actuator.scales(&a);
+    assert_eq!(scales.len(), 2, "{scales:?}");
+    assert_eq!((scales[0].0, scales[1].0), (2, 2));
+    let retry = l.secs(scales[1].1);
+    assert!(
+        (1.6..=2.4).contains(&retry),
+        "retried after one backoff: {retry}"
+    );
+    let records = l.records(&a);
+    assert_eq!(records[0].action, Action::Failed);
+    assert!(records[0]
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("fake refusal"));
+    // The successful scale-up is recorded: the next step waits for the rate policy's minute.
+    let after: Vec<&str> = records[2..].iter().map(|r| r.reason.as_str()).collect();
+    assert!(after.iter().all(|r| *r == "limited_by_rate"), "{after:?}");
+    assert_eq!(l.actuator.spec(&a), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn dry_run_decides_every_tick_and_never_acts() {
+    let a = web("a");
+    let config = ControlConfig {
+        dry_run: true,
+        ..config()
+    };
+    let l = Loop::start(config, |act, src| {
+        act.add(a.clone(), &labels("4", &[]), 2);
+        src.set_cpu(&a, 0.9);
+    });
+    sleep(SEC * 30).await;
+    assert!(l.actuator.scales(&a).is_empty());
+    let records = l.records(&a);
+    assert!(records.len() >= 30);
+    // Unapplied, so no rate policy or stabilization ever sees a phantom scale-up.
+    assert!(records
+        .iter()
+        .all(|r| r.action == Action::DryRun && (r.current, r.desired) == (2, 4)));
+    assert_eq!(l.actuator.spec(&a), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unhealthy_replica_is_not_ready_whatever_the_source_says() {
+    // The fake source, like Prometheus, knows nothing of health checks; the actuator does.
+    let (a, b) = (web("a"), web("b"));
+    let l = Loop::start(config(), |act, src| {
+        for id in [&a, &b] {
+            act.add(id.clone(), &labels("4", &[]), 2);
+            src.set_cpu(id, 0.9);
         }
-    }
-
-    /// `plimsoll.*` labels for min 1, max `max`, 50% CPU, plus `extra`.
-    fn labels(
-        max: &'static str,
-        extra: &[(&'static str, &'static str)],
-    ) -> Vec<(&'static str, &'static str)> {
-        let mut l = vec![
-            ("plimsoll.min", "1"),
-            ("plimsoll.max", max),
-            ("plimsoll.cpu", "50"),
-        ];
-        l.extend_from_slice(extra);
-        l
-    }
-
-    struct Loop {
-        actuator: FakeActuator,
-        source: FakeSource,
-        state: Arc<ControlState>,
-        t0: Instant,
-        task: tokio::task::JoinHandle<()>,
-    }
-
-    impl Loop {
-        /// Starts the controller on fakes that `setup` fills in; the first tick is at `t0`.
-        fn start(config: ControlConfig, setup: impl FnOnce(&FakeActuator, &FakeSource)) -> Loop {
-            let clock = PausedClock::new(Timestamp::from_secs(1_700_000_000));
-            let (actuator, source) = (FakeActuator::new(clock), FakeSource::new(clock));
-            setup(&actuator, &source);
-            let c =
-                Controller::with_clock(actuator.clone(), source.clone(), config, Arc::new(clock));
-            let state = c.state();
-            Loop {
-                actuator,
-                source,
-                state,
-                t0: Instant::now(),
-                task: tokio::spawn(c.run()),
-            }
-        }
-
-        fn records(&self, id: &TargetId) -> Vec<DecisionRecord> {
-            let name = id.to_string();
-            self.state
-                .decisions
-                .recent(None)
-                .into_iter()
-                .filter(|r| r.target == name)
-                .collect()
-        }
-
-        fn reasons(&self, id: &TargetId) -> Vec<&'static str> {
-            self.records(id).iter().map(|r| r.reason.as_str()).collect()
-        }
-
-        /// Seconds from the first tick, to the millisecond.
-        fn secs(&self, at: Instant) -> f64 {
-            (at - self.t0).as_millis() as f64 / 1000.0
-        }
-    }
-
-    impl Drop for Loop {
-        fn drop(&mut self) {
-            self.task.abort();
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_failing_source_holds_then_the_fallback_applies_after_k_failed_reads() {
-        let a = web("a");
-        let l = Loop::start(config(), |act, src| {
-            let fallback = [
-                ("plimsoll.fallback.replicas", "3"),
-                ("plimsoll.fallback.after", "3"),
-            ];
-            act.add(a.clone(), &labels("4", &fallback), 1);
-            src.set_failing(true);
-        });
-        sleep(SEC * 6 + SEC / 2).await;
-        assert_eq!(
-            &l.reasons(&a)[..4],
-            ["source_error", "source_error", "fallback", "fallback"]
-        );
-        let scales = l.actuator.scales(&a);
-        assert_eq!(scales.len(), 1, "the fallback is applied once: {scales:?}");
-        assert_eq!(
-            (scales[0].0, l.secs(scales[0].1)),
-            (3, 2.0),
-            "third failed read, at t=2s"
-        );
-        let third = &l.records(&a)[2];
-        assert_eq!(
-            (third.current, third.desired, third.action),
-            (1, 3, Action::Scaled)
-        );
-        // The source answers again: the policy decides again (idle, so it scales in later).
-        l.source.set_failing(false);
-        l.source.set_cpu(&a, 0.5);
-        sleep(SEC * 2).await;
-        let last = l.records(&a).pop().unwrap();
-        assert_eq!(last.reason_kind, "decided", "{last:?}");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn docker_errors_back_off_exponentially_then_the_interval_resumes() {
-        let a = web("a");
-        let l = Loop::start(config(), |act, src| {
-            act.add(a.clone(), &labels("4", &[]), 1);
-            src.set_cpu(&a, 0.5);
-            act.fail_observes(4);
-        });
-        sleep(SEC * 40).await;
-        let at = l.actuator.observes(&a);
-        let gaps: Vec<f64> = at.windows(2).map(|w| (w[1] - w[0]).as_secs_f64()).collect();
-        for (k, g) in gaps[..4].iter().enumerate() {
-            let base = f64::from(2u32 << k);
-            assert!(
-                (0.8 * base..=1.2 * base).contains(g),
-                "gap {k} is {g}s, expected {base}s ±20%: {gaps:?}"
-            );
-        }
-        assert!(
-            gaps[1] > gaps[0] && gaps[2] > gaps[1] && gaps[3] > gaps[2],
-            "{gaps:?}"
-        );
-        assert!(
-            gaps[4..].iter().all(|g| *g == 1.0),
-            "back to the 1s interval after the first success: {gaps:?}"
-        );
-        assert_eq!(
-            l.reasons(&a)[..5],
-            [
-                "docker_error",
-                "docker_error",
-                "docker_error",
-                "docker_error",
-                "within_tolerance"
-            ]
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_global_cap_holds_the_third_action_until_the_minute_is_over() {
-        let ids = [web("a"), web("b"), web("c")];
-        let config = ControlConfig {
-            max_actions_per_minute: 2,
-            ..config()
-        };
-        let l = Loop::start(config, |act, src| {
-            for id in &ids {
-                act.add(id.clone(), &labels("2", &[]), 1);
-                src.set_cpu(id, 0.9);
-            }
-        });
-        sleep(SEC * 30).await;
-        let scaled: Vec<&TargetId> = ids
-            .iter()
-            .filter(|id| !l.actuator.scales(id).is_empty())
-            .collect();
-        assert_eq!(scaled.len(), 2, "two actions in the first minute");
-        let capped = ids
-            .iter()
-            .find(|id| l.actuator.scales(id).is_empty())
-            .unwrap();
-        let holds = l.records(capped);
-        assert!(holds.len() >= 29, "{holds:?}");
-        assert!(holds.iter().all(|r| r.reason.as_str() == "rate_capped"
-            && r.desired == r.current
-            && r.recommendation == Some(2)
-            && r.action == Action::None));
-        sleep(SEC * 32).await;
-        let late = l.actuator.scales(capped);
-        assert_eq!(late.len(), 1, "{late:?}");
-        assert_eq!(
-            l.secs(late[0].1),
-            60.0,
-            "as soon as the first action leaves the window"
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn stale_samples_hold_until_fresh_ones_arrive() {
-        let a = web("a");
-        let l = Loop::start(config(), |act, src| {
-            act.add(a.clone(), &labels("4", &[]), 1);
-            src.set_cpu(&a, 0.9);
-            src.set_age(SEC * 5);
-        });
-        sleep(SEC * 10).await;
-        assert!(
-            l.reasons(&a).iter().all(|r| *r == "stale"),
-            "{:?}",
-            l.reasons(&a)
-        );
-        assert!(l.actuator.scales(&a).is_empty());
-        l.source.set_age(SEC * 2);
-        sleep(SEC).await;
-        assert_eq!(
-            l.actuator.scales(&a).first().map(|s| l.secs(s.1)),
-            Some(10.0),
-            "{:?}",
-            l.reasons(&a)
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn convergence_is_measured_when_every_new_replica_runs() {
-        let a = web("a");
-        let l = Loop::start(config(), |act, src| {
-            act.add(a.clone(), &labels("2", &[]), 1);
-            act.set_start_delay(SEC * 3);
-            src.set_cpu(&a, 0.9);
-        });
-        sleep(SEC * 6).await;
-        let records = l.records(&a);
-        let converged: Vec<(u64, u32)> = records
-            .iter()
-            .filter_map(|r| r.converged_after_ms.map(|ms| (ms, r.current)))
-            .collect();
-        assert_eq!(converged, vec![(3000, 2)], "{records:?}");
-        assert_eq!(records[0].action, Action::Scaled);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_failed_scale_is_not_recorded_as_applied() {
-        let dir = tempfile::tempdir().unwrap();
-        // One replica more per minute: had the failed call been recorded as a scale-up, the retry
-        // would be limited by it and never happen.
-        std::fs::write(dir.path().join("web.yaml"), "service: web\nmin: 1\nmax: 4\nmetrics:\n  - name: cpu\n    target: { utilization: 50 }\nbehavior:\n  scale_up: { policies: [ { replicas: 1, period: 60s } ] }\n").unwrap();
-        let a = web("a");
-        let config = ControlConfig {
-            policies_dir: Some(dir.path().to_path_buf()),
-            ..config()
-        };
-        let l = Loop::start(config, |act, src| {
-            act.add(a.clone(), &[], 1);
-            src.set_cpu(&a, 0.9);
-            act.fail_scales(1);
-        });
-        sleep(SEC * 10).await;
-        let scales = l.actuator.scales(&a);
-        assert_eq!(scales.len(), 2, "{scales:?}");
-        assert_eq!((scales[0].0, scales[1].0), (2, 2));
-        let retry = l.secs(scales[1].1);
-        assert!(
-            (1.6..=2.4).contains(&retry),
-            "retried after one backoff: {retry}"
-        );
-        let records = l.records(&a);
-        assert_eq!(records[0].action, Action::Failed);
-        assert!(records[0]
-            .error
-            .as_deref()
-            .unwrap()
-            .contains("fake refusal"));
-        // The successful scale-up is recorded: the next step waits for the rate policy's minute.
-        let after: Vec<&str> = records[2..].iter().map(|r| r.reason.as_str()).collect();
-        assert!(after.iter().all(|r| *r == "limited_by_rate"), "{after:?}");
-        assert_eq!(l.actuator.spec(&a), 2);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn dry_run_decides_every_tick_and_never_acts() {
-        let a = web("a");
-        let config = ControlConfig {
-            dry_run: true,
-            ..config()
-        };
-        let l = Loop::start(config, |act, src| {
-            act.add(a.clone(), &labels("4", &[]), 2);
-            src.set_cpu(&a, 0.9);
-        });
-        sleep(SEC * 30).await;
-        assert!(l.actuator.scales(&a).is_empty());
-        let records = l.records(&a);
-        assert!(records.len() >= 30);
-        // Unapplied, so no rate policy or stabilization ever sees a phantom scale-up.
-        assert!(records
-            .iter()
-            .all(|r| r.action == Action::DryRun && (r.current, r.desired) == (2, 4)));
-        assert_eq!(l.actuator.spec(&a), 2);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn an_unhealthy_replica_is_not_ready_whatever_the_source_says() {
-        // The fake source, like Prometheus, knows nothing of health checks; the actuator does.
-        let (a, b) = (web("a"), web("b"));
-        let l = Loop::start(config(), |act, src| {
-            for id in [&a, &b] {
-                act.add(id.clone(), &labels("4", &[]), 2);
-                src.set_cpu(id, 0.9);
-            }
-            act.set_unhealthy(&b, 1);
-        });
-        sleep(SEC / 2).await;
-        assert_eq!(l.actuator.scales(&a).first().map(|s| s.0), Some(4));
-        // b: its unhealthy replica counts as using nothing on a scale-up, as the HPA counts an unready
-        // pod: (0.9 + 0) / 2 cores against a 0.5 target is a ratio of 0.9, within tolerance.
-        let r = &l.records(&b)[0];
-        assert_eq!((r.current, r.desired), (2, 2), "{r:?}");
-        assert!(l.actuator.scales(&b).is_empty());
-    }
+        act.set_unhealthy(&b, 1);
+    });
+    sleep(SEC / 2).await;
+    assert_eq!(l.actuator.scales(&a).first().map(|s| s.0), Some(4));
+    // b: its unhealthy replica counts as using nothing on a scale-up, as the HPA counts an unready
+    // pod: (0.9 + 0) / 2 cores against a 0.5 target is a ratio of 0.9, within tolerance.
+    let r = &l.records(&b)[0];
+    assert_eq!((r.current, r.desired), (2, 2), "{r:?}");
+    assert!(l.actuator.scales(&b).is_empty());
 }

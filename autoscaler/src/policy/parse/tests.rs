@@ -294,3 +294,84 @@ fn predictive_method_is_seasonal_by_default_or_ramp() {
         vec!["p.yaml:5:23: predictive.method: expected seasonal or ramp"]
     );
 }
+
+const BASE: &str = "min: 1\nmax: 3\nmetrics:\n  - name: cpu\n    target: { utilization: 50 }\n";
+
+fn file(head: &str) -> Result<PolicyFile, PolicyError> {
+    parse_policy_file("p.yaml", &format!("{head}{BASE}"))
+}
+
+#[test]
+fn target_fields_say_which_target_a_file_means() {
+    let f = file("service: web\n").unwrap();
+    assert_eq!(f.selector, Selector::default());
+    assert_eq!((f.selector.kind(), f.selector.specificity()), (None, 0));
+    assert_eq!(f.to_string(), "service web");
+    let f = file("service: web\nproject: shop\n").unwrap();
+    assert_eq!(f.selector.project.as_deref(), Some("shop"));
+    assert_eq!(
+        (f.selector.kind(), f.selector.specificity()),
+        (Some(TargetKind::Compose), 2)
+    );
+    assert_eq!(f.to_string(), "service web of Compose project shop");
+    let f = file("service: web\nkind: compose\nproject: shop\n").unwrap();
+    assert_eq!(f.selector.kind, Some(TargetKind::Compose));
+    let f = file("service: web\nstack: shop\nkind: swarm\n").unwrap();
+    assert_eq!(
+        (f.selector.kind(), f.selector.specificity()),
+        (Some(TargetKind::Swarm), 2)
+    );
+    assert_eq!(f.to_string(), "service web of Swarm stack shop");
+    let f = file("service: api\nkind: swarm\n").unwrap();
+    assert_eq!(
+        (f.selector.kind(), f.selector.specificity()),
+        (Some(TargetKind::Swarm), 1)
+    );
+    assert_eq!(f.to_string(), "Swarm service api");
+    // parse_policy accepts the same files and keeps the policy.
+    assert_eq!(
+        parse_policy("p.yaml", &format!("service: web\nproject: shop\n{BASE}"))
+            .unwrap()
+            .service,
+        "web"
+    );
+}
+
+#[test]
+fn contradicting_or_invalid_target_fields_are_reported_where_they_are() {
+    let lines = |head: &str| -> Vec<String> {
+        file(head)
+            .unwrap_err()
+            .to_string()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(
+        lines("service: web\nproject: a\nstack: b\n"),
+        ["p.yaml:3:8: stack: `project` names a Compose project and `stack` a Swarm stack: give one of them"]
+    );
+    assert_eq!(
+        lines("service: web\nkind: swarm\nproject: a\n"),
+        ["p.yaml:3:10: project: `project` names a Compose project, but `kind` is swarm (use `stack` for a Swarm stack)"]
+    );
+    assert_eq!(
+        lines("service: web\nstack: a\nkind: compose\n"),
+        ["p.yaml:2:8: stack: `stack` names a Swarm stack, but `kind` is compose (use `project` for a Compose project)"]
+    );
+    // Every problem at once, with the rest of the file's.
+    let all = lines("service: web\nkind: k8s\nproject: My Shop\nstack: \"\"\ninterval: 10m\n");
+    assert_eq!(all.len(), 4, "{all:?}");
+    assert_eq!(all[0], "p.yaml:2:7: kind: expected swarm or compose");
+    assert!(
+        all[1].starts_with(
+            "p.yaml:3:10: project: \"My Shop\" is not a Compose project or Swarm stack name"
+        ),
+        "{all:?}"
+    );
+    assert_eq!(all[2], "p.yaml:4:8: stack: expected a non-empty string");
+    assert!(
+        all[3].starts_with("p.yaml:5:11: interval: must be between"),
+        "{all:?}"
+    );
+}
