@@ -240,3 +240,46 @@ fn a_rolling_update_in_progress_holds_scaling() {
     // Idle at 2 replicas against min 1 the service would scale down, but not while updating.
     assert_eq!(replicas(&service), 2);
 }
+
+#[tokio::test]
+async fn a_task_whose_health_check_has_not_passed_is_starting_not_running() {
+    use plimsoll_autoscaler::control::{Actuator, DockerActuator, Health, TargetId};
+    // Docker runs the check with /bin/sh -c; the image has busybox alone, so it gets one as sh.
+    let sh = "type=bind,src=/bin/busybox,dst=/bin/sh,readonly";
+    let (waiting, fine) = (support::unique("swarmhcwait"), support::unique("swarmhcok"));
+    // A check that has not passed yet and will not run for a minute: the task stays starting.
+    #[rustfmt::skip]
+    let _waiting = Service::create(&waiting, 1, &["--mount", sh, "--health-cmd", "/bin/busybox true",
+        "--health-interval", "60s", "--health-start-period", "60s"]);
+    #[rustfmt::skip]
+    let _fine = Service::create(&fine, 1, &["--mount", sh, "--health-cmd", "/bin/busybox true",
+        "--health-interval", "1s"]);
+    let actuator = DockerActuator::new("/var/run/docker.sock");
+    let observe = |service: &str| {
+        let id = TargetId::Swarm {
+            service: service.to_string(),
+        };
+        let a = &actuator;
+        async move { a.observe(&id).await.unwrap() }
+    };
+    let start = Instant::now();
+    let (w, f) = loop {
+        let (w, f) = (observe(&waiting).await, observe(&fine).await);
+        let settled = w.replicas.iter().any(|r| r.health == Health::Starting) && f.running() == 1;
+        if settled || start.elapsed() > Duration::from_secs(30) {
+            break (w, f);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(w.replicas.len(), 1, "{w:?}");
+    assert_eq!(
+        (w.replicas[0].health, w.running()),
+        (Health::Starting, 0),
+        "{w:?}"
+    );
+    assert_eq!(
+        (f.replicas[0].health, f.running()),
+        (Health::None, 1),
+        "passed its check: running {f:?}"
+    );
+}
