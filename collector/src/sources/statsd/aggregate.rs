@@ -436,26 +436,46 @@ impl Aggregator {
         s.last_seen = now;
         let weight = 1.0 / m.sample_rate;
         match &mut s.state {
+            // A value that would make the state infinite (1e308 at a rate of 0.001) is refused, so
+            // what is flushed stays finite.
             State::Counter(c) => {
                 for v in m.values() {
                     if let Value::Number(x) = v {
-                        *c += x * s.scale * weight;
+                        let next = *c + x * s.scale * weight;
+                        if next.is_finite() {
+                            *c = next;
+                        } else {
+                            self.counts
+                                .add_error(ErrorReason::Parse(ParseError::BadValue));
+                        }
                     }
                 }
             }
             State::Gauge(g) => {
                 for v in m.values() {
-                    match v {
-                        Value::Number(x) => *g = x * s.scale,
-                        Value::Delta(d) => *g += d * s.scale,
-                        Value::Member(_) => {}
+                    let next = match v {
+                        Value::Number(x) => x * s.scale,
+                        Value::Delta(d) => *g + d * s.scale,
+                        Value::Member(_) => *g,
+                    };
+                    if next.is_finite() {
+                        *g = next;
+                    } else {
+                        self.counts
+                            .add_error(ErrorReason::Parse(ParseError::BadValue));
                     }
                 }
             }
             State::Histogram(h) => {
                 for v in m.values() {
                     if let Value::Number(x) = v {
-                        h.observe(x * s.scale, weight);
+                        let x = x * s.scale;
+                        if x.is_finite() && (h.sum + x * weight).is_finite() {
+                            h.observe(x, weight);
+                        } else {
+                            self.counts
+                                .add_error(ErrorReason::Parse(ParseError::BadValue));
+                        }
                     }
                 }
             }

@@ -446,6 +446,25 @@ fn attribution_prefers_the_container_field_then_the_sender() {
 }
 
 #[test]
+fn values_that_would_overflow_the_state_are_refused() {
+    let mut a = agg();
+    send(
+        &mut a,
+        "c:1e308|c|@0.001\nc:1|c\ng:1e308|g\ng:+1e308|g\nh:1e308|h|@0.001",
+        0,
+    );
+    let r = flush(&mut a, 0);
+    assert_eq!(r.points["c_total{}"], c(1.0));
+    assert_eq!(r.points["g{}"], g(1e308));
+    assert!(matches!(&r.points["h{}"], Val::H { count, .. } if *count == 0.0));
+    assert_eq!(
+        a.take_counts()
+            .error(ErrorReason::Parse(ParseError::BadValue)),
+        3
+    );
+}
+
+#[test]
 fn names_and_tags_that_are_not_utf8_are_counted() {
     let mut a = agg();
     a.observe_packet(b"caf\xe9:1|c\nok:1|c|#k:\xff", None, &NoContainers, 0);
@@ -522,7 +541,8 @@ proptest! {
                 match v {
                     Val::C(x) => prop_assert!(x.is_finite() && *x >= 0.0),
                     Val::G(x) => prop_assert!(x.is_finite()),
-                    Val::H { buckets, count, .. } => {
+                    Val::H { buckets, count, sum, .. } => {
+                        prop_assert!(sum.is_finite());
                         prop_assert!((buckets.iter().sum::<f64>() - count).abs() < 1e-6 * count.max(1.0));
                     }
                 }
