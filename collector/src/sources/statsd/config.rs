@@ -155,18 +155,25 @@ pub fn check_buckets(b: &[f64]) -> Result<(), String> {
     Ok(())
 }
 
-/// Parses `0.01,0.1,1` (the `--statsd-buckets` flag).
+/// Parses `0.01,0.1,1` (the `--statsd-buckets` flag); [`StatsdConfig::validate`] checks the order.
 pub fn parse_buckets(s: &str) -> Result<Vec<f64>, String> {
-    let b = s
-        .split(',')
+    s.split(',')
         .map(|x| {
             x.trim()
                 .parse::<f64>()
                 .map_err(|_| format!("`{}` is not a number", x.trim()))
         })
-        .collect::<Result<Vec<_>, _>>()?;
-    check_buckets(&b)?;
-    Ok(b)
+        .collect()
+}
+
+/// Parses the `--statsd-udp` flag: an address, or `off`.
+pub fn parse_udp_listen(s: &str) -> Result<Option<SocketAddr>, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    s.parse()
+        .map(Some)
+        .map_err(|_| format!("`{s}` is neither an address such as 0.0.0.0:8125 nor `off`"))
 }
 
 #[cfg(test)]
@@ -228,10 +235,16 @@ mod tests {
     }
 
     #[test]
-    fn bucket_flag_parses_and_checks() {
+    fn flags_parse() {
         assert_eq!(parse_buckets("0.1, 1,10").unwrap(), vec![0.1, 1.0, 10.0]);
         assert!(parse_buckets("1,x").unwrap_err().contains("`x`"));
-        assert!(parse_buckets("1,1").is_err());
-        assert!(parse_buckets("1,inf").is_err());
+        assert!(check_buckets(&parse_buckets("1,1").unwrap()).is_err());
+        assert!(check_buckets(&parse_buckets("1,inf").unwrap()).is_err());
+        assert_eq!(parse_udp_listen("off"), Ok(None));
+        assert_eq!(
+            parse_udp_listen("127.0.0.1:9125"),
+            Ok(Some("127.0.0.1:9125".parse().unwrap()))
+        );
+        assert!(parse_udp_listen("8125").unwrap_err().contains("nor `off`"));
     }
 }
