@@ -2,6 +2,7 @@
 //! sampled ones share.
 
 pub mod cgroup;
+pub mod directory;
 pub mod docker;
 pub mod host;
 pub mod kernel;
