@@ -6,7 +6,6 @@
 //!   ../shared/tools/peer-overhead.sh 100 10 --mode idle      # creates/keeps 100 idle containers
 //!   cargo bench -p plimsoll-collector --bench sampling
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -14,9 +13,10 @@ use bollard::models::ContainerInspectResponse;
 use criterion::{BenchmarkId, Criterion};
 use futures_util::StreamExt;
 use plimsoll_collector::sampler::{DiscoveryEvent, Sampler};
-use plimsoll_collector::sources::cgroup::CgroupLayout;
 use plimsoll_collector::sources::docker::info_from_inspect;
 use plimsoll_collector::sources::docker::ContainerInfo;
+use plimsoll_collector::store::Ingest;
+use plimsoll_collector::CollectorConfig;
 
 fn idle_containers() -> Vec<ContainerInfo> {
     let out = Command::new("docker")
@@ -42,8 +42,8 @@ fn idle_containers() -> Vec<ContainerInfo> {
 }
 
 fn sampler_with(infos: &[ContainerInfo]) -> Sampler {
-    let layout = CgroupLayout::detect(Path::new("/sys/fs/cgroup")).expect("cgroupfs");
-    let mut s = Sampler::new(15 * 60_000, PathBuf::from("/proc"), Some(layout), None);
+    let config = CollectorConfig::default();
+    let mut s = Sampler::build(&config, &Ingest::new(config.window), None).expect("sampler");
     for i in infos {
         s.apply(DiscoveryEvent::Upsert(i.clone()));
     }

@@ -1,26 +1,31 @@
-//! Collector configuration: validated once, with every problem reported together.
+//! Collector configuration: one struct holding each component's config struct, validated once with
+//! every problem of every component reported together.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::sources::cgroup::CgroupConfig;
+use crate::sources::docker::DockerConfig;
+use crate::sources::host::HostConfig;
 
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 pub const MAX_INTERVAL: Duration = Duration::from_secs(60);
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct CollectorConfig {
     pub listen: SocketAddr,
+    /// Sampling interval of the sampled sources (host, cgroup).
+    #[serde(with = "crate::serde_duration")]
     pub interval: Duration,
     /// How much history the in-memory store keeps per series.
+    #[serde(with = "crate::serde_duration")]
     pub window: Duration,
-    /// The host's /proc (e.g. /host/proc when the collector runs in a container).
-    pub proc_root: PathBuf,
-    /// The host's cgroup mount.
-    pub cgroup_root: PathBuf,
-    /// Path of the Docker engine's unix socket.
-    pub docker_socket: String,
-    /// How often discovery re-lists containers in case an event was missed.
-    pub resync: Duration,
+    pub host: HostConfig,
+    pub cgroup: CgroupConfig,
+    pub docker: DockerConfig,
 }
 
 impl Default for CollectorConfig {
@@ -29,10 +34,9 @@ impl Default for CollectorConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 9180)),
             interval: Duration::from_secs(1),
             window: Duration::from_secs(15 * 60),
-            proc_root: PathBuf::from("/proc"),
-            cgroup_root: PathBuf::from("/sys/fs/cgroup"),
-            docker_socket: "/var/run/docker.sock".to_string(),
-            resync: Duration::from_secs(30),
+            host: HostConfig::default(),
+            cgroup: CgroupConfig::default(),
+            docker: DockerConfig::default(),
         }
     }
 }
@@ -42,36 +46,60 @@ impl Default for CollectorConfig {
 #[error("invalid collector configuration: {}", .0.join("; "))]
 pub struct ConfigErrors(pub Vec<String>);
 
+/// Where a component's `validate` adds what is wrong, each problem prefixed with the component.
+#[derive(Debug, Default)]
+pub struct Problems(Vec<String>);
+
+impl Problems {
+    pub fn push(&mut self, component: &str, problem: impl std::fmt::Display) {
+        let p = problem.to_string();
+        self.0.push(if component.is_empty() {
+            p
+        } else {
+            format!("{component}: {p}")
+        });
+    }
+}
+
 impl CollectorConfig {
     pub fn validate(self) -> Result<Self, ConfigErrors> {
-        let mut errs = Vec::new();
+        let mut errs = Problems::default();
         if self.interval < MIN_INTERVAL || self.interval > MAX_INTERVAL {
-            errs.push(format!(
-                "interval {} is outside {}..={}",
-                humantime::format_duration(self.interval),
-                humantime::format_duration(MIN_INTERVAL),
-                humantime::format_duration(MAX_INTERVAL)
-            ));
+            errs.push(
+                "",
+                format!(
+                    "interval {} is outside {}..={}",
+                    humantime::format_duration(self.interval),
+                    humantime::format_duration(MIN_INTERVAL),
+                    humantime::format_duration(MAX_INTERVAL)
+                ),
+            );
         }
         if self.window < self.interval * 2 {
-            errs.push(format!(
-                "window {} must hold at least two intervals",
-                humantime::format_duration(self.window)
-            ));
+            errs.push(
+                "",
+                format!(
+                    "window {} must hold at least two intervals",
+                    humantime::format_duration(self.window)
+                ),
+            );
         }
         if self.window > Duration::from_secs(24 * 3600) {
-            errs.push(format!(
-                "window {} is longer than 24h; use Prometheus for long history",
-                humantime::format_duration(self.window)
-            ));
+            errs.push(
+                "",
+                format!(
+                    "window {} is longer than 24h; use Prometheus for long history",
+                    humantime::format_duration(self.window)
+                ),
+            );
         }
-        if self.resync < Duration::from_secs(1) {
-            errs.push("resync must be at least 1s".to_string());
-        }
-        if errs.is_empty() {
+        self.host.validate(&mut errs);
+        self.cgroup.validate(&mut errs);
+        self.docker.validate(&mut errs);
+        if errs.0.is_empty() {
             Ok(self)
         } else {
-            Err(ConfigErrors(errs))
+            Err(ConfigErrors(errs.0))
         }
     }
 }
@@ -109,5 +137,39 @@ mod tests {
             ..Default::default()
         };
         assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn component_problems_are_reported_with_the_others() {
+        let mut c = CollectorConfig {
+            interval: Duration::from_millis(50),
+            ..Default::default()
+        };
+        c.host.proc_root = "relative/proc".into();
+        c.docker.resync = Duration::from_millis(10);
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.0.len(), 3, "{e}");
+        assert!(e.to_string().contains("host: proc_root"), "{e}");
+        assert!(e.to_string().contains("docker: resync"), "{e}");
+    }
+
+    #[test]
+    fn parses_from_a_file_with_typed_durations_and_rejects_unknown_fields() {
+        let c: CollectorConfig = serde_json::from_str(
+            r#"{"interval": "500ms", "host": {"proc_root": "/host/proc"}, "docker": {"resync": "1m"}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.interval, Duration::from_millis(500));
+        assert_eq!(c.docker.resync, Duration::from_secs(60));
+        assert_eq!(c.host.proc_root, std::path::PathBuf::from("/host/proc"));
+        let e = serde_json::from_str::<CollectorConfig>(r#"{"host": {"proc": "/x"}}"#).unwrap_err();
+        assert!(e.to_string().contains("unknown field `proc`"), "{e}");
+        let e = serde_json::from_str::<CollectorConfig>(r#"{"interval": "soon"}"#).unwrap_err();
+        assert!(
+            e.to_string().contains("interval")
+                || e.to_string().contains("soon")
+                || e.to_string().contains("expected"),
+            "{e}"
+        );
     }
 }

@@ -1,6 +1,8 @@
-//! HTTP API: /metrics (Prometheus text), /healthz, and the JSON API over the in-memory window.
+//! HTTP API: /metrics (Prometheus text), /healthz, and the JSON API over the in-memory window. Every
+//! figure is read through `crate::query`.
 
-use std::collections::HashMap;
+pub mod exposition;
+
 use std::time::Duration;
 
 use axum::extract::{Query, State};
@@ -11,9 +13,13 @@ use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::{Deserialize, Serialize};
 
+use crate::query::{rates, Query as StoreQuery, Selector};
 use crate::run::now_millis;
-use crate::sampler::{ContainerView, Shared, State as CollectorState};
-use crate::store::{rates, Kind, Millis};
+use crate::sampler::Shared;
+use crate::sources::cgroup::ContainerView;
+use crate::store::{Kind, LabelSet, Millis};
+
+pub use crate::query::Latest;
 
 #[derive(Clone)]
 pub struct ApiState {
@@ -33,7 +39,7 @@ pub fn router(state: ApiState) -> Router {
 
 async fn metrics(State(s): State<ApiState>) -> Response {
     let mut body = String::with_capacity(256 << 10);
-    s.shared.read().expect("state lock").store.render(&mut body);
+    exposition::render(&s.shared.ingest.read(), &mut body);
     body.push_str(&s.metrics.render());
     (
         [(
@@ -47,7 +53,7 @@ async fn metrics(State(s): State<ApiState>) -> Response {
 
 /// Healthy while passes keep coming: at most three intervals since the last one.
 async fn healthz(State(s): State<ApiState>) -> Response {
-    let last = s.shared.read().expect("state lock").last_pass;
+    let last = s.shared.last_pass();
     let age = last.map(|t| now_millis() - t);
     let limit = 3 * s.interval.as_millis() as Millis;
     let healthy = age.is_some_and(|a| a <= limit);
@@ -73,52 +79,6 @@ pub struct ContainerEntry {
     pub latest: Latest,
 }
 
-#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Latest {
-    /// Sample time, ms since the epoch.
-    pub timestamp_ms: Option<Millis>,
-    /// CPU used between the last two samples, in cores.
-    pub cpu_cores: Option<f64>,
-    pub memory_usage_bytes: Option<f64>,
-    pub memory_working_set_bytes: Option<f64>,
-    pub network_receive_bytes_per_second: Option<f64>,
-    pub network_transmit_bytes_per_second: Option<f64>,
-}
-
-/// The latest figures of one container, from the store.
-/// The latest figures of one container. Rates cover `rate_window` back from the newest sample, or
-/// only the last two samples when None.
-pub fn latest(st: &CollectorState, view: &ContainerView, rate_window: Option<Millis>) -> Latest {
-    let store = &st.store;
-    let series = |name: &str| store.entity_series(view.entity, name);
-    let rate = |id| match rate_window {
-        Some(w) => store.latest(id).and_then(|(t, _)| store.rate(id, t - w)),
-        None => store.last_rate(id),
-    };
-    let net_rate = |name: &str| {
-        let per_iface: Vec<f64> = store
-            .select(name, |e| e == view.entity)
-            .iter()
-            .filter_map(|s| rate(s.id))
-            .collect();
-        (!per_iface.is_empty()).then(|| per_iface.iter().sum())
-    };
-    Latest {
-        timestamp_ms: series("container_cpu_usage_seconds_total")
-            .and_then(|id| store.latest(id))
-            .map(|(t, _)| t),
-        cpu_cores: series("container_cpu_usage_seconds_total").and_then(rate),
-        memory_usage_bytes: series("container_memory_usage_bytes")
-            .and_then(|id| store.latest(id))
-            .map(|(_, v)| v),
-        memory_working_set_bytes: series("container_memory_working_set_bytes")
-            .and_then(|id| store.latest(id))
-            .map(|(_, v)| v),
-        network_receive_bytes_per_second: net_rate("container_network_receive_bytes_total"),
-        network_transmit_bytes_per_second: net_rate("container_network_transmit_bytes_total"),
-    }
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ContainersQuery {
@@ -140,15 +100,17 @@ async fn containers(
         Ok(Err(e)) => return bad_request(format!("rate_window: {e}")),
         Err(e) => return bad_request(e.body_text()),
     };
-    let st = s.shared.read().expect("state lock");
+    let views = s.shared.containers.read().expect("views lock");
+    let store = s.shared.ingest.read();
+    let q = StoreQuery::new(&store);
     Json(
-        st.containers
+        views
             .values()
             .map(|v| ContainerEntry {
                 view: v.clone(),
                 cpu_limit_cores: v.spec.cpu_cores(),
                 memory_limit_bytes: v.spec.memory_limit_bytes,
-                latest: latest(&st, v, window),
+                latest: q.container_latest(&v.info.id, window),
             })
             .collect::<Vec<_>>(),
     )
@@ -170,7 +132,7 @@ pub struct SeriesQuery {
 pub struct SeriesData {
     pub name: String,
     pub kind: Kind,
-    pub labels: HashMap<&'static str, String>,
+    pub labels: LabelSet,
     /// [timestamp_ms, value] pairs, oldest first.
     pub points: Vec<(Millis, f64)>,
     /// For counters: [timestamp_ms, per-second rate since the previous point].
@@ -190,11 +152,11 @@ async fn series(
     State(s): State<ApiState>,
     q: Result<Query<SeriesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let Query(q) = match q {
+    let Query(q_in) = match q {
         Ok(q) => q,
         Err(e) => return bad_request(e.body_text()),
     };
-    let back = match q
+    let back = match q_in
         .since
         .as_deref()
         .map(humantime::parse_duration)
@@ -203,43 +165,60 @@ async fn series(
         Ok(d) => d,
         Err(e) => return bad_request(format!("since: {e}")),
     };
-    let st = s.shared.read().expect("state lock");
     let since = back
         .map(|d| now_millis() - d.as_millis() as Millis)
         .unwrap_or(Millis::MIN);
-    if st.store.family_by_name(&q.name).is_none() {
+    let views = s.shared.containers.read().expect("views lock");
+    let store = s.shared.ingest.read();
+    let q = StoreQuery::new(&store);
+    if store.family_by_name(&q_in.name).is_none() {
         return (
             StatusCode::NOT_FOUND,
-            Json(serde_json::json!({ "error": format!("no metric named {}", q.name) })),
+            Json(serde_json::json!({ "error": format!("no metric named {}", q_in.name) })),
         )
             .into_response();
     }
-    let wanted: Option<Vec<_>> = q.container.as_deref().map(|c| {
-        st.containers
+    let wanted: Option<Vec<&str>> = q_in.container.as_deref().map(|c| {
+        views
             .values()
             .filter(|v| {
                 v.info.name == c || v.info.id == c || (c.len() >= 12 && v.info.id.starts_with(c))
             })
-            .map(|v| v.entity)
+            .map(|v| v.info.id.as_str())
             .collect()
     });
     if wanted.as_ref().is_some_and(Vec::is_empty) {
-        return (StatusCode::NOT_FOUND, Json(serde_json::json!({ "error": format!("no container {}", q.container.unwrap_or_default()) }))).into_response();
+        return (StatusCode::NOT_FOUND, Json(serde_json::json!({ "error": format!("no container {}", q_in.container.unwrap_or_default()) }))).into_response();
     }
-    let out: Vec<SeriesData> = st
-        .store
-        .select(&q.name, |e| wanted.as_ref().is_none_or(|w| w.contains(&e)))
+    let selected: Vec<_> = match &wanted {
+        None => q.select(&Selector {
+            name: &q_in.name,
+            ..Default::default()
+        }),
+        Some(ids) => ids
+            .iter()
+            .flat_map(|id| {
+                q.select(&Selector {
+                    name: &q_in.name,
+                    container: Some(id),
+                    ..Default::default()
+                })
+            })
+            .collect(),
+    };
+    let out: Vec<SeriesData> = selected
         .into_iter()
-        .map(|info| {
-            let points = st.store.points(info.id, since);
-            let rates = (info.kind == Kind::Counter).then(|| rates(&points).collect());
-            SeriesData {
-                name: info.name,
-                kind: info.kind,
-                labels: info.labels,
+        .filter_map(|sid| {
+            let kind = q.kind(sid)?;
+            let points = q.points(sid, since);
+            let rates = (kind == Kind::Counter).then(|| rates(&points).collect());
+            Some(SeriesData {
+                name: q_in.name.clone(),
+                kind,
+                labels: store.labels(sid)?.clone(),
                 points,
                 rates,
-            }
+            })
         })
         .collect();
     Json(serde_json::json!({ "series": out })).into_response()

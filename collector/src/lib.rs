@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod http;
+pub mod query;
 pub mod run;
 pub mod sampler;
 pub mod serde_duration;

@@ -1,4 +1,5 @@
-//! Starting the collector: cgroup detection, Docker discovery, the sampling thread and the HTTP API.
+//! Starting the collector: every component built from its config, Docker discovery, the sampling
+//! thread and the HTTP API.
 //! This is the shell: the only place that reads the clock and spawns tasks.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,9 +11,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::config::CollectorConfig;
 use crate::sampler::{DiscoveryEvent, Sampler, Shared};
-use crate::sources::cgroup::CgroupLayout;
 use crate::sources::docker;
-use crate::store::Millis;
+use crate::store::{Ingest, IngestError, Millis};
 use crate::telemetry;
 
 /// Wall-clock time in milliseconds since the epoch.
@@ -51,24 +51,15 @@ pub struct Collector {
 }
 
 impl Collector {
-    /// Starts sampling. Must be called inside a Tokio runtime (discovery runs on it). Without a
-    /// reachable Docker engine it samples the host only and keeps trying to connect.
-    pub fn start(config: CollectorConfig) -> Collector {
+    /// Builds every component from `config` and starts them. Must be called inside a Tokio runtime
+    /// (discovery runs on it). Without a reachable Docker engine it samples the host only and keeps
+    /// trying to connect.
+    pub fn start(config: CollectorConfig) -> Result<Collector, IngestError> {
         let metrics = prometheus_handle();
-        let layout = match CgroupLayout::detect(&config.cgroup_root) {
-            Ok(l) => {
-                tracing::info!(version = ?l.version, root = %l.root.display(), "cgroup hierarchy detected");
-                Some(l)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cgroupfs unreadable: containers will be sampled through the Docker stats API");
-                None
-            }
-        };
+        let ingest = Ingest::new(config.window);
         let (stats_tx, stats_rx) = tokio::sync::mpsc::unbounded_channel();
         let (tx, rx) = mpsc::channel::<DiscoveryEvent>();
-        let window_ms = config.window.as_millis() as Millis;
-        let mut sampler = Sampler::new(window_ms, config.proc_root.clone(), layout, Some(stats_tx));
+        let mut sampler = Sampler::build(&config, &ingest, Some(stats_tx))?;
         let shared = sampler.shared();
         let stop = Arc::new(AtomicBool::new(false));
         let interval = config.interval;
@@ -107,16 +98,21 @@ impl Collector {
                 handle.run_upkeep();
             }
         });
-        Collector {
+        Ok(Collector {
             shared,
             config,
             metrics,
             stop,
-        }
+        })
     }
 
     pub fn shared(&self) -> Shared {
         self.shared.clone()
+    }
+
+    /// The handle through which more sources (receivers) write into this collector's store.
+    pub fn ingest(&self) -> Ingest {
+        self.shared.ingest.clone()
     }
 
     /// The HTTP API of this collector.
@@ -145,7 +141,7 @@ async fn connect_and_discover(
     let mut backoff = Duration::from_secs(1);
     let mut warned = false;
     let docker = loop {
-        match docker::connect(&config.docker_socket).await {
+        match docker::connect(&config.docker.socket).await {
             Ok(d) => break d,
             Err(e) => {
                 if !warned {
@@ -159,12 +155,12 @@ async fn connect_and_discover(
             }
         }
     };
-    tracing::info!(socket = %config.docker_socket, "connected to the Docker engine");
+    tracing::info!(socket = %config.docker.socket, "connected to the Docker engine");
     tokio::spawn(docker::poll_stats(
         docker.clone(),
         stats_rx,
         tx.clone(),
         config.interval,
     ));
-    docker::run(docker, tx, config.resync).await;
+    docker::run(docker, tx, config.docker.resync).await;
 }

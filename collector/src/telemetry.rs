@@ -127,7 +127,12 @@ pub struct IngestDropped {
 
 impl IngestDropped {
     pub fn emit(self) {
+        self.counter().increment(self.count);
+    }
+
+    /// The counter itself, for a writer that drops often (the store keeps one per source and
+    /// reason, so a cardinality flood costs no registry lookups).
+    pub fn counter(&self) -> metrics::Counter {
         metrics::counter!(INGEST_DROPPED, "source" => self.source, "reason" => self.reason)
-            .increment(self.count);
     }
 }

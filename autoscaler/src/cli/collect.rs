@@ -6,6 +6,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
+use plimsoll_collector::sources::cgroup::CgroupConfig;
+use plimsoll_collector::sources::docker::DockerConfig;
+use plimsoll_collector::sources::host::HostConfig;
 use plimsoll_collector::{Collector, CollectorConfig};
 
 #[derive(Debug, clap::Args)]
@@ -53,14 +56,21 @@ impl CollectorArgs {
                     .filter(|h| h.starts_with("unix://"))
             })
             .unwrap_or_else(|| "/var/run/docker.sock".to_string());
+        let defaults = CollectorConfig::default();
         CollectorConfig {
             listen: self.listen,
             interval: self.interval,
             window: self.window,
-            proc_root: self.proc_root.clone(),
-            cgroup_root: self.cgroup_root.clone(),
-            docker_socket: socket.trim_start_matches("unix://").to_string(),
-            ..CollectorConfig::default()
+            host: HostConfig {
+                proc_root: self.proc_root.clone(),
+            },
+            cgroup: CgroupConfig {
+                root: self.cgroup_root.clone(),
+            },
+            docker: DockerConfig {
+                socket: socket.trim_start_matches("unix://").to_string(),
+                ..defaults.docker
+            },
         }
     }
 }
@@ -68,7 +78,7 @@ impl CollectorArgs {
 pub fn run(args: CollectArgs) -> ExitCode {
     super::run_async(async move {
         let config = args.collector.config()?;
-        let collector = Collector::start(config.clone());
+        let collector = Collector::start(config.clone())?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;

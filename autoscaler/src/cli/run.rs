@@ -203,9 +203,9 @@ pub fn run(args: RunArgs) -> ExitCode {
             rate_window,
             token,
         } = settings(&args)?;
-        let actuator = DockerActuator::new(&config.docker_socket);
+        let actuator = DockerActuator::new(&config.docker.socket);
         let nodes = NodeController::docker(
-            &config.docker_socket,
+            &config.docker.socket,
             NodeConfig {
                 policies_dir: Some(args.policies.clone()),
                 dry_run: args.dry_run,
@@ -215,7 +215,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         tracing::info!(listen = %config.listen, policies = %args.policies.display(), source = ?args.source, dry_run = args.dry_run, "plimsoll running");
         match args.source {
             SourceArg::Embedded => {
-                let collector = Collector::start(config.clone());
+                let collector = Collector::start(config.clone())?;
                 let source = EmbeddedSource::new(collector.shared(), rate_window);
                 serve(
                     config.listen,

@@ -11,9 +11,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::time::Duration;
 
-use plimsoll_collector::http::Latest;
+use plimsoll_collector::query::{Latest, Query};
 use plimsoll_collector::sampler::Shared;
-use plimsoll_collector::store::Kind;
 use serde::Serialize;
 
 use crate::policy::Timestamp;
@@ -93,15 +92,16 @@ impl EmbeddedSource {
         containers: &[String],
         metrics: &[String],
     ) -> HashMap<String, ContainerSample> {
-        let st = self.shared.read().expect("collector state lock");
-        let store = &st.store;
+        let views = self.shared.containers.read().expect("collector views lock");
+        let store = self.shared.ingest.read();
+        let q = Query::new(&store);
         let window = self.rate_window.as_millis() as i64;
         let mut out = HashMap::new();
         for id in containers {
-            let Some(view) = st.containers.get(id) else {
+            let Some(view) = views.get(id) else {
                 continue;
             };
-            let latest = plimsoll_collector::http::latest(&st, view, Some(window));
+            let latest = q.container_latest(id, Some(window));
             let mut s = ContainerSample::from_latest(
                 &latest,
                 view.spec.cpu_cores(),
@@ -109,18 +109,7 @@ impl EmbeddedSource {
                 view.info.started_at.as_deref(),
             );
             for m in metrics {
-                let Some(sid) = store.entity_series(view.entity, m) else {
-                    continue;
-                };
-                let kind = store.family_by_name(m).map(|f| store.family_desc(f).kind);
-                let v = match kind {
-                    // Rate over the window that ends at the newest sample, as for CPU.
-                    Some(Kind::Counter) => store
-                        .latest(sid)
-                        .and_then(|(t, _)| store.rate(sid, t - window)),
-                    _ => store.latest(sid).map(|(_, v)| v),
-                };
-                if let Some(v) = v {
+                if let Some(v) = q.container_value(id, m, window) {
                     s.values.insert(m.clone(), v);
                 }
             }

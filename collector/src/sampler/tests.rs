@@ -1,14 +1,17 @@
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::*;
+use crate::query::{Query, Selector};
+use crate::sources::cgroup::{CgroupSpec, SourceKind};
+use crate::sources::host::HostConfig;
 
 const ID: &str = "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789";
 
 use crate::testutil::write;
 
 /// A fixture host: a tiny /proc and a v1 cgroup tree with one container.
-fn fixture() -> (tempfile::TempDir, PathBuf, CgroupLayout) {
+fn fixture() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let t = tempfile::tempdir().unwrap();
     let proc_root = t.path().join("proc");
     write(&proc_root, "stat", "cpu0 1 0 1 1 0 0 0 0 0 0\nctxt 1\n");
@@ -48,8 +51,27 @@ fn fixture() -> (tempfile::TempDir, PathBuf, CgroupLayout) {
         "memory.limit_in_bytes",
         "1048576\n",
     );
-    let layout = CgroupLayout::detect(&cg).unwrap();
-    (t, proc_root, layout)
+    (t, proc_root, cg)
+}
+
+/// A sampler over a fixture /proc and cgroup tree (an unreadable one without `cgroup_root`).
+fn sampler(
+    proc_root: &Path,
+    cgroup_root: Option<&Path>,
+    stats: Option<tokio::sync::mpsc::UnboundedSender<StatsRequest>>,
+) -> Sampler {
+    let config = CollectorConfig {
+        host: HostConfig {
+            proc_root: proc_root.to_path_buf(),
+        },
+        cgroup: crate::sources::cgroup::CgroupConfig {
+            root: cgroup_root
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| proc_root.join("no-cgroupfs")),
+        },
+        ..Default::default()
+    };
+    Sampler::build(&config, &Ingest::new(config.window), stats).unwrap()
 }
 
 fn info(state: &str) -> ContainerInfo {
@@ -73,14 +95,25 @@ fn info(state: &str) -> ContainerInfo {
 
 fn render(s: &Sampler) -> String {
     let mut out = String::new();
-    s.shared().read().unwrap().store.render(&mut out);
+    crate::http::exposition::render(&s.shared().ingest.read(), &mut out);
     out
+}
+
+/// The container's series of one family.
+fn container_series(s: &Sampler, name: &str) -> Vec<crate::store::SeriesRef> {
+    let shared = s.shared();
+    let st = shared.ingest.read();
+    Query::new(&st).select(&Selector {
+        name,
+        container: Some(ID),
+        ..Default::default()
+    })
 }
 
 #[test]
 fn tracks_samples_and_forgets_a_container() {
-    let (t, proc_root, layout) = fixture();
-    let mut s = Sampler::new(60_000, proc_root, Some(layout), None);
+    let (t, proc_root, cg) = fixture();
+    let mut s = sampler(&proc_root, Some(&cg), None);
     s.apply(DiscoveryEvent::Upsert(info("running")));
     s.pass(1000);
     fs::write(
@@ -115,43 +148,49 @@ fn tracks_samples_and_forgets_a_container() {
     assert!(out.contains("interface=\"eth0\"} 200\n"), "{out}");
     {
         let shared = s.shared();
-        let st = shared.read().unwrap();
-        let v = &st.containers[ID];
+        let views = shared.containers.read().unwrap();
+        let v = &views[ID];
         assert_eq!(v.spec.cpu_cores(), Some(0.5));
         assert_eq!(v.source, SourceKind::Cgroup);
-        let latest = crate::http::latest(&st, v, None);
+        let st = shared.ingest.read();
+        let latest = Query::new(&st).container_latest(ID, None);
         assert_eq!(latest.cpu_cores, Some(0.5));
         assert_eq!(latest.memory_usage_bytes, Some(4096.0));
-        assert_eq!(st.last_pass, Some(2000));
+        assert_eq!(shared.last_pass(), Some(2000));
     }
     s.apply(DiscoveryEvent::Upsert(info("exited")));
     assert_eq!(s.tracked(), 0);
     s.pass(3000);
     let out = render(&s);
     assert!(!out.contains("container_"), "{out}");
-    assert!(s.shared().read().unwrap().containers.is_empty());
+    assert!(s.shared().containers.read().unwrap().is_empty());
+    assert_eq!(s.shared().ingest.read().container_series(ID).count(), 0);
 }
 
 #[test]
 fn a_rename_recreates_the_series_and_a_health_change_does_not() {
-    let (_t, proc_root, layout) = fixture();
-    let mut s = Sampler::new(60_000, proc_root, Some(layout), None);
+    let (_t, proc_root, cg) = fixture();
+    let mut s = sampler(&proc_root, Some(&cg), None);
     s.apply(DiscoveryEvent::Upsert(info("running")));
     s.pass(1000);
+    let before = container_series(&s, "container_cpu_usage_seconds_total");
     let mut healthy = info("running");
     healthy.health = Some("healthy".into());
     s.apply(DiscoveryEvent::Upsert(healthy));
-    let entity = s.shared().read().unwrap().containers[ID].entity;
+    assert_eq!(
+        container_series(&s, "container_cpu_usage_seconds_total"),
+        before,
+        "a health change keeps the series"
+    );
     let mut renamed = info("running");
     renamed.name = "web-2".into();
     s.apply(DiscoveryEvent::Upsert(renamed));
     s.pass(2000);
-    let shared = s.shared();
-    let st = shared.read().unwrap();
-    assert_ne!(st.containers[ID].entity, entity);
-    assert_eq!(st.containers[ID].info.name, "web-2");
-    let mut out = String::new();
-    st.store.render(&mut out);
+    let after = container_series(&s, "container_cpu_usage_seconds_total");
+    assert_eq!(after.len(), 1);
+    assert_ne!(after, before);
+    assert_eq!(s.shared().containers.read().unwrap()[ID].info.name, "web-2");
+    let out = render(&s);
     assert!(!out.contains("web-1"), "{out}");
 }
 
@@ -159,7 +198,7 @@ fn a_rename_recreates_the_series_and_a_health_change_does_not() {
 fn unreadable_cgroups_fall_back_to_stats_api_samples() {
     let (_t, proc_root, _) = fixture();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut s = Sampler::new(60_000, proc_root, None, Some(tx));
+    let mut s = sampler(&proc_root, None, Some(tx));
     let mut i = info("running");
     i.limits = CgroupSpec {
         cpu_quota_us: Some(25_000),
@@ -200,7 +239,7 @@ fn unreadable_cgroups_fall_back_to_stats_api_samples() {
     );
     s.apply(DiscoveryEvent::Remove(ID.into()));
     assert_eq!(rx.try_recv().unwrap(), StatsRequest::Stop(ID.to_string()));
-    assert_eq!(s.shared().read().unwrap().containers.len(), 0);
+    assert_eq!(s.shared().containers.read().unwrap().len(), 0);
 }
 
 const ID2: &str = "2222220123456789abcdef0123456789abcdef0123456789abcdef0123456789";
@@ -283,9 +322,8 @@ fn exposition_of_a_fixture_host_is_pinned_v1() {
         "dev",
         "h\nh\n    lo: 10 1 0 0 0 0 0 0 10 1 0 0 0 0 0 0\n  eth0: 100 1 0 0 0 0 0 0 200 2 0 0 0 0 0 0\n",
     );
-    let layout = CgroupLayout::detect(&cg).unwrap();
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut s = Sampler::new(60_000, proc_root.clone(), Some(layout), Some(tx));
+    let mut s = sampler(&proc_root, Some(&cg), Some(tx));
     s.apply(DiscoveryEvent::Upsert(container(ID, "web-1", Some(4242))));
     let mut task = container(ID2, "api.2.xyz", None);
     task.service = Some("api".into());
@@ -332,12 +370,7 @@ fn exposition_of_a_fixture_host_is_pinned_v2() {
     crate::testutil::proc_fixture(&proc_root);
     let cg = t.path().join("cgroup");
     crate::testutil::v2_container(&cg, &format!("system.slice/docker-{ID}.scope"));
-    let mut s = Sampler::new(
-        60_000,
-        proc_root,
-        Some(CgroupLayout::detect(&cg).unwrap()),
-        None,
-    );
+    let mut s = sampler(&proc_root, Some(&cg), None);
     s.apply(DiscoveryEvent::Upsert(container(ID, "web-1", None)));
     s.pass(1000);
     s.pass(2000);

@@ -3,7 +3,9 @@
 //! Both hierarchies are read into one [`CgroupSample`] in kernel units; the container sampler maps it
 //! to cAdvisor's names. Files are opened once per container and re-read every pass.
 
+mod config;
 pub mod container;
+mod source;
 #[cfg(test)]
 mod tests;
 mod v1;
@@ -12,6 +14,9 @@ mod v2;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+
+pub use config::CgroupConfig;
+pub use source::{CgroupSource, ContainerView, SourceKind, Views};
 
 use crate::sources::kernel::Pressure;
 use crate::sources::procfile::{is_vanished, KeptFile, ReadBuf};

@@ -2,6 +2,7 @@
 //! with a periodic re-list so that a missed event cannot leave a container tracked or untracked for
 //! long), and the stats API poller used only for containers whose cgroup cannot be read.
 
+mod config;
 mod discovery;
 mod stats;
 #[cfg(test)]
@@ -15,6 +16,7 @@ use serde::Serialize;
 use crate::sources::cgroup::CgroupSpec;
 use crate::store::Labels;
 
+pub use config::DockerConfig;
 pub use discovery::{info_from_inspect, run};
 pub use stats::{poll_stats, sample_from_stats};
 

@@ -1,15 +1,22 @@
 //! Host sampler: /proc read into node_exporter's metric names and labels.
 
+mod config;
 #[cfg(test)]
 mod tests;
+
+pub use config::HostConfig;
 
 use std::collections::HashMap;
 use std::io;
 use std::path::Path;
+use std::time::Duration;
 
 use crate::sources::kernel::{self, NetCounters};
 use crate::sources::procfile::{fields, parse_u64, KeptFile, ReadBuf};
-use crate::store::{EntityId, FamilyDesc, Kind, MetricId, Scale, SeriesCursor, Store};
+use crate::store::{
+    Batch, FamilyDesc, FamilyId, Ingest, IngestError, Kind, Limits, Scale, SeriesCursor,
+    SourceDesc, SourceId, Writer,
+};
 use crate::telemetry::{ErrorKind, SampleFailed};
 
 /// Block devices node_exporter leaves out by default (partitions, ram, loop, floppy): keeping its
@@ -50,72 +57,72 @@ pub fn disk_ignored(name: &str) -> bool {
 /// Ids of the host families with fixed names.
 #[derive(Debug)]
 struct Families {
-    cpu: MetricId,
-    ctxt: MetricId,
-    forks: MetricId,
-    intr: MetricId,
-    procs_running: MetricId,
-    procs_blocked: MetricId,
-    boot_time: MetricId,
-    load: [MetricId; 3],
-    disk: [MetricId; 8],
-    net: [MetricId; 8],
-    pressure: [(MetricId, MetricId); 3],
+    cpu: FamilyId,
+    ctxt: FamilyId,
+    forks: FamilyId,
+    intr: FamilyId,
+    procs_running: FamilyId,
+    procs_blocked: FamilyId,
+    boot_time: FamilyId,
+    load: [FamilyId; 3],
+    disk: [FamilyId; 8],
+    net: [FamilyId; 8],
+    pressure: [(FamilyId, FamilyId); 3],
 }
 
 impl Families {
-    fn register(store: &mut Store, clk_tck: f64) -> Self {
+    fn register(ingest: &Ingest, clk_tck: f64) -> Result<Self, IngestError> {
         use Kind::{Counter, Gauge};
         let ms = Scale::Div(1000.0);
         let sectors = Scale::Mul(512.0);
-        let mut f = |n: &str, h: &str, k, s| store.family(FamilyDesc::new(n, h, k, s));
-        Self {
+        let f = |n: &str, h: &str, k, s| ingest.family(FamilyDesc::int(n, h, k, s));
+        Ok(Self {
             cpu: f(
                 "node_cpu_seconds_total",
                 "Seconds the CPUs spent in each mode.",
                 Counter,
                 Scale::Div(clk_tck),
-            ),
+            )?,
             ctxt: f(
                 "node_context_switches_total",
                 "Total number of context switches.",
                 Counter,
                 Scale::One,
-            ),
+            )?,
             forks: f(
                 "node_forks_total",
                 "Total number of forks.",
                 Counter,
                 Scale::One,
-            ),
+            )?,
             intr: f(
                 "node_intr_total",
                 "Total number of interrupts serviced.",
                 Counter,
                 Scale::One,
-            ),
+            )?,
             procs_running: f(
                 "node_procs_running",
                 "Number of processes in runnable state.",
                 Gauge,
                 Scale::One,
-            ),
+            )?,
             procs_blocked: f(
                 "node_procs_blocked",
                 "Number of processes blocked waiting for I/O to complete.",
                 Gauge,
                 Scale::One,
-            ),
+            )?,
             boot_time: f(
                 "node_boot_time_seconds",
                 "Node boot time, in unixtime.",
                 Gauge,
                 Scale::One,
-            ),
+            )?,
             load: [
-                f("node_load1", "1m load average.", Gauge, Scale::Div(100.0)),
-                f("node_load5", "5m load average.", Gauge, Scale::Div(100.0)),
-                f("node_load15", "15m load average.", Gauge, Scale::Div(100.0)),
+                f("node_load1", "1m load average.", Gauge, Scale::Div(100.0))?,
+                f("node_load5", "5m load average.", Gauge, Scale::Div(100.0))?,
+                f("node_load15", "15m load average.", Gauge, Scale::Div(100.0))?,
             ],
             disk: [
                 f(
@@ -123,49 +130,49 @@ impl Families {
                     "The total number of reads completed successfully.",
                     Counter,
                     Scale::One,
-                ),
+                )?,
                 f(
                     "node_disk_read_bytes_total",
                     "The total number of bytes read successfully.",
                     Counter,
                     sectors,
-                ),
+                )?,
                 f(
                     "node_disk_read_time_seconds_total",
                     "The total number of seconds spent by all reads.",
                     Counter,
                     ms,
-                ),
+                )?,
                 f(
                     "node_disk_writes_completed_total",
                     "The total number of writes completed successfully.",
                     Counter,
                     Scale::One,
-                ),
+                )?,
                 f(
                     "node_disk_written_bytes_total",
                     "The total number of bytes written successfully.",
                     Counter,
                     sectors,
-                ),
+                )?,
                 f(
                     "node_disk_write_time_seconds_total",
                     "This is the total number of seconds spent by all writes.",
                     Counter,
                     ms,
-                ),
+                )?,
                 f(
                     "node_disk_io_now",
                     "The number of I/Os currently in progress.",
                     Gauge,
                     Scale::One,
-                ),
+                )?,
                 f(
                     "node_disk_io_time_seconds_total",
                     "Total seconds spent doing I/Os.",
                     Counter,
                     ms,
-                ),
+                )?,
             ],
             net: [
                 f(
@@ -173,52 +180,52 @@ impl Families {
                     "Network device statistic receive_bytes.",
                     Counter,
                     Scale::One,
-                ),
+                )?,
                 f(
                     "node_network_receive_packets_total",
                     "Network device statistic receive_packets.",
                     Counter,
                     Scale::One,
-                ),
+                )?,
                 f(
                     "node_network_receive_errs_total",
                     "Network device statistic receive_errs.",
                     Counter,
                     Scale::One,
-                ),
+                )?,
                 f(
                     "node_network_receive_drop_total",
                     "Network device statistic receive_drop.",
                     Counter,
                     Scale::One,
-                ),
+                )?,
                 f(
                     "node_network_transmit_bytes_total",
                     "Network device statistic transmit_bytes.",
                     Counter,
                     Scale::One,
-                ),
+                )?,
                 f(
                     "node_network_transmit_packets_total",
                     "Network device statistic transmit_packets.",
                     Counter,
                     Scale::One,
-                ),
+                )?,
                 f(
                     "node_network_transmit_errs_total",
                     "Network device statistic transmit_errs.",
                     Counter,
                     Scale::One,
-                ),
+                )?,
                 f(
                     "node_network_transmit_drop_total",
                     "Network device statistic transmit_drop.",
                     Counter,
                     Scale::One,
-                ),
+                )?,
             ],
-            pressure: crate::sources::kernel::register_pressure(store, "node", "the host"),
-        }
+            pressure: crate::sources::kernel::register_pressure(ingest, "node", "the host")?,
+        })
     }
 }
 
@@ -239,22 +246,23 @@ struct Files {
 
 /// Samples the host into the store under node_exporter's names.
 #[derive(Debug)]
-pub struct HostSampler {
+pub struct HostSource {
     files: Files,
     fams: Families,
-    meminfo: HashMap<String, MetricId>,
+    meminfo: HashMap<String, FamilyId>,
     /// Block device numbers to names, for the containers' per-device IO labels.
     devices: HashMap<(u32, u32), String>,
-    entity: EntityId,
+    src: SourceId,
     cursor: SeriesCursor,
     buf: ReadBuf,
     cpu_label: Vec<String>,
 }
 
-impl HostSampler {
+impl HostSource {
     /// Opens the /proc files under `proc_root` (the host's /proc, or its mount in a container). Files
     /// that do not exist (PSI on older kernels) are left out; failures to open are counted.
-    pub fn new(proc_root: &Path, store: &mut Store) -> Self {
+    pub fn build(config: &HostConfig, ingest: &Ingest) -> Result<Self, IngestError> {
+        let proc_root: &Path = &config.proc_root;
         let open = |rel: &str| match KeptFile::open(proc_root.join(rel)) {
             Ok(f) => Some(f),
             Err(e) => {
@@ -285,41 +293,46 @@ impl HostSampler {
             n if n > 0 => n as f64,
             _ => 100.0,
         };
-        let fams = Families::register(store, clk_tck);
-        let entity = store.add_entity(Vec::new());
-        Self {
+        // Every pass reads every file: a series a pass did not write (a removed interface) is gone.
+        let src = ingest.register_source(SourceDesc {
+            name: "host",
+            stale_after: Duration::ZERO,
+            limits: Limits::UNLIMITED,
+        })?;
+        let fams = Families::register(ingest, clk_tck)?;
+        Ok(Self {
             files,
             fams,
             meminfo: HashMap::new(),
             devices: HashMap::new(),
-            entity,
+            src,
             cursor: SeriesCursor::default(),
             buf: ReadBuf::with_capacity(16 << 10),
             cpu_label: Vec::new(),
-        }
-    }
-
-    pub fn entity(&self) -> EntityId {
-        self.entity
+        })
     }
 
     pub fn device_name(&self, major: u32, minor: u32) -> Option<&str> {
         self.devices.get(&(major, minor)).map(String::as_str)
     }
 
-    /// Reads every host file once and appends its values at `ts`.
-    pub fn sample(&mut self, store: &mut Store, ts: i64) {
+    /// Reads every host file once and appends its values at `ts`, in one batch.
+    pub fn sample(&mut self, ingest: &Ingest, ts: i64) {
+        ingest.batch(self.src, ts, |b| self.write(b));
+    }
+
+    fn write(&mut self, b: &mut Batch<'_>) {
         let Self {
             files,
             fams,
             meminfo,
             devices,
-            entity,
             cursor,
             buf,
             cpu_label,
+            ..
         } = self;
-        let mut w = store.writer(*entity, cursor, ts);
+        let mut w = Writer::new(b, cursor, &[], None);
         let read = |f: &Option<KeptFile>, buf: &mut ReadBuf| -> bool {
             let Some(f) = f else { return false };
             match f.read(buf) {
@@ -382,11 +395,16 @@ impl HostSampler {
                 let kb = unit.trim_ascii() == b"kB";
                 let id = match meminfo.get(name) {
                     Some(id) => *id,
-                    None => {
-                        let id = w.store().family(meminfo_desc(name, kb));
-                        meminfo.insert(name.to_string(), id);
-                        id
-                    }
+                    None => match w.batch().family(meminfo_desc(name, kb)) {
+                        Ok(id) => {
+                            meminfo.insert(name.to_string(), id);
+                            id
+                        }
+                        Err(e) => {
+                            tracing::debug!(field = name, error = %e, "meminfo field not sampled");
+                            continue;
+                        }
+                    },
                 };
                 w.put(id, &[], v as i64);
             }
@@ -445,7 +463,7 @@ impl HostSampler {
 
 /// Writes the eight interface counters in the order of `fams` (receive bytes, packets, errors, drops,
 /// then transmit); shared by the host and container samplers.
-pub(crate) fn put_net(put: &mut impl FnMut(MetricId, i64), fams: &[MetricId; 8], c: &NetCounters) {
+pub(crate) fn put_net(put: &mut impl FnMut(FamilyId, i64), fams: &[FamilyId; 8], c: &NetCounters) {
     let vals = [
         c.rx_bytes,
         c.rx_packets,
@@ -480,7 +498,7 @@ fn meminfo_desc(field: &str, kb: bool) -> FamilyDesc {
     } else {
         (format!("node_memory_{clean}"), Scale::One)
     };
-    FamilyDesc::new(
+    FamilyDesc::int(
         &name,
         &format!("Memory information field {clean}."),
         Kind::Gauge,

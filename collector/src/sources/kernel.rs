@@ -2,20 +2,24 @@
 //! pressure files.
 
 use crate::sources::procfile::{fields, parse_u64};
-use crate::store::{FamilyDesc, Kind, MetricId, Scale, Store};
+use crate::store::{FamilyDesc, FamilyId, Ingest, IngestError, Kind, Scale};
 
 /// Registers the PSI families, a (waiting, stalled) pair per resource (cpu, memory, io), named
 /// `<prefix>_pressure_<resource>_{waiting,stalled}_seconds_total` as node_exporter and cAdvisor do;
 /// `who` says whose tasks stall, for the help text.
-pub fn register_pressure(store: &mut Store, prefix: &str, who: &str) -> [(MetricId, MetricId); 3] {
-    ["cpu", "memory", "io"].map(|res| {
-        let waiting = FamilyDesc::new(
+pub fn register_pressure(
+    ingest: &Ingest,
+    prefix: &str,
+    who: &str,
+) -> Result<[(FamilyId, FamilyId); 3], IngestError> {
+    let pair = |res: &str| {
+        let waiting = FamilyDesc::int(
             &format!("{prefix}_pressure_{res}_waiting_seconds_total"),
             &format!("Total time in seconds that tasks of {who} waited for {res}."),
             Kind::Counter,
             Scale::Div(1e6),
         );
-        let stalled = FamilyDesc::new(
+        let stalled = FamilyDesc::int(
             &format!("{prefix}_pressure_{res}_stalled_seconds_total"),
             &format!(
                 "Total time in seconds no task of {who} could make progress for lack of {res}."
@@ -23,8 +27,9 @@ pub fn register_pressure(store: &mut Store, prefix: &str, who: &str) -> [(Metric
             Kind::Counter,
             Scale::Div(1e6),
         );
-        (store.family(waiting), store.family(stalled))
-    })
+        Ok((ingest.family(waiting)?, ingest.family(stalled)?))
+    };
+    Ok([pair("cpu")?, pair("memory")?, pair("io")?])
 }
 
 /// Counters of one interface from /proc/net/dev.

@@ -4,8 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use plimsoll_collector::http::Latest;
-use plimsoll_collector::store::counter_increase;
+use plimsoll_collector::query::{rate_of, Latest};
 use serde::Deserialize;
 
 use super::{ContainerSample, MetricSource, SourceError};
@@ -79,15 +78,7 @@ impl CollectorsSource {
         let answer: SeriesAnswer = self.get(url).await.ok()?;
         let s = answer.series.into_iter().next()?;
         match s.kind.as_str() {
-            "counter" => {
-                let (first, last) = (s.points.first()?, s.points.last()?);
-                let increase: f64 = s
-                    .points
-                    .windows(2)
-                    .map(|w| counter_increase(w[0].1, w[1].1))
-                    .sum();
-                (last.0 > first.0).then(|| increase / ((last.0 - first.0) as f64 / 1000.0))
-            }
+            "counter" => rate_of(&s.points),
             _ => s.points.last().map(|p| p.1),
         }
     }

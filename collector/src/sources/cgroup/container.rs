@@ -6,84 +6,84 @@ use crate::sources::host::put_net;
 use crate::sources::kernel::NetCounters;
 use crate::sources::procfile::{KeptFile, ReadBuf};
 use crate::store::{
-    EntityId, EntityWriter, FamilyDesc, Kind, MetricId, Scale, SeriesCursor, Store,
+    FamilyDesc, FamilyId, Ingest, IngestError, Kind, Labels, Scale, SeriesCursor, Writer,
 };
 
 /// Ids of cAdvisor's container families.
 #[derive(Debug, Clone)]
 pub struct Families {
-    cpu_usage: MetricId,
-    cpu_user: MetricId,
-    cpu_system: MetricId,
-    cfs_periods: MetricId,
-    cfs_throttled_periods: MetricId,
-    cfs_throttled_seconds: MetricId,
-    memory_usage: MetricId,
-    memory_working_set: MetricId,
-    memory_rss: MetricId,
-    memory_cache: MetricId,
-    memory_failcnt: MetricId,
-    oom_events: MetricId,
-    spec_memory_limit: MetricId,
-    spec_cpu_quota: MetricId,
-    spec_cpu_period: MetricId,
-    fs: [MetricId; 4],
-    net: [MetricId; 8],
-    pressure: [(MetricId, MetricId); 3],
+    cpu_usage: FamilyId,
+    cpu_user: FamilyId,
+    cpu_system: FamilyId,
+    cfs_periods: FamilyId,
+    cfs_throttled_periods: FamilyId,
+    cfs_throttled_seconds: FamilyId,
+    memory_usage: FamilyId,
+    memory_working_set: FamilyId,
+    memory_rss: FamilyId,
+    memory_cache: FamilyId,
+    memory_failcnt: FamilyId,
+    oom_events: FamilyId,
+    spec_memory_limit: FamilyId,
+    spec_cpu_quota: FamilyId,
+    spec_cpu_period: FamilyId,
+    fs: [FamilyId; 4],
+    net: [FamilyId; 8],
+    pressure: [(FamilyId, FamilyId); 3],
 }
 
 impl Families {
-    pub fn register(store: &mut Store) -> Self {
+    pub fn register(ingest: &Ingest) -> Result<Self, IngestError> {
         use Kind::{Counter, Gauge};
         let ns = Scale::Div(1e9);
-        let mut f = |n: &str, h: &str, k, s| store.family(FamilyDesc::new(n, h, k, s));
-        Self {
-            cpu_usage: f("container_cpu_usage_seconds_total", "Cumulative cpu time consumed in seconds.", Counter, ns),
-            cpu_user: f("container_cpu_user_seconds_total", "Cumulative user cpu time consumed in seconds.", Counter, ns),
-            cpu_system: f("container_cpu_system_seconds_total", "Cumulative system cpu time consumed in seconds.", Counter, ns),
-            cfs_periods: f("container_cpu_cfs_periods_total", "Number of elapsed enforcement period intervals.", Counter, Scale::One),
-            cfs_throttled_periods: f("container_cpu_cfs_throttled_periods_total", "Number of throttled period intervals.", Counter, Scale::One),
-            cfs_throttled_seconds: f("container_cpu_cfs_throttled_seconds_total", "Total time duration the container has been throttled.", Counter, ns),
-            memory_usage: f("container_memory_usage_bytes", "Current memory usage in bytes, including all memory regardless of when it was accessed.", Gauge, Scale::One),
-            memory_working_set: f("container_memory_working_set_bytes", "Current working set in bytes.", Gauge, Scale::One),
-            memory_rss: f("container_memory_rss", "Size of RSS in bytes.", Gauge, Scale::One),
-            memory_cache: f("container_memory_cache", "Number of bytes of page cache memory.", Gauge, Scale::One),
+        let f = |n: &str, h: &str, k, s| ingest.family(FamilyDesc::int(n, h, k, s));
+        Ok(Self {
+            cpu_usage: f("container_cpu_usage_seconds_total", "Cumulative cpu time consumed in seconds.", Counter, ns)?,
+            cpu_user: f("container_cpu_user_seconds_total", "Cumulative user cpu time consumed in seconds.", Counter, ns)?,
+            cpu_system: f("container_cpu_system_seconds_total", "Cumulative system cpu time consumed in seconds.", Counter, ns)?,
+            cfs_periods: f("container_cpu_cfs_periods_total", "Number of elapsed enforcement period intervals.", Counter, Scale::One)?,
+            cfs_throttled_periods: f("container_cpu_cfs_throttled_periods_total", "Number of throttled period intervals.", Counter, Scale::One)?,
+            cfs_throttled_seconds: f("container_cpu_cfs_throttled_seconds_total", "Total time duration the container has been throttled.", Counter, ns)?,
+            memory_usage: f("container_memory_usage_bytes", "Current memory usage in bytes, including all memory regardless of when it was accessed.", Gauge, Scale::One)?,
+            memory_working_set: f("container_memory_working_set_bytes", "Current working set in bytes.", Gauge, Scale::One)?,
+            memory_rss: f("container_memory_rss", "Size of RSS in bytes.", Gauge, Scale::One)?,
+            memory_cache: f("container_memory_cache", "Number of bytes of page cache memory.", Gauge, Scale::One)?,
             // cAdvisor types this a counter without `_total`; a gauge keeps the name users query and promtool clean.
-            memory_failcnt: f("container_memory_failcnt", "Number of memory usage hits limits.", Gauge, Scale::One),
-            oom_events: f("container_oom_events_total", "Count of out of memory events observed for the container.", Counter, Scale::One),
-            spec_memory_limit: f("container_spec_memory_limit_bytes", "Memory limit for the container (0 when unlimited).", Gauge, Scale::One),
-            spec_cpu_quota: f("container_spec_cpu_quota", "CPU quota of the container.", Gauge, Scale::One),
-            spec_cpu_period: f("container_spec_cpu_period", "CPU period of the container.", Gauge, Scale::One),
+            memory_failcnt: f("container_memory_failcnt", "Number of memory usage hits limits.", Gauge, Scale::One)?,
+            oom_events: f("container_oom_events_total", "Count of out of memory events observed for the container.", Counter, Scale::One)?,
+            spec_memory_limit: f("container_spec_memory_limit_bytes", "Memory limit for the container (0 when unlimited).", Gauge, Scale::One)?,
+            spec_cpu_quota: f("container_spec_cpu_quota", "CPU quota of the container.", Gauge, Scale::One)?,
+            spec_cpu_period: f("container_spec_cpu_period", "CPU period of the container.", Gauge, Scale::One)?,
             fs: [
-                f("container_fs_reads_bytes_total", "Cumulative count of bytes read.", Counter, Scale::One),
-                f("container_fs_writes_bytes_total", "Cumulative count of bytes written.", Counter, Scale::One),
-                f("container_fs_reads_total", "Cumulative count of reads completed.", Counter, Scale::One),
-                f("container_fs_writes_total", "Cumulative count of writes completed.", Counter, Scale::One),
+                f("container_fs_reads_bytes_total", "Cumulative count of bytes read.", Counter, Scale::One)?,
+                f("container_fs_writes_bytes_total", "Cumulative count of bytes written.", Counter, Scale::One)?,
+                f("container_fs_reads_total", "Cumulative count of reads completed.", Counter, Scale::One)?,
+                f("container_fs_writes_total", "Cumulative count of writes completed.", Counter, Scale::One)?,
             ],
             net: [
-                f("container_network_receive_bytes_total", "Cumulative count of bytes received.", Counter, Scale::One),
-                f("container_network_receive_packets_total", "Cumulative count of packets received.", Counter, Scale::One),
-                f("container_network_receive_errors_total", "Cumulative count of errors encountered while receiving.", Counter, Scale::One),
-                f("container_network_receive_packets_dropped_total", "Cumulative count of packets dropped while receiving.", Counter, Scale::One),
-                f("container_network_transmit_bytes_total", "Cumulative count of bytes transmitted.", Counter, Scale::One),
-                f("container_network_transmit_packets_total", "Cumulative count of packets transmitted.", Counter, Scale::One),
-                f("container_network_transmit_errors_total", "Cumulative count of errors encountered while transmitting.", Counter, Scale::One),
-                f("container_network_transmit_packets_dropped_total", "Cumulative count of packets dropped while transmitting.", Counter, Scale::One),
+                f("container_network_receive_bytes_total", "Cumulative count of bytes received.", Counter, Scale::One)?,
+                f("container_network_receive_packets_total", "Cumulative count of packets received.", Counter, Scale::One)?,
+                f("container_network_receive_errors_total", "Cumulative count of errors encountered while receiving.", Counter, Scale::One)?,
+                f("container_network_receive_packets_dropped_total", "Cumulative count of packets dropped while receiving.", Counter, Scale::One)?,
+                f("container_network_transmit_bytes_total", "Cumulative count of bytes transmitted.", Counter, Scale::One)?,
+                f("container_network_transmit_packets_total", "Cumulative count of packets transmitted.", Counter, Scale::One)?,
+                f("container_network_transmit_errors_total", "Cumulative count of errors encountered while transmitting.", Counter, Scale::One)?,
+                f("container_network_transmit_packets_dropped_total", "Cumulative count of packets dropped while transmitting.", Counter, Scale::One)?,
             ],
-            pressure: crate::sources::kernel::register_pressure(store, "container", "the container"),
-        }
+            pressure: crate::sources::kernel::register_pressure(ingest, "container", "the container")?,
+        })
     }
 
     /// Appends one container's sample. `device` names a block device by its numbers.
     pub fn write<'n>(
         &self,
-        w: &mut EntityWriter<'_>,
+        w: &mut Writer<'_, '_>,
         s: &CgroupSample,
         spec: &CgroupSpec,
         net: impl Iterator<Item = (&'n str, NetCounters)>,
         device: &dyn Fn(u32, u32) -> Option<String>,
     ) {
-        let one = |w: &mut EntityWriter<'_>, m: MetricId, v: Option<u64>| {
+        let one = |w: &mut Writer<'_, '_>, m: FamilyId, v: Option<u64>| {
             if let Some(v) = v {
                 w.put(m, &[], v as i64);
             }
@@ -151,7 +151,8 @@ pub struct Tracked {
     pub info: ContainerInfo,
     pub source: Source,
     pub spec: CgroupSpec,
-    pub entity: EntityId,
+    /// Labels every series of the container starts with (`ContainerInfo::series_labels`).
+    pub labels: Labels,
     pub cursor: SeriesCursor,
     pub net: Option<KeptFile>,
     pub net_buf: ReadBuf,

@@ -8,18 +8,27 @@ fn fixture_proc() -> tempfile::TempDir {
     d
 }
 
-fn rendered(store: &Store) -> String {
+fn rendered(ingest: &Ingest) -> String {
     let mut out = String::new();
-    store.render(&mut out);
+    crate::http::exposition::render(&ingest.read(), &mut out);
     out
+}
+
+/// A host source over the /proc at `proc_root`, on a new store.
+fn host(proc_root: &Path) -> (Ingest, HostSource) {
+    let ingest = Ingest::new(Duration::from_secs(60));
+    let config = HostConfig {
+        proc_root: proc_root.to_path_buf(),
+    };
+    let s = HostSource::build(&config, &ingest).unwrap();
+    (ingest, s)
 }
 
 #[test]
 fn samples_a_fixture_proc_under_node_exporter_names() {
     let d = fixture_proc();
-    let mut store = Store::new(60_000);
-    let mut s = HostSampler::new(d.path(), &mut store);
-    s.sample(&mut store, 1000);
+    let (store, mut s) = host(d.path());
+    s.sample(&store, 1000);
     let out = rendered(&store);
     let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     for want in [
@@ -73,9 +82,8 @@ fn a_missing_or_garbled_file_loses_only_its_own_metrics() {
     let d = fixture_proc();
     fs::remove_file(d.path().join("meminfo")).unwrap();
     fs::write(d.path().join("loadavg"), "garbage\n").unwrap();
-    let mut store = Store::new(60_000);
-    let mut s = HostSampler::new(d.path(), &mut store);
-    s.sample(&mut store, 1000);
+    let (store, mut s) = host(d.path());
+    s.sample(&store, 1000);
     let out = rendered(&store);
     assert!(!out.contains("node_memory"));
     assert!(!out.contains("node_load1 "));
@@ -85,15 +93,17 @@ fn a_missing_or_garbled_file_loses_only_its_own_metrics() {
 #[test]
 fn counters_become_rates_across_passes() {
     let d = fixture_proc();
-    let mut store = Store::new(60_000);
-    let mut s = HostSampler::new(d.path(), &mut store);
-    s.sample(&mut store, 1000);
+    let (store, mut s) = host(d.path());
+    s.sample(&store, 1000);
     fs::write(d.path().join("stat"), "ctxt 1999\n").unwrap();
-    s.sample(&mut store, 3000);
-    let ctxt = store
-        .entity_series(s.entity(), "node_context_switches_total")
-        .unwrap();
-    assert_eq!(store.rate(ctxt, 0), Some(500.0));
+    s.sample(&store, 3000);
+    let st = store.read();
+    let q = crate::query::Query::new(&st);
+    let ctxt = q.select(&crate::query::Selector {
+        name: "node_context_switches_total",
+        ..Default::default()
+    })[0];
+    assert_eq!(q.rate(ctxt, 3000, 3000), Some(500.0));
 }
 
 #[test]
@@ -117,9 +127,8 @@ fn ignores_devices_like_node_exporter() {
 
 #[test]
 fn live_proc_gives_cpu_and_memory() {
-    let mut store = Store::new(60_000);
-    let mut s = HostSampler::new(Path::new("/proc"), &mut store);
-    s.sample(&mut store, 1000);
+    let (store, mut s) = host(Path::new("/proc"));
+    s.sample(&store, 1000);
     let out = rendered(&store);
     assert!(out.contains("node_cpu_seconds_total{cpu=\"0\",mode=\"user\"}"));
     assert!(out.contains("node_memory_MemAvailable_bytes "));
