@@ -6,7 +6,7 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::{Container, Plimsoll};
+use support::{Container, Network, Plimsoll};
 
 /// Mean of the per-second CPU rates of a container over its recent samples.
 fn mean_cpu_cores(p: &Plimsoll, name: &str, since: &str) -> Option<f64> {
@@ -342,4 +342,47 @@ fn swarm_tasks_carry_service_task_and_slot() {
             })
         })
     });
+}
+
+/// A container's addresses on every network it is attached to, also one it joins after it started,
+/// are known to the collector (receivers attribute a sender by its address).
+#[test]
+fn containers_carry_their_addresses_on_every_network() {
+    let (front, back) = (Network::create("front"), Network::create("back"));
+    let name = support::unique("addressed");
+    let _c = Container::run(&name, &["--network", &front.name], &["sleep", "100000"]);
+    let ip_on = |net: &str| {
+        support::docker_ok(&[
+            "inspect",
+            "-f",
+            &format!("{{{{(index .NetworkSettings.Networks \"{net}\").IPAddress}}}}"),
+            &name,
+        ])
+    };
+    let p = Plimsoll::start("collect", &["--interval", "500ms"]);
+    let addrs = |p: &Plimsoll, net: &str| -> Vec<String> {
+        p.container(&name)
+            .and_then(|c| c["networks"][net].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|a| a.as_str().map(str::to_string))
+            .collect()
+    };
+    let want = ip_on(&front.name);
+    p.wait_for(
+        "its address on the first network",
+        Duration::from_secs(15),
+        |p| addrs(p, &front.name) == vec![want.clone()],
+    );
+    support::docker_ok(&["network", "connect", &back.name, &name]);
+    let want = ip_on(&back.name);
+    p.wait_for(
+        "its address on the network it joined",
+        Duration::from_secs(15),
+        |p| addrs(p, &back.name) == vec![want.clone()],
+    );
+    assert!(
+        !addrs(&p, &front.name).is_empty(),
+        "still on the first network"
+    );
 }

@@ -5,7 +5,7 @@ mod support;
 
 use plimsoll_autoscaler::control::{Actuator, ActuatorError, DockerActuator, Health, TargetId};
 use serde_json::Value;
-use support::{docker, docker_ok, Container};
+use support::{docker, docker_ok, Container, Network};
 
 const SOCKET: &str = "/var/run/docker.sock";
 
@@ -89,26 +89,6 @@ impl Project {
 impl Drop for Project {
     fn drop(&mut self) {
         self.remove_all();
-    }
-}
-
-/// A user-defined network, removed when dropped (declare it before the containers on it).
-struct Network {
-    name: String,
-}
-
-impl Network {
-    fn create(prefix: &str) -> Network {
-        let name = support::unique(prefix);
-        let _ = docker(&["network", "rm", &name]);
-        docker_ok(&["network", "create", &name]);
-        Network { name }
-    }
-}
-
-impl Drop for Network {
-    fn drop(&mut self) {
-        let _ = docker(&["network", "rm", &self.name]);
     }
 }
 

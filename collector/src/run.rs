@@ -11,6 +11,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::config::CollectorConfig;
 use crate::sampler::{DiscoveryEvent, Sampler, Shared};
+use crate::sources::directory::ContainerDirectory;
 use crate::sources::docker;
 use crate::store::{Ingest, IngestError, Millis};
 use crate::telemetry;
@@ -48,6 +49,7 @@ pub struct Collector {
     config: CollectorConfig,
     metrics: PrometheusHandle,
     stop: Arc<AtomicBool>,
+    directory: ContainerDirectory,
 }
 
 impl Collector {
@@ -89,7 +91,13 @@ impl Collector {
                 }
             })
             .expect("spawning the sampler thread");
-        tokio::spawn(connect_and_discover(config.clone(), tx, stats_rx));
+        let directory = ContainerDirectory::new();
+        tokio::spawn(connect_and_discover(
+            config.clone(),
+            tx,
+            directory.clone(),
+            stats_rx,
+        ));
         let handle = metrics.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(5));
@@ -99,6 +107,7 @@ impl Collector {
             }
         });
         Ok(Collector {
+            directory,
             shared,
             config,
             metrics,
@@ -108,6 +117,11 @@ impl Collector {
 
     pub fn shared(&self) -> Shared {
         self.shared.clone()
+    }
+
+    /// The running containers as discovery knows them, for receivers to attribute input by.
+    pub fn directory(&self) -> ContainerDirectory {
+        self.directory.clone()
     }
 
     /// The handle through which more sources (receivers) write into this collector's store.
@@ -136,6 +150,7 @@ impl Drop for Collector {
 async fn connect_and_discover(
     config: CollectorConfig,
     tx: mpsc::Sender<DiscoveryEvent>,
+    directory: ContainerDirectory,
     stats_rx: tokio::sync::mpsc::UnboundedReceiver<crate::sampler::StatsRequest>,
 ) {
     let mut backoff = Duration::from_secs(1);
@@ -162,5 +177,5 @@ async fn connect_and_discover(
         tx.clone(),
         config.interval,
     ));
-    docker::run(docker, tx, config.docker.resync).await;
+    docker::run(docker, tx, directory, config.docker.resync).await;
 }

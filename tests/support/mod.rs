@@ -114,6 +114,26 @@ impl Drop for Container {
     }
 }
 
+/// A user-defined network, removed when dropped (declare it before the containers on it).
+pub struct Network {
+    pub name: String,
+}
+
+impl Network {
+    pub fn create(prefix: &str) -> Network {
+        let name = unique(prefix);
+        let _ = docker(&["network", "rm", &name]);
+        docker_ok(&["network", "create", &name]);
+        Network { name }
+    }
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        let _ = docker(&["network", "rm", &self.name]);
+    }
+}
+
 /// A unique name per test run, so parallel runs and leftovers do not collide.
 pub fn unique(prefix: &str) -> String {
     format!("plimsoll-it-{prefix}-{}", std::process::id())

@@ -83,6 +83,8 @@ fn info(state: &str) -> ContainerInfo {
         compose_project: Some("shop".into()),
         swarm_task_id: None,
         swarm_slot: None,
+        swarm_node_id: None,
+        networks: Default::default(),
         pid: Some(4242),
         host_network: false,
         state: state.into(),
@@ -375,4 +377,34 @@ fn exposition_of_a_fixture_host_is_pinned_v2() {
     s.pass(1000);
     s.pass(2000);
     golden("v2.prom", &render(&s));
+}
+
+#[test]
+fn removing_a_container_removes_every_series_attributed_to_it() {
+    use crate::store::{FamilyDesc, Kind, Limits, SourceDesc, Value};
+    let (_t, proc_root, _) = fixture();
+    // No cgroupfs and no stats poller: the container is not sampled, but a receiver attributes a
+    // series to it.
+    let mut s = sampler(&proc_root, None, None);
+    s.apply(DiscoveryEvent::Upsert(info("running")));
+    assert_eq!(s.tracked(), 0);
+    let ingest = s.shared().ingest;
+    let src = ingest
+        .register_source(SourceDesc {
+            name: "statsd",
+            stale_after: std::time::Duration::from_secs(2),
+            limits: Limits::default(),
+        })
+        .unwrap();
+    let fam = ingest
+        .family(FamilyDesc::float("orders_total", "Orders.", Kind::Counter))
+        .unwrap();
+    ingest.batch(src, 1000, |b| {
+        let r = b.series(fam, &[("name", "web-1")], Some(ID)).unwrap();
+        b.put(r, Value::Float(3.0));
+    });
+    assert_eq!(ingest.read().container_series(ID).count(), 1);
+    s.apply(DiscoveryEvent::Remove(ID.into()));
+    assert_eq!(ingest.read().container_series(ID).count(), 0);
+    assert!(!render(&s).contains("orders_total"));
 }

@@ -1,20 +1,22 @@
-//! The container directory: the running containers discovery knows, looked up by full or short id
-//! and by IP address on a Docker network, so that receivers can attribute what they get (DogStatsD's
-//! container field, OTLP's `container.id`, the sender address of a datagram) to a replica.
+//! The container directory: the running containers discovery knows (id, name, image, service,
+//! Compose project, Swarm task/slot/node, labels, addresses on every network, pid, health, start
+//! time, limits), looked up by full or short id and by IP address on a Docker network, so that
+//! receivers can attribute what they get (DogStatsD's container field, OTLP's `container.id`, the
+//! sender address of a datagram or request, a scrape target) to a replica.
 //!
-//! Discovery writes it (upsert on start/update, remove on stop); receivers read it. Lookups are hash
-//! map reads under a read lock.
+//! Discovery writes it (upsert on start/update, remove on stop) before the sampling thread hears of
+//! the change; receivers read it. Lookups are hash map reads under a read lock.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 
+use super::docker::ContainerInfo;
 use super::statsd::{ContainerId, Containers};
 
 #[derive(Debug, Default)]
 struct Inner {
-    /// Full id -> its addresses.
-    by_id: HashMap<ContainerId, Vec<IpAddr>>,
+    by_id: HashMap<ContainerId, Arc<ContainerInfo>>,
     by_ip: HashMap<IpAddr, ContainerId>,
 }
 
@@ -32,36 +34,49 @@ impl ContainerDirectory {
         Self::default()
     }
 
-    /// Adds a container or replaces its addresses. An address another container held is moved to
-    /// this one (the other one is gone and its address was reused).
-    pub fn upsert(&self, id: &str, ips: &[IpAddr]) {
+    /// Adds a container or replaces what is known of it. An address another container held is
+    /// moved to this one (the other one is gone and its address was reused).
+    pub fn upsert(&self, info: ContainerInfo) {
         let mut d = self.inner.write().unwrap_or_else(|e| e.into_inner());
         let id: ContainerId = d
             .by_id
-            .get_key_value(id)
-            .map_or_else(|| Arc::from(id), |(k, _)| k.clone());
-        if let Some(old) = d.by_id.insert(id.clone(), ips.to_vec()) {
-            for ip in old {
+            .get_key_value(info.id.as_str())
+            .map_or_else(|| Arc::from(info.id.as_str()), |(k, _)| k.clone());
+        let info = Arc::new(info);
+        if let Some(old) = d.by_id.insert(id.clone(), info.clone()) {
+            for ip in old.ips() {
                 if d.by_ip.get(&ip) == Some(&id) {
                     d.by_ip.remove(&ip);
                 }
             }
         }
-        for ip in ips {
-            d.by_ip.insert(*ip, id.clone());
+        for ip in info.ips() {
+            d.by_ip.insert(ip, id.clone());
         }
     }
 
     /// Forgets a container (by full id).
     pub fn remove(&self, id: &str) {
         let mut d = self.inner.write().unwrap_or_else(|e| e.into_inner());
-        if let Some((id, ips)) = d.by_id.remove_entry(id) {
-            for ip in ips {
+        if let Some((id, info)) = d.by_id.remove_entry(id) {
+            for ip in info.ips() {
                 if d.by_ip.get(&ip) == Some(&id) {
                     d.by_ip.remove(&ip);
                 }
             }
         }
+    }
+
+    /// What discovery knows of a container, by full id.
+    pub fn get(&self, id: &str) -> Option<Arc<ContainerInfo>> {
+        let d = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        d.by_id.get(id).cloned()
+    }
+
+    /// Every running container, in no particular order.
+    pub fn all(&self) -> Vec<Arc<ContainerInfo>> {
+        let d = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        d.by_id.values().cloned().collect()
     }
 
     pub fn len(&self) -> usize {
@@ -104,13 +119,39 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// A running container with addresses on one network per address.
+    fn info(id: &str, ips: &[IpAddr]) -> ContainerInfo {
+        ContainerInfo {
+            id: id.to_string(),
+            name: format!("c-{}", &id[..4]),
+            image: "img".into(),
+            service: None,
+            compose_project: None,
+            swarm_task_id: None,
+            swarm_slot: None,
+            swarm_node_id: None,
+            networks: ips
+                .iter()
+                .enumerate()
+                .map(|(k, a)| (format!("net{k}"), vec![*a]))
+                .collect(),
+            pid: None,
+            host_network: false,
+            state: "running".into(),
+            health: None,
+            started_at: None,
+            limits: Default::default(),
+            labels: Default::default(),
+        }
+    }
+
     #[test]
     fn looks_up_by_id_prefix_and_address() {
         let d = ContainerDirectory::new();
         let a = "a".repeat(64);
         let b = format!("{}{}", "a".repeat(12), "b".repeat(52));
-        d.upsert(&a, &[ip("172.18.0.2"), ip("10.0.1.5")]);
-        d.upsert(&b, &[ip("172.18.0.3")]);
+        d.upsert(info(&a, &[ip("172.18.0.2"), ip("10.0.1.5")]));
+        d.upsert(info(&b, &[ip("172.18.0.3")]));
         assert_eq!(d.by_ip(ip("10.0.1.5")).as_deref(), Some(a.as_str()));
         assert_eq!(d.by_ip(ip("172.18.0.3")).as_deref(), Some(b.as_str()));
         assert_eq!(d.by_ip(ip("172.18.0.9")), None);
@@ -120,17 +161,19 @@ mod tests {
         assert_eq!(d.by_id(&"a".repeat(12)), None, "ambiguous");
         assert_eq!(d.by_id("aaaa"), None, "too short");
         assert_eq!(d.len(), 2);
+        assert_eq!(d.get(&a).unwrap().name, "c-aaaa");
+        assert_eq!(d.all().len(), 2);
     }
 
     #[test]
     fn addresses_follow_updates_removals_and_reuse() {
         let d = ContainerDirectory::new();
         let (a, b) = ("a".repeat(64), "b".repeat(64));
-        d.upsert(&a, &[ip("172.18.0.2")]);
-        d.upsert(&a, &[ip("172.18.0.4")]);
+        d.upsert(info(&a, &[ip("172.18.0.2")]));
+        d.upsert(info(&a, &[ip("172.18.0.4")]));
         assert_eq!(d.by_ip(ip("172.18.0.2")), None);
         // `a` is gone without an event yet and `b` got its address: `b` owns it.
-        d.upsert(&b, &[ip("172.18.0.4")]);
+        d.upsert(info(&b, &[ip("172.18.0.4")]));
         assert_eq!(d.by_ip(ip("172.18.0.4")).as_deref(), Some(b.as_str()));
         // Removing `a` later does not take the address from `b`.
         d.remove(&a);

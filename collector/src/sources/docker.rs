@@ -9,6 +9,7 @@ mod stats;
 mod tests;
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use bollard::Docker;
 use serde::Serialize;
@@ -57,6 +58,11 @@ pub struct ContainerInfo {
     pub compose_project: Option<String>,
     pub swarm_task_id: Option<String>,
     pub swarm_slot: Option<String>,
+    /// The Swarm node the task was placed on.
+    pub swarm_node_id: Option<String>,
+    /// Addresses (IPv4 and global IPv6) on every Docker network the container is attached to, by
+    /// network name: receivers attribute a datagram or request to its sender by these.
+    pub networks: BTreeMap<String, Vec<IpAddr>>,
     /// Main process, for the network namespace; None when not running.
     pub pid: Option<u32>,
     /// Shares the host's network namespace: its interfaces are the host's and are not repeated.
@@ -73,6 +79,11 @@ pub struct ContainerInfo {
 }
 
 impl ContainerInfo {
+    /// Every address of the container on any network.
+    pub fn ips(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.networks.values().flatten().copied()
+    }
+
     /// Labels of every series of this container: cAdvisor's `id`, `name`, `image`, and the service,
     /// task and slot a scheduler gave it.
     pub fn series_labels(&self, cgroup_name: &str) -> Labels {

@@ -216,15 +216,17 @@ impl CgroupSource {
     }
 
     fn forget(&mut self, ingest: &Ingest, id: &str, all_sources: bool) {
+        if all_sources {
+            // Even a container this source could not sample may have series of receivers.
+            ingest.remove_attributed(id, None);
+        }
         let Some(t) = self.tracked.remove(id) else {
             return;
         };
         if let (Source::StatsApi, Some(tx)) = (&t.source, &self.stats_requests) {
             let _ = tx.send(StatsRequest::Stop(id.to_string()));
         }
-        if all_sources {
-            ingest.remove_attributed(id, None);
-        } else {
+        if !all_sources {
             ingest.remove_attributed(id, Some(self.src));
             ingest.remove_attributed(id, Some(self.stats_src));
         }

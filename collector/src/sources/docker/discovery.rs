@@ -1,10 +1,11 @@
 //! Following the engine: list, events, re-list.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::mpsc::Sender;
 use std::time::Duration;
 
-use bollard::models::{ContainerInspectResponse, EventMessage};
+use bollard::models::{ContainerInspectResponse, EventMessage, EventMessageTypeEnum};
 use bollard::query_parameters::{EventsOptions, ListContainersOptions};
 use bollard::Docker;
 use futures_util::StreamExt;
@@ -12,6 +13,7 @@ use futures_util::StreamExt;
 use super::{ContainerInfo, DiscoveryError};
 use crate::sampler::DiscoveryEvent;
 use crate::sources::cgroup::CgroupSpec;
+use crate::sources::directory::ContainerDirectory;
 use crate::telemetry::{ErrorKind, SampleFailed};
 
 /// Builds what the sampler needs from `docker inspect`; None for a response without an id.
@@ -33,6 +35,22 @@ pub fn info_from_inspect(c: ContainerInspectResponse) -> Option<ContainerInfo> {
         .filter(|s| s.bytes().all(|b| b.is_ascii_digit()) && !s.is_empty());
     let state = c.state.as_ref();
     let hc = c.host_config.as_ref();
+    let networks = c
+        .network_settings
+        .as_ref()
+        .and_then(|n| n.networks.as_ref())
+        .map(|nets| {
+            nets.iter()
+                .map(|(name, ep)| {
+                    let ips = [&ep.ip_address, &ep.global_ipv6_address]
+                        .into_iter()
+                        .filter_map(|a| a.as_deref()?.parse::<IpAddr>().ok())
+                        .collect();
+                    (name.clone(), ips)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     Some(ContainerInfo {
         name: c
             .name
@@ -48,6 +66,8 @@ pub fn info_from_inspect(c: ContainerInspectResponse) -> Option<ContainerInfo> {
         compose_project: label("com.docker.compose.project"),
         swarm_task_id: label("com.docker.swarm.task.id"),
         swarm_slot: slot,
+        swarm_node_id: label("com.docker.swarm.node.id"),
+        networks,
         pid: state
             .and_then(|s| s.pid)
             .filter(|p| *p > 0)
@@ -86,9 +106,38 @@ pub fn info_from_inspect(c: ContainerInspectResponse) -> Option<ContainerInfo> {
     })
 }
 
+/// Where discovery's findings go: the container directory first (receivers attribute by it), then
+/// the sampling thread.
+struct Publisher {
+    tx: Sender<DiscoveryEvent>,
+    directory: ContainerDirectory,
+}
+
+impl Publisher {
+    /// False when the sampling thread is gone.
+    fn send(&self, ev: DiscoveryEvent) -> bool {
+        match &ev {
+            DiscoveryEvent::Upsert(info) if info.state == "running" => {
+                self.directory.upsert(info.clone())
+            }
+            DiscoveryEvent::Upsert(info) => self.directory.remove(&info.id),
+            DiscoveryEvent::Remove(id) => self.directory.remove(id),
+            DiscoveryEvent::StatsSample { .. } => {}
+        }
+        self.tx.send(ev).is_ok()
+    }
+}
+
 /// Follows the engine: sends an Upsert for every running container and every change, a Remove for
-/// every stop. Runs until the receiver is gone; errors are counted and retried with backoff.
-pub async fn run(docker: Docker, tx: Sender<DiscoveryEvent>, resync: Duration) {
+/// every stop, and keeps `directory` to match. Runs until the receiver is gone; errors are counted
+/// and retried with backoff.
+pub async fn run(
+    docker: Docker,
+    tx: Sender<DiscoveryEvent>,
+    directory: ContainerDirectory,
+    resync: Duration,
+) {
+    let tx = &Publisher { tx, directory };
     let mut known: HashSet<String> = HashSet::new();
     let mut backoff = Duration::from_millis(500);
     loop {
@@ -103,11 +152,13 @@ pub async fn run(docker: Docker, tx: Sender<DiscoveryEvent>, resync: Duration) {
             since: Some(format!("{}.{:09}", since.as_secs(), since.subsec_nanos())),
             filters: Some(HashMap::from([(
                 "type".to_string(),
-                vec!["container".to_string()],
+                // Network events too: a container connected to a network after it started has a
+                // new address that receivers attribute by.
+                vec!["container".to_string(), "network".to_string()],
             )])),
             ..Default::default()
         }));
-        if let Err(e) = relist(&docker, &tx, &mut known).await {
+        if let Err(e) = relist(&docker, tx, &mut known).await {
             SampleFailed {
                 kind: ErrorKind::Docker,
             }
@@ -124,7 +175,7 @@ pub async fn run(docker: Docker, tx: Sender<DiscoveryEvent>, resync: Duration) {
             tokio::select! {
                 ev = events.next() => match ev {
                     Some(Ok(ev)) => {
-                        if handle_event(&docker, &tx, &mut known, ev).await.is_err() {
+                        if handle_event(&docker, tx, &mut known, ev).await.is_err() {
                             return;
                         }
                     }
@@ -140,7 +191,7 @@ pub async fn run(docker: Docker, tx: Sender<DiscoveryEvent>, resync: Duration) {
                     }
                 },
                 _ = tick.tick() => {
-                    if let Err(e) = relist(&docker, &tx, &mut known).await {
+                    if let Err(e) = relist(&docker, tx, &mut known).await {
                         SampleFailed { kind: ErrorKind::Docker }.emit();
                         tracing::warn!(error = %e, "periodic container re-list failed");
                     }
@@ -154,7 +205,7 @@ pub async fn run(docker: Docker, tx: Sender<DiscoveryEvent>, resync: Duration) {
 /// Lists running containers: new ones are inspected and sent, vanished ones removed.
 async fn relist(
     docker: &Docker,
-    tx: &Sender<DiscoveryEvent>,
+    tx: &Publisher,
     known: &mut HashSet<String>,
 ) -> Result<(), DiscoveryError> {
     let list = docker
@@ -167,7 +218,7 @@ async fn relist(
     let running: HashSet<String> = list.into_iter().filter_map(|c| c.id).collect();
     for gone in known.difference(&running).cloned().collect::<Vec<_>>() {
         known.remove(&gone);
-        if tx.send(DiscoveryEvent::Remove(gone)).is_err() {
+        if !tx.send(DiscoveryEvent::Remove(gone)) {
             return Ok(());
         }
     }
@@ -180,7 +231,7 @@ async fn relist(
 
 async fn inspect_and_send(
     docker: &Docker,
-    tx: &Sender<DiscoveryEvent>,
+    tx: &Publisher,
     known: &mut HashSet<String>,
     id: &str,
 ) -> bool {
@@ -192,7 +243,7 @@ async fn inspect_and_send(
                 } else {
                     known.remove(&info.id);
                 }
-                tx.send(DiscoveryEvent::Upsert(info)).is_ok()
+                tx.send(DiscoveryEvent::Upsert(info))
             }
             None => true,
         },
@@ -204,7 +255,7 @@ async fn inspect_and_send(
             }
             .emit();
             known.remove(id);
-            tx.send(DiscoveryEvent::Remove(id.to_string())).is_ok()
+            tx.send(DiscoveryEvent::Remove(id.to_string()))
         }
     }
 }
@@ -212,10 +263,24 @@ async fn inspect_and_send(
 /// Err when the sampler is gone.
 async fn handle_event(
     docker: &Docker,
-    tx: &Sender<DiscoveryEvent>,
+    tx: &Publisher,
     known: &mut HashSet<String>,
     ev: EventMessage,
 ) -> Result<(), ()> {
+    if ev.typ == Some(EventMessageTypeEnum::NETWORK) {
+        // connect/disconnect name the container in the actor's attributes.
+        let container = ev
+            .actor
+            .and_then(|a| a.attributes)
+            .and_then(|mut attrs| attrs.remove("container"));
+        let alive = match (ev.action.as_deref(), container) {
+            (Some("connect" | "disconnect"), Some(id)) if known.contains(&id) => {
+                inspect_and_send(docker, tx, known, &id).await
+            }
+            _ => true,
+        };
+        return alive.then_some(()).ok_or(());
+    }
     let (Some(action), Some(id)) = (ev.action.as_deref(), ev.actor.and_then(|a| a.id)) else {
         return Ok(());
     };
@@ -226,7 +291,7 @@ async fn handle_event(
         }
         "die" | "destroy" => {
             known.remove(&id);
-            tx.send(DiscoveryEvent::Remove(id)).is_ok()
+            tx.send(DiscoveryEvent::Remove(id))
         }
         _ => true,
     };

@@ -67,6 +67,33 @@ fn compose_container_with_cpus_limit() {
 }
 
 #[test]
+fn addresses_on_every_network_and_the_swarm_node_are_read() {
+    use bollard::models::{EndpointSettings, NetworkSettings};
+    let mut c = inspect(
+        &[("com.docker.swarm.node.id", "n0de")],
+        HostConfig::default(),
+    );
+    let ep = |v4: &str, v6: &str| EndpointSettings {
+        ip_address: Some(v4.into()),
+        global_ipv6_address: Some(v6.into()),
+        ..Default::default()
+    };
+    c.network_settings = Some(NetworkSettings {
+        networks: Some(HashMap::from([
+            ("shop_default".to_string(), ep("172.18.0.5", "")),
+            ("ingress".to_string(), ep("10.0.0.7", "fd00::7")),
+        ])),
+        ..Default::default()
+    });
+    let i = info_from_inspect(c).unwrap();
+    assert_eq!(i.swarm_node_id.as_deref(), Some("n0de"));
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+    assert_eq!(i.networks["shop_default"], vec![ip("172.18.0.5")]);
+    assert_eq!(i.networks["ingress"], vec![ip("10.0.0.7"), ip("fd00::7")]);
+    assert_eq!(i.ips().count(), 3);
+}
+
+#[test]
 fn swarm_task_gives_service_task_and_slot() {
     let i = info_from_inspect(inspect(
         &[
