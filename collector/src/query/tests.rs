@@ -150,49 +150,57 @@ fn latest_is_for_fresh_series_only_and_select_filters() {
         .is_empty());
 }
 
-/// Writes cumulative histogram samples (per-bucket counts) at the given times.
-fn histogram(
-    st: &mut Store,
+/// A store with a latency histogram family over the bounds 0.1, 0.5 and 1.
+struct Latency {
+    st: Store,
     src: SourceId,
     fam: FamilyId,
-    name: &str,
-    bounds: &Arc<[f64]>,
-    rows: &[(Millis, &[f64])],
-) -> SeriesRef {
-    let mut s = None;
-    for (t, buckets) in rows {
-        let h = Histogram {
-            bounds: bounds.clone(),
-            buckets: buckets.to_vec(),
-            count: buckets.iter().sum(),
-            sum: buckets.iter().sum::<f64>() * 0.25,
-        };
-        st.batch(src, *t, |b| {
-            let r = b.series(fam, &[("name", name)], None).unwrap();
-            assert!(b.put(r, Value::Histogram(&h)));
-            s = Some(r);
-        });
+    bounds: Arc<[f64]>,
+}
+
+impl Latency {
+    fn new() -> Self {
+        let (mut st, src) = store_with(60_000);
+        let fam = st
+            .family(FamilyDesc::float("latency_seconds", "h", Kind::Histogram))
+            .unwrap();
+        Latency {
+            st,
+            src,
+            fam,
+            bounds: vec![0.1, 0.5, 1.0].into(),
+        }
     }
-    s.unwrap()
+
+    /// Writes the series `name` with cumulative samples (per-bucket counts) at the given times.
+    fn series(&mut self, name: &str, rows: &[(Millis, [f64; 4])]) -> SeriesRef {
+        let mut s = None;
+        for (t, buckets) in rows {
+            let h = Histogram {
+                bounds: self.bounds.clone(),
+                buckets: buckets.to_vec(),
+                count: buckets.iter().sum(),
+                sum: buckets.iter().sum::<f64>() * 0.25,
+            };
+            self.st.batch(self.src, *t, |b| {
+                let r = b.series(self.fam, &[("name", name)], None).unwrap();
+                assert!(b.put(r, Value::Histogram(&h)));
+                s = Some(r);
+            });
+        }
+        s.unwrap()
+    }
 }
 
 #[test]
 fn histogram_quantile_matches_prometheus_by_hand() {
-    let (mut st, src) = store_with(60_000);
-    let f = st
-        .family(FamilyDesc::float("latency_seconds", "h", Kind::Histogram))
-        .unwrap();
-    let bounds: Arc<[f64]> = vec![0.1, 0.5, 1.0].into();
+    let mut l = Latency::new();
     // Cumulative le counts 1,3,4,4 then 3,9,11,12: increases per le 2, 6, 7, 8 (+Inf).
-    let a = histogram(
-        &mut st,
-        src,
-        f,
+    let a = l.series(
         "a",
-        &bounds,
-        &[(0, &[1.0, 2.0, 1.0, 0.0]), (10_000, &[3.0, 6.0, 2.0, 1.0])],
+        &[(0, [1.0, 2.0, 1.0, 0.0]), (10_000, [3.0, 6.0, 2.0, 1.0])],
     );
-    let q = Query::new(&st);
+    let q = Query::new(&l.st);
     let quantile = |phi| q.histogram_quantile(phi, &[a], 10_000, 10_000).unwrap();
     // rank 4 falls in (0.1, 0.5]: 0.1 + 0.4 * (4 - 2) / (6 - 2).
     assert!((quantile(0.5) - 0.3).abs() < 1e-12, "{}", quantile(0.5));
@@ -217,38 +225,26 @@ fn histogram_quantile_matches_prometheus_by_hand() {
 
 #[test]
 fn histogram_quantile_sums_series_and_handles_resets() {
-    let (mut st, src) = store_with(60_000);
-    let f = st
-        .family(FamilyDesc::float("latency_seconds", "h", Kind::Histogram))
-        .unwrap();
-    let bounds: Arc<[f64]> = vec![0.1, 0.5, 1.0].into();
-    let a = histogram(
-        &mut st,
-        src,
-        f,
+    let mut l = Latency::new();
+    let a = l.series(
         "a",
-        &bounds,
         &[
-            (0, &[1.0, 2.0, 1.0, 0.0]),
-            (5_000, &[2.0, 4.0, 1.0, 0.0]),
-            (10_000, &[3.0, 6.0, 2.0, 1.0]),
+            (0, [1.0, 2.0, 1.0, 0.0]),
+            (5_000, [2.0, 4.0, 1.0, 0.0]),
+            (10_000, [3.0, 6.0, 2.0, 1.0]),
         ],
     );
     // B restarts between 0 and 5 s: cumulative le counts 5,5,5,5 -> 0,1,1,1 -> 1,3,3,3, so its
     // increases are 0+1, 1+2, 1+2, 1+2 per le.
-    let b = histogram(
-        &mut st,
-        src,
-        f,
+    let b = l.series(
         "b",
-        &bounds,
         &[
-            (0, &[5.0, 0.0, 0.0, 0.0]),
-            (5_000, &[0.0, 1.0, 0.0, 0.0]),
-            (10_000, &[1.0, 2.0, 0.0, 0.0]),
+            (0, [5.0, 0.0, 0.0, 0.0]),
+            (5_000, [0.0, 1.0, 0.0, 0.0]),
+            (10_000, [1.0, 2.0, 0.0, 0.0]),
         ],
     );
-    let q = Query::new(&st);
+    let q = Query::new(&l.st);
     // Summed per le: 3, 9, 10, 11. rank 5.5 in (0.1, 0.5]: 0.1 + 0.4 * (5.5 - 3) / (9 - 3).
     let got = q.histogram_quantile(0.5, &[a, b], 10_000, 10_000).unwrap();
     assert!((got - (0.1 + 0.4 * 2.5 / 6.0)).abs() < 1e-12, "{got}");

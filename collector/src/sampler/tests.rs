@@ -311,12 +311,18 @@ fn container(id: &str, name: &str, pid: Option<u32>) -> ContainerInfo {
 /// Two passes over a fixture host with three containers: cgroupfs and systemd cgroup paths, a Swarm
 /// task, one on the host network, one without a cgroup (sampled through the stats API). The
 /// exposition is pinned byte for byte: families, help, types, label names, order and values.
-#[test]
-fn exposition_of_a_fixture_host_is_pinned_v1() {
+/// A fixture /proc and an empty cgroup mount under a temporary directory.
+fn fixture_host() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let t = tempfile::tempdir().unwrap();
     let proc_root = t.path().join("proc");
     crate::testutil::proc_fixture(&proc_root);
     let cg = t.path().join("cgroup");
+    (t, proc_root, cg)
+}
+
+#[test]
+fn exposition_of_a_fixture_host_is_pinned_v1() {
+    let (_t, proc_root, cg) = fixture_host();
     crate::testutil::v1_container(&cg, &format!("docker/{ID}"));
     crate::testutil::v1_container(&cg, &format!("system.slice/docker-{ID2}.scope"));
     write(
@@ -367,10 +373,7 @@ fn exposition_of_a_fixture_host_is_pinned_v1() {
 
 #[test]
 fn exposition_of_a_fixture_host_is_pinned_v2() {
-    let t = tempfile::tempdir().unwrap();
-    let proc_root = t.path().join("proc");
-    crate::testutil::proc_fixture(&proc_root);
-    let cg = t.path().join("cgroup");
+    let (_t, proc_root, cg) = fixture_host();
     crate::testutil::v2_container(&cg, &format!("system.slice/docker-{ID}.scope"));
     let mut s = sampler(&proc_root, Some(&cg), None);
     s.apply(DiscoveryEvent::Upsert(container(ID, "web-1", None)));

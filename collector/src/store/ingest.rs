@@ -403,32 +403,30 @@ impl Batch<'_> {
             };
         }
         let kind = st.families[fam.0 as usize].desc.kind;
-        let delta = match (&mut series.data, v) {
-            (Data::Int(c), Value::Raw(r)) => Ok(append(c, now, &r, horizon)),
-            (Data::Float(c), Value::Float(f)) => Ok(append(c, now, &f, horizon)),
-            (Data::Float(c), Value::Raw(r)) => Ok(append(c, now, &(r as f64), horizon)),
+        // A histogram or summary as (layout, count, sum, fields, is a summary), if the family's.
+        let row_value = match v {
+            Value::Histogram(h) if kind == Kind::Histogram => {
+                Some((&h.bounds, h.count, h.sum, &h.buckets[..], false))
+            }
+            Value::Summary(q) if kind == Kind::Summary => {
+                Some((&q.quantiles, q.count, q.sum, &q.values[..], true))
+            }
+            _ => None,
+        };
+        let delta = match (&mut series.data, v, row_value) {
+            (Data::Int(c), Value::Raw(r), _) => Ok(append(c, now, &r, horizon)),
+            (Data::Float(c), Value::Float(f), _) => Ok(append(c, now, &f, horizon)),
+            (Data::Float(c), Value::Raw(r), _) => Ok(append(c, now, &(r as f64), horizon)),
             (
                 Data::Rows {
                     layout,
                     row,
                     chunks,
                 },
-                Value::Histogram(h),
-            ) if kind == Kind::Histogram => {
-                fill(layout, row, &h.bounds, h.count, h.sum, &h.buckets, false)
-                    .map(|()| append(chunks, now, row, horizon))
-            }
-            (
-                Data::Rows {
-                    layout,
-                    row,
-                    chunks,
-                },
-                Value::Summary(q),
-            ) if kind == Kind::Summary => {
-                fill(layout, row, &q.quantiles, q.count, q.sum, &q.values, true)
-                    .map(|()| append(chunks, now, row, horizon))
-            }
+                _,
+                Some((given, count, sum, fields, quantiles)),
+            ) => fill(layout, row, given, count, sum, fields, quantiles)
+                .map(|()| append(chunks, now, row, horizon)),
             _ => Err(DropReason::TypeConflict),
         };
         match delta {

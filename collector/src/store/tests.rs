@@ -26,6 +26,14 @@ fn sampled(st: &mut Store) -> SourceId {
     source(st, "sampled", 0, Limits::UNLIMITED)
 }
 
+/// A store with one push source and one float gauge family `g`.
+fn gauge_store(stale_after_ms: u64) -> (Store, SourceId, FamilyId) {
+    let mut st = Store::new(60_000);
+    let src = source(&mut st, "push", stale_after_ms, Limits::default());
+    let f = st.family(FamilyDesc::float("g", "h", Kind::Gauge)).unwrap();
+    (st, src, f)
+}
+
 fn rendered(st: &Store) -> String {
     let mut out = String::new();
     render(st, &mut out);
@@ -51,6 +59,11 @@ fn pass(
             w.put(*f, l, *v);
         }
     });
+}
+
+/// A pass of an entity without base labels or attribution (like the host's).
+fn plain_pass(st: &mut Store, src: SourceId, ts: Millis, cur: &mut SeriesCursor, puts: &[Put<'_>]) {
+    pass(st, src, ts, cur, &[], None, puts)
 }
 
 fn one(st: &Store, name: &str) -> SeriesRef {
@@ -131,25 +144,21 @@ fn a_series_the_entity_stopped_writing_is_not_rendered() {
     let src = sampled(&mut st);
     let g = st.family(gauge("rx_bytes")).unwrap();
     let mut cur = SeriesCursor::default();
-    pass(
+    plain_pass(
         &mut st,
         src,
         1000,
         &mut cur,
-        &[],
-        None,
         &[
             (g, &[("interface", "eth0")], 1),
             (g, &[("interface", "eth1")], 2),
         ],
     );
-    pass(
+    plain_pass(
         &mut st,
         src,
         2000,
         &mut cur,
-        &[],
-        None,
         &[(g, &[("interface", "eth1")], 3)],
     );
     let out = rendered(&st);
@@ -164,24 +173,8 @@ fn cursor_follows_a_changed_order_of_puts() {
     let g = st.family(gauge("x")).unwrap();
     let h = st.family(gauge("y")).unwrap();
     let mut cur = SeriesCursor::default();
-    pass(
-        &mut st,
-        src,
-        0,
-        &mut cur,
-        &[],
-        None,
-        &[(g, &[], 1), (h, &[], 2)],
-    );
-    pass(
-        &mut st,
-        src,
-        1000,
-        &mut cur,
-        &[],
-        None,
-        &[(h, &[], 20), (g, &[], 10)],
-    );
+    plain_pass(&mut st, src, 0, &mut cur, &[(g, &[], 1), (h, &[], 2)]);
+    plain_pass(&mut st, src, 1000, &mut cur, &[(h, &[], 20), (g, &[], 10)]);
     let q = Query::new(&st);
     assert_eq!(q.points(one(&st, "x"), 0), vec![(0, 1.0), (1000, 10.0)]);
     assert_eq!(q.points(one(&st, "y"), 0), vec![(0, 2.0), (1000, 20.0)]);
@@ -381,16 +374,11 @@ fn staleness_is_per_series_so_no_source_hides_another() {
             b.put(s, Value::Float(t as f64));
         })
     };
+    let cgroup_pass = |st: &mut Store, cur: &mut SeriesCursor, t: Millis| {
+        pass(st, cgroup, t, cur, &base, Some("c1"), &[(cpu, &[], t)])
+    };
     for t in [0, 1000, 2000] {
-        pass(
-            &mut st,
-            cgroup,
-            t,
-            &mut cur,
-            &base,
-            Some("c1"),
-            &[(cpu, &[], t)],
-        );
+        cgroup_pass(&mut st, &mut cur, t);
         statsd_write(&mut st, t);
     }
     let (c, o) = (
@@ -399,15 +387,7 @@ fn staleness_is_per_series_so_no_source_hides_another() {
     );
     // StatsD stops writing the series (its TTL expired) but keeps flushing: stale two seconds later.
     for t in [3000, 4000, 5000] {
-        pass(
-            &mut st,
-            cgroup,
-            t,
-            &mut cur,
-            &base,
-            Some("c1"),
-            &[(cpu, &[], t)],
-        );
+        cgroup_pass(&mut st, &mut cur, t);
         st.batch(statsd, t, |_| {});
         let q = Query::new(&st);
         assert!(q.latest(c).is_some(), "the cgroup series stays at {t}");
@@ -480,9 +460,7 @@ fn a_flood_of_label_values_stops_at_the_limit_and_spares_other_series() {
 
 #[test]
 fn a_ref_to_a_deleted_series_is_detected_and_the_slot_reused_safely() {
-    let mut st = Store::new(60_000);
-    let src = source(&mut st, "push", 2000, Limits::default());
-    let f = st.family(FamilyDesc::float("g", "h", Kind::Gauge)).unwrap();
+    let (mut st, src, f) = gauge_store(2000);
     let old = st.batch(src, 0, |b| b.series(f, &[("a", "1")], Some("c1")).unwrap());
     st.remove_attributed("c1", None);
     let new = st.batch(src, 1000, |b| {
@@ -521,9 +499,7 @@ fn another_source_cannot_write_a_series_it_does_not_own() {
 
 #[test]
 fn out_of_order_samples_are_dropped() {
-    let mut st = Store::new(60_000);
-    let src = source(&mut st, "push", 0, Limits::default());
-    let f = st.family(FamilyDesc::float("g", "h", Kind::Gauge)).unwrap();
+    let (mut st, src, f) = gauge_store(0);
     let s = st.batch(src, 2000, |b| {
         let s = b.series(f, &[], None).unwrap();
         b.put(s, Value::Float(1.0));
