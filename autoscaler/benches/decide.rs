@@ -41,6 +41,7 @@ fn service(i: usize, policy: &Policy) -> (Observation, History) {
         current_replicas: n as u32,
         replicas,
         service_metrics: BTreeMap::new(),
+        missing: BTreeMap::new(),
     };
     // 20 ticks of 15s in the 300s window, and one scale-up event in the 15s period.
     let recommendations = (1..=20)

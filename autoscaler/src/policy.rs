@@ -44,11 +44,12 @@ pub use files::{is_node_policy, policy_files, PolicyDir};
 pub use labels::{merge_file_and_labels, policy_from_labels, Conflict};
 pub(crate) use model::serialize_duration;
 pub use model::{
-    Behavior, Fallback, MetricSpec, Policy, PredictMethod, Predictive, RateLimit, RatePolicy,
-    ScalingRules, Select, Target, Tolerance, DEFAULT_HORIZON, DEFAULT_SCALE_DOWN_STABILIZATION,
-    DEFAULT_TOLERANCE, MAX_INTERVAL, MIN_INTERVAL,
+    Behavior, Fallback, MetricSpec, Policy, PredictMethod, Predictive, RateLimit, RatePolicy, Read,
+    ScalingRules, Scope, Select, SeriesQuery, Target, Tolerance, DEFAULT_HORIZON,
+    DEFAULT_SCALE_DOWN_STABILIZATION, DEFAULT_TOLERANCE, MAX_INTERVAL, MAX_RATE_WINDOW,
+    MIN_INTERVAL, MIN_RATE_WINDOW,
 };
-pub use observation::{Observation, ReplicaObservation, Sample};
+pub use observation::{Missing, Observation, ReplicaObservation, Sample};
 pub use parse::{parse_policy, parse_policy_file, Diagnostic, Location, PolicyError};
 pub use predict::{forecast, interpolate, ramp, TREND_WINDOW};
 pub use selector::{check_project_name, PolicyFile, Selector, TargetKind};

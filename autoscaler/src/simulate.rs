@@ -311,6 +311,7 @@ impl<'p> Observed<'p> {
                 current_replicas: 0,
                 replicas: Vec::new(),
                 service_metrics,
+                missing: Default::default(),
             },
         }
     }

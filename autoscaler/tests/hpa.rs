@@ -144,10 +144,7 @@ impl Metric {
             "object_value" | "external_value" => Target::Below(Duration::from_secs_f64(units)),
             _ => Target::Value(units),
         };
-        MetricSpec {
-            name: self.name().into(),
-            target,
-        }
+        MetricSpec::new(self.name(), target)
     }
 }
 
@@ -293,6 +290,7 @@ fn observation(case: &Case, file: &Yaml, current: u32, metrics: &[Metric]) -> Ob
         current_replicas: current,
         replicas,
         service_metrics,
+        missing: Default::default(),
     }
 }
 
@@ -510,6 +508,7 @@ fn behavior(case: &Case) -> Vec<String> {
         current_replicas: current,
         replicas: Vec::new(),
         service_metrics: [(metric[0].name().to_string(), desired)].into(),
+        missing: Default::default(),
     };
     let history = History {
         recommendations: timed(case.get("recommendations"), "replicas"),

@@ -11,15 +11,18 @@
 //!   - { at: 15s, load: 3.6, not_ready: 2, missing: 1, desired: 8, reason: limited_by_rate }
 //! ```
 //! `load` is spread evenly over the ready replicas that report; the first `not_ready` replicas are not
-//! ready and the next `missing` report nothing. Every metric of the policy is fed from the same load.
+//! ready and the next `missing` report nothing. Every metric of the policy is fed from the same load:
+//! per-replica targets (`utilization`, `average`) get each reporting replica's share, service-level
+//! targets (`value`, `below` in seconds) the whole of it. `absent: [NAME...]` on a step: the source
+//! found no series for these metrics (`no_series`), and the decision's detail must say so.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use plimsoll_autoscaler::policy::{
-    decide, parse_policy, History, Observation, Policy, ReplicaObservation, Sample, Target,
-    Timestamp,
+    decide, parse_policy, History, Missing, Observation, Policy, ReplicaObservation, Sample, Scope,
+    Target, Timestamp,
 };
 use saphyr::{LoadableYamlNode, Yaml};
 
@@ -32,6 +35,7 @@ struct Step {
     missing: u32,
     desired: u32,
     reason: String,
+    absent: Vec<String>,
 }
 
 fn field<'a>(node: &'a Yaml<'a>, key: &str, file: &str) -> &'a Yaml<'a> {
@@ -73,6 +77,16 @@ fn parse_steps(doc: &Yaml, file: &str) -> (u32, f64, Vec<Step>) {
                 .as_str()
                 .expect("reason: string")
                 .to_string(),
+            absent: s
+                .as_mapping_get("absent")
+                .and_then(|n| n.as_sequence())
+                .map(|names| {
+                    names
+                        .iter()
+                        .map(|n| n.as_str().expect("absent: metric names").to_string())
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
         .collect();
     (start, capacity, steps)
@@ -89,7 +103,7 @@ fn observation(policy: &Policy, current: u32, capacity: f64, step: &Step) -> Obs
             let mut caps = BTreeMap::new();
             for m in &policy.metrics {
                 caps.insert(m.name.clone(), capacity);
-                if reports {
+                if reports && m.scope() == Scope::Replica && !step.absent.contains(&m.name) {
                     let sample = match m.target {
                         Target::Utilization(_) => Sample::Usage {
                             used: share,
@@ -112,7 +126,17 @@ fn observation(policy: &Policy, current: u32, capacity: f64, step: &Step) -> Obs
         service: policy.service.clone(),
         current_replicas: current,
         replicas,
-        service_metrics: BTreeMap::new(),
+        service_metrics: policy
+            .metrics
+            .iter()
+            .filter(|m| m.scope() == Scope::Service && !step.absent.contains(&m.name))
+            .map(|m| (m.name.clone(), step.load))
+            .collect(),
+        missing: step
+            .absent
+            .iter()
+            .map(|n| (n.clone(), Missing::NoSeries))
+            .collect(),
     }
 }
 
@@ -136,6 +160,15 @@ fn run_scenario(path: &Path) -> Vec<String> {
             &history,
             now,
         );
+        for name in &step.absent {
+            let m = d.metrics.iter().find(|m| &m.name == name);
+            if m.and_then(|m| m.missing) != Some(Missing::NoSeries) {
+                failures.push(format!(
+                    "{file} step {}: metric {name} should be missing (no_series), got {m:?}",
+                    i + 1
+                ));
+            }
+        }
         if d.desired != step.desired || d.reason.as_str() != step.reason {
             failures.push(format!(
                 "{file} step {} (at {}): expected {} {}, got {} {} (recommendation {:?})",

@@ -231,5 +231,6 @@ pub fn observation(
         current_replicas: state.spec_replicas,
         replicas,
         service_metrics: BTreeMap::new(),
+        missing: BTreeMap::new(),
     })
 }

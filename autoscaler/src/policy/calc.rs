@@ -16,7 +16,7 @@
 use serde::Serialize;
 
 use super::model::{MetricSpec, Target, Tolerance};
-use super::observation::{Observation, ReplicaObservation, Sample};
+use super::observation::{Missing, Observation, ReplicaObservation, Sample};
 
 /// The metric the HPA's readiness rules apply to (see [`per_replica`]).
 const CPU: &str = "cpu";
@@ -55,7 +55,10 @@ pub struct MetricDetail {
     pub status: MetricStatus,
     /// Replicas that entered the final computation.
     pub counted: u32,
-    /// Why the metric has no usable data.
+    /// Why the metric has no usable data, typed (`no_series`, `no_ready_replica`...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing: Option<Missing>,
+    /// Why the metric has no usable data, in words.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
     /// Total demand behind this metric (sum over ready replicas, or the service value); input of prediction.
@@ -82,10 +85,17 @@ pub fn compute(
         proposal: None,
         status: MetricStatus::Missing,
         counted: 0,
+        missing: None,
         problem: None,
         load: None,
         load_per_replica_at_target: None,
     };
+    // What the source could not read is reported as the source saw it.
+    if let Some(&why) = obs.missing.get(&spec.name) {
+        detail.missing = Some(why);
+        detail.problem = Some(format!("{}: {}", spec.name, missing_text(why)));
+        return detail;
+    }
     let result = match spec.target {
         Target::Utilization(pct) => per_replica(
             spec,
@@ -109,10 +119,28 @@ pub fn compute(
             detail.proposal = Some(proposal);
             detail.status = status;
         }
-        Err(problem) => detail.problem = Some(problem),
+        Err((why, problem)) => {
+            detail.missing = Some(why);
+            detail.problem = Some(problem);
+        }
     }
     detail
 }
+
+fn missing_text(why: Missing) -> &'static str {
+    match why {
+        Missing::NoSeries => "no series of the service matches the metric's query",
+        Missing::NotACounter => "rate asked of series that are not counters",
+        Missing::NoRecentSample => "no fresh sample (or too few for a rate) in the window",
+        Missing::NoReadyReplica => "no ready replica reported it",
+        Missing::WrongShape => "a sample of the wrong shape for the target",
+        Missing::ZeroCapacity => "total capacity is zero",
+        Missing::NoServiceValue => "no service value",
+    }
+}
+
+/// Why a metric did not vote: the typed reason and the words.
+type NoVote = (Missing, String);
 
 struct Vote {
     level: f64,
@@ -248,7 +276,7 @@ fn per_replica(
     kind: Kind,
     tolerance: Tolerance,
     current: u32,
-) -> Result<Vote, String> {
+) -> Result<Vote, NoVote> {
     let name = spec.name.as_str();
     // The HPA applies readiness to CPU only, whose start-up bursts it guards against: for any other
     // metric a replica that reports is counted, ready or not.
@@ -264,14 +292,20 @@ fn per_replica(
             }
             Some(s) => {
                 let (value, weight) = kind.point(s).ok_or_else(|| {
-                    format!("replica {}: {name} needs {}", r.id, kind.sample_shape())
+                    (
+                        Missing::WrongShape,
+                        format!("replica {}: {name} needs {}", r.id, kind.sample_shape()),
+                    )
                 })?;
                 g.ready.add(value, weight);
             }
         }
     }
     if g.ready.count == 0 {
-        return Err(format!("no ready replica reported {name}"));
+        return Err((
+            Missing::NoReadyReplica,
+            format!("no ready replica reported {name}"),
+        ));
     }
     hpa_vote(name, kind, g, tolerance, current)
 }
@@ -283,15 +317,18 @@ fn hpa_vote(
     g: Groups,
     tolerance: Tolerance,
     current: u32,
-) -> Result<Vote, String> {
+) -> Result<Vote, NoVote> {
     let ready = g.ready;
     // Replicas of one service share one spec, so one whose capacity is unknown is given the mean of the
     // others (the HPA reads it from the pod spec, which Swarm tasks do not always expose).
     let mean_weight = ready.weight / ready.count;
 
-    let (level, ratio) = kind
-        .ratio(ready)
-        .ok_or_else(|| format!("{name}: total capacity is zero"))?;
+    let (level, ratio) = kind.ratio(ready).ok_or_else(|| {
+        (
+            Missing::ZeroCapacity,
+            format!("{name}: total capacity is zero"),
+        )
+    })?;
     let load = ready.value as f64 / 1000.0;
     let load_per_replica = match kind {
         Kind::Utilization(target) => mean_weight as f64 / 1000.0 * target as f64 / 100.0,
@@ -342,9 +379,12 @@ fn hpa_vote(
             all.add(0, w);
         }
     }
-    let (_, new_ratio) = kind
-        .ratio(all)
-        .ok_or_else(|| format!("{name}: total capacity is zero"))?;
+    let (_, new_ratio) = kind.ratio(all).ok_or_else(|| {
+        (
+            Missing::ZeroCapacity,
+            format!("{name}: total capacity is zero"),
+        )
+    })?;
     let flipped = (ratio < 1.0 && new_ratio > 1.0) || (ratio > 1.0 && new_ratio < 1.0);
     if tolerance.contains(new_ratio) || flipped {
         return Ok(vote(Proposal::Keep(MetricStatus::DirectionHold), all.count));
@@ -362,11 +402,11 @@ fn service_value(
     target: f64,
     tolerance: Tolerance,
     current: u32,
-) -> Result<Vote, String> {
+) -> Result<Vote, NoVote> {
     let value = *obs
         .service_metrics
         .get(&spec.name)
-        .ok_or_else(|| format!("no service value for {}", spec.name))?;
+        .ok_or_else(|| no_service_value(spec))?;
     let (value_m, target_m) = (milli(value) as f64, milli(target) as f64);
     let ratio = value_m / (target_m * f64::from(current));
     let proposal = if tolerance.contains(ratio) {
@@ -384,16 +424,23 @@ fn service_value(
     })
 }
 
+fn no_service_value(spec: &MetricSpec) -> NoVote {
+    (
+        Missing::NoServiceValue,
+        format!("no service value for {}", spec.name),
+    )
+}
+
 fn service_below(
     spec: &MetricSpec,
     obs: &Observation,
     bound_secs: f64,
     tolerance: Tolerance,
-) -> Result<Vote, String> {
+) -> Result<Vote, NoVote> {
     let observed = *obs
         .service_metrics
         .get(&spec.name)
-        .ok_or_else(|| format!("no service value for {}", spec.name))?;
+        .ok_or_else(|| no_service_value(spec))?;
     let ratio = observed / bound_secs;
     let ready = obs.replicas.iter().filter(|r| r.ready).count();
     let proposal = if tolerance.contains(ratio) {

@@ -45,7 +45,7 @@ pub fn policy_from_labels(
             "plimsoll.cpu" | "plimsoll.memory" => match value.trim_end_matches('%').parse::<u32>() {
                 Ok(p) if p >= 1 => {
                     let name = &key[PREFIX.len()..];
-                    metrics.push(MetricSpec { name: name.to_string(), target: Target::Utilization(p) });
+                    metrics.push(MetricSpec::new(name.to_string(), Target::Utilization(p)));
                 }
                 _ => err(key, format!("expected a utilization percent (integer >= 1), got `{raw}`")),
             },
@@ -71,7 +71,7 @@ pub fn policy_from_labels(
                 match value.parse::<f64>() {
                     Ok(v) if v > 0.0 && v.is_finite() => {
                         let name = &key[METRIC_PREFIX.len()..];
-                        metrics.push(MetricSpec { name: name.to_string(), target: Target::Average(v) });
+                        metrics.push(MetricSpec::new(name.to_string(), Target::Average(v)));
                     }
                     _ => err(key, format!("expected a positive average per replica, got `{raw}`")),
                 }
@@ -272,14 +272,12 @@ mod tests {
         .unwrap();
         assert_eq!((p.min, p.max), (2, 10));
         assert_eq!(p.metrics.len(), 2);
-        assert!(p.metrics.contains(&MetricSpec {
-            name: "cpu".into(),
-            target: Target::Utilization(75)
-        }));
-        assert!(p.metrics.contains(&MetricSpec {
-            name: "orders_per_second".into(),
-            target: Target::Average(50.0)
-        }));
+        assert!(p
+            .metrics
+            .contains(&MetricSpec::new("cpu", Target::Utilization(75))));
+        assert!(p
+            .metrics
+            .contains(&MetricSpec::new("orders_per_second", Target::Average(50.0))));
         assert_eq!(p.behavior, Behavior::hpa_default());
     }
 
@@ -342,10 +340,7 @@ mod tests {
         .unwrap();
         let mut file = from_labels.clone();
         file.max = 12;
-        file.metrics = vec![MetricSpec {
-            name: "cpu".into(),
-            target: Target::Utilization(80),
-        }];
+        file.metrics = vec![MetricSpec::new("cpu", Target::Utilization(80))];
         let (merged, conflicts) = merge_file_and_labels(file, &from_labels);
         assert_eq!(merged.max, 12);
         assert_eq!(merged.metrics[0].target, Target::Utilization(80));

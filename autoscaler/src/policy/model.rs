@@ -1,6 +1,7 @@
 //! The resolved policy: every default filled in, every value validated. Built by `parse` (files) or
 //! `labels` (Docker labels); the decision code only ever sees this form.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -101,8 +102,103 @@ impl Default for Tolerance {
 /// A metric and what "on target" means for it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MetricSpec {
+    /// The name decisions, logs and the observation know the metric by. Without a `query`, also the
+    /// name of the series read (`cpu` and `memory` with a utilization target are built in).
     pub name: String,
     pub target: Target,
+    /// Which series to read and how; `None`: the series named `name`, as [`MetricSpec::series`] says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query: Option<SeriesQuery>,
+}
+
+impl MetricSpec {
+    /// A metric read from the series named `name` (or built in, for `cpu` and `memory` utilization).
+    pub fn new(name: impl Into<String>, target: Target) -> Self {
+        MetricSpec {
+            name: name.into(),
+            target,
+            query: None,
+        }
+    }
+
+    /// The series this metric reads: its `query`, else the family named like the metric with no
+    /// matchers, read as [`Read::Auto`]. `None` for the built-in `cpu` and `memory` utilization.
+    pub fn series(&self) -> Option<SeriesQuery> {
+        if let Target::Utilization(_) = self.target {
+            return None;
+        }
+        Some(self.query.clone().unwrap_or_else(|| SeriesQuery {
+            metric: self.name.clone(),
+            matchers: BTreeMap::new(),
+            read: Read::Auto,
+        }))
+    }
+
+    /// Whether the metric is read per replica (`average`) or for the whole service (`value`, `below`).
+    pub fn scope(&self) -> Scope {
+        match self.target {
+            Target::Utilization(_) | Target::Average(_) => Scope::Replica,
+            Target::Value(_) | Target::Below(_) => Scope::Service,
+        }
+    }
+}
+
+/// Where a metric's value comes from: each replica's series, or the service's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Series attributed to a replica's container (its cgroup, scrape target, StatsD sender...).
+    Replica,
+    /// The service total: every series of the service's replicas plus the series that carry the
+    /// service's `service` label and belong to no container.
+    Service,
+}
+
+/// Longest window a policy's `rate` may cover.
+pub const MAX_RATE_WINDOW: Duration = Duration::from_secs(3600);
+/// Shortest window a policy's `rate` may cover: two samples at the collector's fastest interval.
+pub const MIN_RATE_WINDOW: Duration = Duration::from_secs(1);
+
+/// Which series a metric reads (`{metric: orders_total, rate: 1m, matchers: {status: ok}}`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct SeriesQuery {
+    /// The family name, as `/metrics` shows it (`orders_total`).
+    pub metric: String,
+    /// Label equality matchers: only series whose label has this value (an absent label is "").
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub matchers: BTreeMap<String, String>,
+    pub read: Read,
+}
+
+/// How the selected series become one number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Read {
+    /// A gauge as it is; a counter as its per-second rate over the loop's `--rate-window`.
+    Auto,
+    /// The per-second rate of a counter over this window (reset-aware, as PromQL's `rate`); a series
+    /// that is not a counter is reported as such, not read.
+    #[serde(serialize_with = "serialize_duration")]
+    Rate(Duration),
+}
+
+impl SeriesQuery {
+    /// The query as PromQL-like text for logs: `rate(orders_total{status="ok"}[1m])`.
+    pub fn describe(&self) -> String {
+        let mut sel = self.metric.clone();
+        if !self.matchers.is_empty() {
+            let m: Vec<String> = self
+                .matchers
+                .iter()
+                .map(|(k, v)| format!("{k}={v:?}"))
+                .collect();
+            sel = format!("{sel}{{{}}}", m.join(","));
+        }
+        match self.read {
+            Read::Auto => sel,
+            Read::Rate(w) => format!("rate({sel}[{}])", humantime::format_duration(w)),
+        }
+    }
 }
 
 /// Target kinds. The first two are per replica, the last two describe the whole service.

@@ -4,16 +4,18 @@
 //! give the same `file:line:col: message` diagnostics. Decoding never stops at the first problem: every
 //! unknown field, type error and validation error is collected and reported at once.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
+use plimsoll_collector::store::{check_label_name, is_metric_name};
 use plimsoll_collector::yaml::{self, scalar_text, Fields, Node};
 use saphyr::YamlData;
 
 use super::model::{
     check_fallback_replicas, check_interval, Behavior, Fallback, MetricSpec, Policy, PredictMethod,
-    Predictive, RateLimit, RatePolicy, ScalingRules, Select, Target, Tolerance,
+    Predictive, RateLimit, RatePolicy, Read, ScalingRules, Select, SeriesQuery, Target, Tolerance,
+    MAX_RATE_WINDOW, MIN_RATE_WINDOW,
 };
 use super::selector::{check_project_name, PolicyFile, Selector, TargetKind};
 
@@ -276,17 +278,108 @@ impl Decoder {
     }
 
     fn metric(&mut self, node: &Node) -> Option<MetricSpec> {
-        let f = self.mapping(node, "metric", &["name", "target"])?;
+        let f = self.mapping(node, "metric", &["name", "target", "query"])?;
         let name = self
             .required(&f, "name", "metric")
             .and_then(|n| self.string(n, "metric name"));
         let target = self
             .required(&f, "target", "metric")
             .and_then(|n| self.target(n));
+        let query = match f.get("query") {
+            Some(n) => self.query(n, target).map(Some),
+            None => Some(None),
+        };
         Some(MetricSpec {
             name: name?,
             target: target?,
+            query: query?,
         })
+    }
+
+    /// `query: {metric: NAME, matchers: {LABEL: VALUE...}, rate: WINDOW}`. `target` (when it parsed)
+    /// says which queries make sense.
+    fn query(&mut self, node: &Node, target: Option<Target>) -> Option<SeriesQuery> {
+        let f = self.mapping(node, "query", &["metric", "matchers", "rate"])?;
+        let metric = self.required(&f, "metric", "query").and_then(|n| {
+            let name = self.string(n, "query.metric")?;
+            if is_metric_name(&name) {
+                Some(name)
+            } else {
+                self.error(
+                    n,
+                    format!(
+                        "query.metric: `{name}` is not a metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)"
+                    ),
+                );
+                None
+            }
+        });
+        let matchers = match f.get("matchers") {
+            Some(n) => self.matchers(n),
+            None => Some(BTreeMap::new()),
+        };
+        let read = match f.get("rate") {
+            Some(n) => self.rate_window(n, target),
+            None => Some(Read::Auto),
+        };
+        if let Some(Target::Utilization(_)) = target {
+            self.error(
+                node,
+                "query: a utilization target reads the built-in `cpu` or `memory`; `query` is for \
+                 average, value and below targets",
+            );
+            return None;
+        }
+        Some(SeriesQuery {
+            metric: metric?,
+            matchers: matchers?,
+            read: read?,
+        })
+    }
+
+    fn matchers(&mut self, node: &Node) -> Option<BTreeMap<String, String>> {
+        let entries = self.string_map(node, "query.matchers")?;
+        let mut out = BTreeMap::new();
+        let mut ok = true;
+        for (key, k, v) in entries {
+            if let Err(e) = check_label_name(&key) {
+                self.error(k, format!("query.matchers: {e}"));
+                ok = false;
+                continue;
+            }
+            match self.scalar_string(v, &format!("query.matchers.{key}")) {
+                Some(value) => {
+                    out.insert(key, value);
+                }
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn rate_window(&mut self, node: &Node, target: Option<Target>) -> Option<Read> {
+        let w = self.duration(node, "query.rate", false)?;
+        if !(MIN_RATE_WINDOW..=MAX_RATE_WINDOW).contains(&w) {
+            self.error(
+                node,
+                format!(
+                    "query.rate: must be between {} and {}, got {}",
+                    humantime::format_duration(MIN_RATE_WINDOW),
+                    humantime::format_duration(MAX_RATE_WINDOW),
+                    humantime::format_duration(w)
+                ),
+            );
+            return None;
+        }
+        if let Some(Target::Below(_)) = target {
+            self.error(
+                node,
+                "query.rate: a `below` target bounds a duration in seconds (a latency), not a \
+                 per-second rate: use `value` or `average`",
+            );
+            return None;
+        }
+        Some(Read::Rate(w))
     }
 
     fn target(&mut self, node: &Node) -> Option<Target> {

@@ -14,10 +14,7 @@ pub fn policy(min: u32, max: u32, metrics: &[(&str, Target)]) -> Policy {
         tolerance: Tolerance::default(),
         metrics: metrics
             .iter()
-            .map(|(n, t)| MetricSpec {
-                name: n.to_string(),
-                target: *t,
-            })
+            .map(|(n, t)| MetricSpec::new(n.to_string(), *t))
             .collect(),
         behavior: Behavior::hpa_default(),
         predictive: Predictive::default(),
@@ -33,6 +30,7 @@ pub fn obs(current: u32, replicas: Vec<ReplicaObservation>) -> Observation {
         current_replicas: current,
         replicas,
         service_metrics: BTreeMap::new(),
+        missing: BTreeMap::new(),
     }
 }
 

@@ -6,10 +6,7 @@ use crate::policy::testutil::{obs, silent, usage, value};
 const CPU: &str = "cpu";
 
 fn cpu(target: u32) -> MetricSpec {
-    MetricSpec {
-        name: CPU.into(),
-        target: Target::Utilization(target),
-    }
+    MetricSpec::new(CPU, Target::Utilization(target))
 }
 
 fn run(spec: &MetricSpec, o: &Observation) -> MetricDetail {
@@ -201,10 +198,7 @@ fn fewer_observed_than_current_never_scales_against_the_ratio() {
 
 #[test]
 fn average_target() {
-    let spec = MetricSpec {
-        name: "rps".into(),
-        target: Target::Average(50.0),
-    };
+    let spec = MetricSpec::new("rps", Target::Average(50.0));
     let o = obs(
         3,
         vec![
@@ -223,10 +217,7 @@ fn average_target() {
 
 #[test]
 fn average_missing_counts_as_target_on_scale_down() {
-    let spec = MetricSpec {
-        name: "rps".into(),
-        target: Target::Average(50.0),
-    };
+    let spec = MetricSpec::new("rps", Target::Average(50.0));
     let o = obs(
         3,
         vec![
@@ -241,10 +232,7 @@ fn average_missing_counts_as_target_on_scale_down() {
 
 #[test]
 fn service_value_target() {
-    let spec = MetricSpec {
-        name: "queue_depth".into(),
-        target: Target::Value(100.0),
-    };
+    let spec = MetricSpec::new("queue_depth", Target::Value(100.0));
     let mut o = obs(3, vec![]);
     o.service_metrics.insert("queue_depth".into(), 340.0);
     let d = run(&spec, &o); // ratio 340 / 300, desired ceil(3.4) = 4
@@ -255,10 +243,7 @@ fn service_value_target() {
 
 #[test]
 fn latency_below_target_scales_ready_replicas() {
-    let spec = MetricSpec {
-        name: "latency_p95".into(),
-        target: Target::Below(Duration::from_millis(250)),
-    };
+    let spec = MetricSpec::new("latency_p95", Target::Below(Duration::from_millis(250)));
     let mut o = obs(
         3,
         (0..3)
@@ -272,10 +257,7 @@ fn latency_below_target_scales_ready_replicas() {
 
 #[test]
 fn unusable_data_gives_no_vote() {
-    let spec = MetricSpec {
-        name: "queue_depth".into(),
-        target: Target::Value(100.0),
-    };
+    let spec = MetricSpec::new("queue_depth", Target::Value(100.0));
     let d = run(&spec, &obs(3, vec![]));
     assert_eq!((d.proposal, d.status), (None, MetricStatus::Missing));
     assert_eq!(
@@ -292,6 +274,47 @@ fn unusable_data_gives_no_vote() {
 }
 
 #[test]
+fn every_missing_metric_has_a_typed_reason() {
+    let value_spec = MetricSpec::new("queue_depth", Target::Value(100.0));
+    assert_eq!(
+        run(&value_spec, &obs(3, vec![])).missing,
+        Some(Missing::NoServiceValue)
+    );
+    let d = run(&cpu(50), &obs(2, vec![value("a", CPU, 3.0)]));
+    assert_eq!(d.missing, Some(Missing::WrongShape));
+    let d = run(&cpu(50), &obs(2, vec![silent("a", false, CPU, 1.0)]));
+    assert_eq!(d.missing, Some(Missing::NoReadyReplica));
+    let d = run(&cpu(50), &obs(1, vec![usage("a", CPU, 0.5, 0.0)]));
+    assert_eq!(d.missing, Some(Missing::ZeroCapacity));
+    let d = run(&cpu(50), &obs(1, vec![usage("a", CPU, 0.5, 1.0)]));
+    assert_eq!((d.missing, d.problem), (None, None));
+}
+
+#[test]
+fn what_the_source_could_not_read_is_reported_as_the_source_said() {
+    // The source's reason wins over whatever is in the maps: it read nothing.
+    let spec = MetricSpec::new("orders", Target::Value(50.0));
+    let mut o = obs(2, vec![]);
+    o.service_metrics.insert("orders".into(), 500.0);
+    o.missing.insert("orders".into(), Missing::NotACounter);
+    let d = run(&spec, &o);
+    assert_eq!((d.proposal, d.status), (None, MetricStatus::Missing));
+    assert_eq!(d.missing, Some(Missing::NotACounter));
+    assert_eq!(
+        d.problem.as_deref(),
+        Some("orders: rate asked of series that are not counters")
+    );
+    // Per replica as well.
+    let avg = MetricSpec::new("jobs", Target::Average(1.0));
+    let mut o = obs(1, vec![value("a", "jobs", 3.0)]);
+    o.missing.insert("jobs".into(), Missing::NoSeries);
+    assert_eq!(run(&avg, &o).missing, Some(Missing::NoSeries));
+    // The record serializes the typed reason in snake case.
+    let json = serde_json::to_value(run(&avg, &o)).unwrap();
+    assert_eq!(json["missing"], "no_series");
+}
+
+#[test]
 fn missing_replicas_are_left_out_at_a_ratio_of_exactly_one() {
     // 100% of target on the one reporting replica: counting the silent one at 0 would make it 50% and
     // scale 2 down to 1; the HPA leaves missing replicas out at exactly 1 and keeps the count.
@@ -305,10 +328,7 @@ fn missing_replicas_are_left_out_at_a_ratio_of_exactly_one() {
         (Some(2), MetricStatus::DirectionHold, 1)
     );
     // The same for a plain average.
-    let avg = MetricSpec {
-        name: "qps".into(),
-        target: Target::Average(20.0),
-    };
+    let avg = MetricSpec::new("qps", Target::Average(20.0));
     let o = obs(
         5,
         vec![
@@ -326,10 +346,7 @@ fn missing_replicas_are_left_out_at_a_ratio_of_exactly_one() {
 fn readiness_matters_for_cpu_only() {
     // A not-ready replica reporting 50 against a target of 15: left out of a CPU-like rule, its sample
     // counts for any other metric, as in the HPA (avg 30, ratio 2, ceil(2 * 3) = 6).
-    let avg = MetricSpec {
-        name: "qps".into(),
-        target: Target::Average(15.0),
-    };
+    let avg = MetricSpec::new("qps", Target::Average(15.0));
     let mut rs = vec![value("b", "qps", 10.0), value("c", "qps", 30.0)];
     rs.insert(
         0,

@@ -24,6 +24,7 @@ pub(crate) fn decision(
             proposal: None,
             status: MetricStatus::Missing,
             counted: 0,
+            missing: None,
             problem: None,
             load: Some(*load),
             load_per_replica_at_target: Some(1.0),

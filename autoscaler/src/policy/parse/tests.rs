@@ -1,6 +1,8 @@
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::*;
+use crate::policy::Scope;
 
 const EXAMPLE: &str = include_str!("../../../../policies/examples/web.yaml");
 const EXAMPLE_JSON: &str = include_str!("../../../../policies/examples/web.json");
@@ -373,5 +375,104 @@ fn contradicting_or_invalid_target_fields_are_reported_where_they_are() {
     assert!(
         all[3].starts_with("p.yaml:5:11: interval: must be between"),
         "{all:?}"
+    );
+}
+
+const QUERY_HEAD: &str = "service: shop\nmin: 1\nmax: 10\nmetrics:\n";
+
+#[test]
+fn a_query_selects_series_by_name_and_labels_and_reads_a_rate() {
+    let p = parse_policy(
+        "p.yaml",
+        &format!(
+            "{QUERY_HEAD}  - name: orders\n    query: {{ metric: orders_total, rate: 1m, matchers: {{ status: ok, code: 200 }} }}\n    target: {{ value: 50 }}\n  - name: queue_depth\n    target: {{ value: 100 }}\n  - name: jobs\n    query: {{ metric: \"jobs:processed_total\" }}\n    target: {{ average: 2 }}\n"
+        ),
+    )
+    .unwrap();
+    let orders = &p.metrics[0];
+    assert_eq!(orders.scope(), Scope::Service);
+    let q = orders.query.clone().unwrap();
+    assert_eq!(q.metric, "orders_total");
+    assert_eq!(q.read, Read::Rate(Duration::from_secs(60)));
+    assert_eq!(
+        q.matchers,
+        BTreeMap::from([
+            ("code".to_string(), "200".to_string()),
+            ("status".to_string(), "ok".to_string())
+        ]),
+        "a number is a label value as text"
+    );
+    assert_eq!(orders.series(), Some(q.clone()));
+    assert_eq!(
+        q.describe(),
+        "rate(orders_total{code=\"200\",status=\"ok\"}[1m])"
+    );
+    // Without a query, the metric reads the series of its own name, gauges as they are and counters
+    // as rates over the loop's window.
+    let depth = &p.metrics[1];
+    assert_eq!(depth.query, None);
+    assert_eq!(
+        depth.series(),
+        Some(SeriesQuery {
+            metric: "queue_depth".into(),
+            matchers: BTreeMap::new(),
+            read: Read::Auto
+        })
+    );
+    let jobs = &p.metrics[2];
+    assert_eq!(jobs.scope(), Scope::Replica);
+    assert_eq!(jobs.series().unwrap().read, Read::Auto);
+    // Built-in utilization reads no series.
+    let cpu = parse_policy(
+        "p.yaml",
+        &format!("{QUERY_HEAD}  - {{ name: cpu, target: {{ utilization: 80 }} }}\n"),
+    )
+    .unwrap();
+    assert_eq!(cpu.metrics[0].series(), None);
+    assert_eq!(cpu.metrics[0].scope(), Scope::Replica);
+}
+
+#[test]
+fn bad_queries_are_reported_where_they_are_all_at_once() {
+    let all = errors(&format!(
+        "{QUERY_HEAD}  - name: a\n    query: {{ metric: orders.total, rate: 0s, matchers: {{ __name__: x, 1st: y, ok: [1] }}, sum: true }}\n    target: {{ value: 1 }}\n"
+    ));
+    assert_eq!(
+        all,
+        [
+            "p.yaml:6:22: query.metric: `orders.total` is not a metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)",
+            "p.yaml:6:42: query.rate: must be greater than 0",
+            "p.yaml:6:58: query.matchers: label name \"__name__\" is reserved (starts with __)",
+            "p.yaml:6:71: query.matchers: label name \"1st\" is not a valid Prometheus label name",
+            "p.yaml:6:83: query.matchers.ok: expected a string",
+            "p.yaml:6:90: query: unknown field `sum`, expected one of: metric, matchers, rate",
+        ]
+    );
+    let window = errors(&format!(
+        "{QUERY_HEAD}  - {{ name: a, query: {{ metric: x_total, rate: 2h }}, target: {{ average: 1 }} }}\n"
+    ));
+    assert_eq!(
+        window,
+        ["p.yaml:5:48: query.rate: must be between 1s and 1h, got 2h"]
+    );
+    let missing = errors(&format!(
+        "{QUERY_HEAD}  - {{ name: a, query: {{ rate: 1m }}, target: {{ average: 1 }} }}\n"
+    ));
+    assert_eq!(missing, ["p.yaml:5:23: query: missing field `metric`"]);
+}
+
+#[test]
+fn a_query_must_fit_its_target() {
+    assert_eq!(
+        errors(&format!(
+            "{QUERY_HEAD}  - {{ name: cpu, query: {{ metric: x }}, target: {{ utilization: 80 }} }}\n"
+        )),
+        ["p.yaml:5:25: query: a utilization target reads the built-in `cpu` or `memory`; `query` is for average, value and below targets"]
+    );
+    assert_eq!(
+        errors(&format!(
+            "{QUERY_HEAD}  - {{ name: p95, query: {{ metric: x, rate: 1m }}, target: {{ below: 300ms }} }}\n"
+        )),
+        ["p.yaml:5:44: query.rate: a `below` target bounds a duration in seconds (a latency), not a per-second rate: use `value` or `average`"]
     );
 }
