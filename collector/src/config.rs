@@ -9,6 +9,7 @@ use serde::Deserialize;
 use crate::sources::cgroup::CgroupConfig;
 use crate::sources::docker::DockerConfig;
 use crate::sources::host::HostConfig;
+use crate::sources::spans::SpansConfig;
 
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 pub const MAX_INTERVAL: Duration = Duration::from_secs(60);
@@ -26,6 +27,8 @@ pub struct CollectorConfig {
     pub host: HostConfig,
     pub cgroup: CgroupConfig,
     pub docker: DockerConfig,
+    /// OTLP spans into RED metrics and the service graph.
+    pub spans: SpansConfig,
 }
 
 impl Default for CollectorConfig {
@@ -37,6 +40,7 @@ impl Default for CollectorConfig {
             host: HostConfig::default(),
             cgroup: CgroupConfig::default(),
             docker: DockerConfig::default(),
+            spans: SpansConfig::default(),
         }
     }
 }
@@ -96,6 +100,7 @@ impl CollectorConfig {
         self.host.validate(&mut errs);
         self.cgroup.validate(&mut errs);
         self.docker.validate(&mut errs);
+        self.spans.validate(&mut errs);
         if errs.0.is_empty() {
             Ok(self)
         } else {

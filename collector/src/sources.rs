@@ -7,4 +7,5 @@ pub mod docker;
 pub mod host;
 pub mod kernel;
 pub mod procfile;
+pub mod spans;
 pub mod statsd;

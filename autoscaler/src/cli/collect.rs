@@ -71,6 +71,7 @@ impl CollectorArgs {
                 socket: socket.trim_start_matches("unix://").to_string(),
                 ..defaults.docker
             },
+            ..defaults
         }
     }
 }
