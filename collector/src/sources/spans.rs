@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod normalize;
+pub mod servicegraph;
 pub mod span;
 pub mod spanmetrics;
 #[cfg(test)]
@@ -19,10 +20,13 @@ use std::time::Duration;
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 
 pub use config::{Dimension, SpansConfig};
+pub use servicegraph::ServiceGraph;
 pub use span::{visit, Reject, SpanKind, SpanView, StatusCode, Visited};
 pub use spanmetrics::SpanMetrics;
 
-use crate::store::{Ingest, IngestError, Limits, Millis, SourceDesc, SourceId};
+use crate::store::{
+    Batch, FamilyId, Ingest, IngestError, Limits, Millis, SeriesRef, SourceDesc, SourceId, Value,
+};
 
 /// The `source` of the spans component's series in the store and its ingest metrics.
 pub const SOURCE: &str = "spans";
@@ -32,6 +36,11 @@ pub const REJECTED: &str = "plimsoll_spans_rejected_total";
 pub const SPANMETRICS_SERIES: &str = "plimsoll_spanmetrics_series";
 pub const SPANMETRICS_OVERFLOW: &str = "plimsoll_spanmetrics_overflow_spans_total";
 pub const SPANMETRICS_EXPIRED: &str = "plimsoll_spanmetrics_series_expired_total";
+pub const GRAPH_EDGES: &str = "plimsoll_servicegraph_edges_total";
+pub const GRAPH_EXPIRED: &str = "plimsoll_servicegraph_expired_total";
+pub const GRAPH_DROPPED: &str = "plimsoll_servicegraph_dropped_total";
+pub const GRAPH_PENDING: &str = "plimsoll_servicegraph_pending";
+pub const GRAPH_SERIES: &str = "plimsoll_servicegraph_series";
 
 /// Describes the component's own metrics and shows every reason at zero from the start.
 fn describe() {
@@ -52,13 +61,37 @@ fn describe() {
         SPANMETRICS_EXPIRED,
         "Span metric series forgotten after series_ttl without a span."
     );
+    metrics::describe_counter!(
+        GRAPH_EDGES,
+        "Service graph edges counted, by how they were made: paired (a client and a server span met), database (a client span with a database name), virtual_node (a span expired unpaired into an edge to or from a virtual node)."
+    );
+    metrics::describe_counter!(
+        GRAPH_EXPIRED,
+        "Spans that waited graph_wait in the pairing store without the other span of their call."
+    );
+    metrics::describe_counter!(
+        GRAPH_DROPPED,
+        "Spans or edges the service graph could not count, by reason: store_full (graph_max_items spans waiting), series_limit (graph_max_series edge series)."
+    );
+    metrics::describe_gauge!(
+        GRAPH_PENDING,
+        "Spans waiting in the pairing store for the other span of their call."
+    );
+    metrics::describe_gauge!(GRAPH_SERIES, "Service graph edge series held.");
     for r in Reject::ALL {
         metrics::counter!(REJECTED, "reason" => r.as_str()).increment(0);
+    }
+    for how in ["paired", "database", "virtual_node"] {
+        metrics::counter!(GRAPH_EDGES, "how" => how).increment(0);
+    }
+    for reason in ["store_full", "series_limit"] {
+        metrics::counter!(GRAPH_DROPPED, "reason" => reason).increment(0);
     }
 }
 
 struct State {
     spanmetrics: SpanMetrics,
+    graph: ServiceGraph,
 }
 
 /// The running component: aggregation state behind one lock, and where it writes.
@@ -68,6 +101,7 @@ pub struct Spans {
     ingest: Ingest,
     source: SourceId,
     families: spanmetrics::Families,
+    graph_families: servicegraph::Families,
 }
 
 impl Spans {
@@ -83,26 +117,34 @@ impl Spans {
             name: SOURCE,
             stale_after: interval * 2,
             limits: Limits {
-                max_series_per_family: Some(config.max_series + 1),
+                max_series_per_family: Some((config.max_series + 1).max(config.graph_max_series)),
                 max_series_per_source: None,
             },
         })?;
         Ok(Spans {
             state: Arc::new(Mutex::new(State {
                 spanmetrics: config.spanmetrics(),
+                graph: config.servicegraph(),
             })),
             ingest: ingest.clone(),
             source,
             families: spanmetrics::Families::register(ingest)?,
+            graph_families: servicegraph::Families::register(ingest)?,
         })
     }
 
     /// Counts the spans of one export request; returns what was accepted and rejected (for the
     /// partial-success answer).
     pub fn consume(&self, resources: &[ResourceSpans], now: Millis) -> Visited {
-        let mut st = self.state.lock().expect("spans lock");
-        let v = visit(resources, |s| st.spanmetrics.observe(s, now));
-        drop(st);
+        let mut guard = self.state.lock().expect("spans lock");
+        let st = &mut *guard;
+        let v = visit(resources, |s| {
+            st.spanmetrics.observe(s, now);
+            if let Some(h) = st.graph.settings().half_of(s) {
+                st.graph.add(h, now);
+            }
+        });
+        drop(guard);
         metrics::counter!(RECEIVED).increment(v.accepted);
         for r in Reject::ALL {
             let n = v.count(r);
@@ -115,14 +157,50 @@ impl Spans {
 
     /// Expires idle series and writes every series into the store at `now`.
     pub fn flush(&self, now: Millis) {
-        let mut st = self.state.lock().expect("spans lock");
+        let mut guard = self.state.lock().expect("spans lock");
+        let st = &mut *guard;
         st.spanmetrics.expire(now);
-        let fams = self.families;
-        self.ingest
-            .batch(self.source, now, |b| st.spanmetrics.flush(fams, b));
+        st.graph.expire(now);
+        let (fams, gfams) = (self.families, self.graph_families);
+        self.ingest.batch(self.source, now, |b| {
+            st.spanmetrics.flush(fams, b);
+            st.graph.flush(gfams, b);
+        });
+        let g = st.graph.take_counts();
+        metrics::gauge!(GRAPH_PENDING).set(st.graph.pending() as f64);
+        metrics::gauge!(GRAPH_SERIES).set(st.graph.series() as f64);
+        metrics::counter!(GRAPH_EDGES, "how" => "paired").increment(g.paired);
+        metrics::counter!(GRAPH_EDGES, "how" => "database").increment(g.database);
+        metrics::counter!(GRAPH_EDGES, "how" => "virtual_node").increment(g.virtual_edges);
+        metrics::counter!(GRAPH_EXPIRED).increment(g.expired);
+        metrics::counter!(GRAPH_DROPPED, "reason" => "store_full").increment(g.dropped_store_full);
+        metrics::counter!(GRAPH_DROPPED, "reason" => "series_limit")
+            .increment(g.dropped_series_limit);
         let c = st.spanmetrics.take_counts();
         metrics::gauge!(SPANMETRICS_SERIES).set(st.spanmetrics.len() as f64);
         metrics::counter!(SPANMETRICS_OVERFLOW).increment(c.overflowed);
         metrics::counter!(SPANMETRICS_EXPIRED).increment(c.series_expired);
+    }
+}
+
+/// Puts `v` into the cached series, resolving it (again) when it is unknown or gone; a series the
+/// store refuses is counted there and tried again at the next flush.
+pub(crate) fn put_series(
+    b: &mut Batch<'_>,
+    fam: FamilyId,
+    cached: &mut Option<SeriesRef>,
+    labels: &[(Arc<str>, Box<str>)],
+    v: Value<'_>,
+) {
+    if let Some(s) = *cached {
+        if b.is_live(s) {
+            b.put(s, v);
+            return;
+        }
+    }
+    let pairs: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (&**k, &**v)).collect();
+    *cached = b.series(fam, &pairs, None).ok();
+    if let Some(s) = *cached {
+        b.put(s, v);
     }
 }

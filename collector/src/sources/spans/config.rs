@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::servicegraph::{self, ServiceGraph};
 use super::spanmetrics::SpanMetrics;
 use crate::config::Problems;
 use crate::sources::statsd::config::check_buckets;
@@ -48,6 +49,23 @@ pub struct SpansConfig {
     /// limits freed); `0s`: never, as the connector.
     #[serde(with = "crate::serde_duration")]
     pub series_ttl: Duration,
+    /// How long a client or server span waits for the other span of its call (servicegraph
+    /// `store.ttl`).
+    #[serde(with = "crate::serde_duration")]
+    pub graph_wait: Duration,
+    /// Spans waiting at most (servicegraph `store.max_items`); a span beyond is dropped and counted.
+    pub graph_max_items: usize,
+    /// Upper bounds of the `traces_service_graph_request_{server,client}_seconds` histograms.
+    pub graph_buckets_s: Vec<f64>,
+    /// Edge series (client, server, connection type) at most; edges of new ones beyond are counted
+    /// as dropped.
+    pub graph_max_series: usize,
+    /// Span attributes that name the server of a client span that no server span answers, first
+    /// found wins (`unknown` when none is there).
+    pub virtual_node_peer_attributes: Vec<String>,
+    /// Span or resource attributes whose value names the database of a client span, which makes a
+    /// `database` edge at once.
+    pub database_name_attributes: Vec<String>,
 }
 
 impl Default for SpansConfig {
@@ -59,6 +77,20 @@ impl Default for SpansConfig {
             max_series: 20_000,
             normalize_span_names: false,
             series_ttl: Duration::from_secs(15 * 60),
+            graph_wait: Duration::from_secs(2),
+            graph_max_items: 1000,
+            graph_buckets_s: servicegraph::DEFAULT_BUCKETS_S.to_vec(),
+            graph_max_series: 10_000,
+            virtual_node_peer_attributes: [
+                "peer.service",
+                "db.name",
+                "db.system",
+                "server.address",
+                "net.peer.name",
+            ]
+            .map(String::from)
+            .to_vec(),
+            database_name_attributes: vec!["db.name".to_string()],
         }
     }
 }
@@ -89,6 +121,28 @@ impl SpansConfig {
                     humantime::format_duration(self.series_ttl)
                 ),
             );
+        }
+        if let Err(e) = check_buckets(&self.graph_buckets_s) {
+            errs.push(C, format!("graph_buckets_s: {e}"));
+        }
+        if self.graph_wait < Duration::from_millis(100)
+            || self.graph_wait > Duration::from_secs(600)
+        {
+            errs.push(
+                C,
+                format!(
+                    "graph_wait {} is outside 100ms..=10m",
+                    humantime::format_duration(self.graph_wait)
+                ),
+            );
+        }
+        for (what, v) in [
+            ("graph_max_items", self.graph_max_items),
+            ("graph_max_series", self.graph_max_series),
+        ] {
+            if v == 0 {
+                errs.push(C, format!("{what} must be at least 1"));
+            }
         }
         let mut seen = std::collections::HashSet::new();
         for d in &self.dimensions {
@@ -129,6 +183,18 @@ impl SpansConfig {
             max_series: self.max_series,
             normalize: self.normalize_span_names,
             ttl_ms: self.series_ttl.as_millis() as i64,
+        })
+    }
+
+    /// The service graph of a validated configuration.
+    pub fn servicegraph(&self) -> ServiceGraph {
+        ServiceGraph::new(servicegraph::Settings {
+            wait_ms: self.graph_wait.as_millis() as i64,
+            max_items: self.graph_max_items,
+            peer_attributes: self.virtual_node_peer_attributes.clone(),
+            database_attributes: self.database_name_attributes.clone(),
+            bounds: Arc::from(self.graph_buckets_s.as_slice()),
+            max_series: self.graph_max_series,
         })
     }
 }

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::normalize;
+use super::put_series;
 use super::span::SpanView;
 use crate::sources::statsd::names::escape;
 use crate::store::{
@@ -341,8 +342,8 @@ impl SpanMetrics {
     pub fn flush(&mut self, fams: Families, b: &mut Batch<'_>) {
         for e in self.entries.iter_mut().flatten() {
             let labels = &e.labels;
-            put(b, fams.calls, &mut e.refs[0], labels, Value::Float(e.calls));
-            put(
+            put_series(b, fams.calls, &mut e.refs[0], labels, Value::Float(e.calls));
+            put_series(
                 b,
                 fams.duration,
                 &mut e.refs[1],
@@ -350,27 +351,5 @@ impl SpanMetrics {
                 Value::Histogram(&e.hist),
             );
         }
-    }
-}
-
-/// Puts `v` into the cached series, resolving it (again) when it is unknown or gone; a series the
-/// store refuses is counted there and tried again at the next flush.
-pub(super) fn put(
-    b: &mut Batch<'_>,
-    fam: FamilyId,
-    cached: &mut Option<SeriesRef>,
-    labels: &[(Arc<str>, Box<str>)],
-    v: Value<'_>,
-) {
-    if let Some(s) = *cached {
-        if b.is_live(s) {
-            b.put(s, v);
-            return;
-        }
-    }
-    let pairs: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (&**k, &**v)).collect();
-    *cached = b.series(fam, &pairs, None).ok();
-    if let Some(s) = *cached {
-        b.put(s, v);
     }
 }

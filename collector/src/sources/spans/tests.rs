@@ -49,6 +49,8 @@ pub(crate) fn s(trace: u8, id: u8, parent: u8, kind: i32, ms: u64) -> S {
 
 pub(crate) const SERVER: i32 = 2;
 pub(crate) const CLIENT: i32 = 3;
+pub(crate) const PRODUCER: i32 = 4;
+pub(crate) const CONSUMER: i32 = 5;
 pub(crate) const ERROR: i32 = 2;
 
 impl S {
