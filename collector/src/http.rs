@@ -34,6 +34,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/healthz", get(healthz))
         .route("/api/v1/containers", get(containers))
         .route("/api/v1/series", get(series))
+        .route("/api/v1/topology", get(topology))
         .with_state(state)
 }
 
@@ -222,4 +223,40 @@ async fn series(
         })
         .collect();
     Json(serde_json::json!({ "series": out })).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopologyQuery {
+    /// How far back rates and quantiles look, e.g. 1m; default 5m, at most the store's window.
+    window: Option<String>,
+}
+
+/// The service graph over a window: services and virtual nodes, and the edges between them.
+async fn topology(
+    State(s): State<ApiState>,
+    q: Result<Query<TopologyQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let window = match q.map(|Query(q)| {
+        q.window
+            .as_deref()
+            .map(humantime::parse_duration)
+            .transpose()
+    }) {
+        Ok(Ok(w)) => w.unwrap_or(Duration::from_secs(300)),
+        Ok(Err(e)) => return bad_request(format!("window: {e}")),
+        Err(e) => return bad_request(e.body_text()),
+    };
+    let store = s.shared.ingest.read();
+    let max = store.window_ms();
+    let w = window.as_millis() as Millis;
+    if w <= 0 || w > max {
+        return bad_request(format!(
+            "window {} must be above 0 and at most the store's window of {}",
+            humantime::format_duration(window),
+            humantime::format_duration(Duration::from_millis(max as u64))
+        ));
+    }
+    let q = StoreQuery::new(&store);
+    Json(crate::sources::spans::topology::build(&q, now_millis(), w)).into_response()
 }

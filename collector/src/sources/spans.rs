@@ -13,6 +13,7 @@ pub mod span;
 pub mod spanmetrics;
 #[cfg(test)]
 mod tests;
+pub mod topology;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
