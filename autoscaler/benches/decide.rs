@@ -21,6 +21,7 @@ fn service(i: usize, policy: &Policy) -> (Observation, History) {
             ReplicaObservation {
                 id: format!("s{i}-r{r}"),
                 ready: r != 0 || !i.is_multiple_of(5),
+                unhealthy: false,
                 metrics: [
                     (
                         "cpu".to_string(),

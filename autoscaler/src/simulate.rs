@@ -327,6 +327,7 @@ impl<'p> Observed<'p> {
             obs.replicas.push(ReplicaObservation {
                 id: obs.replicas.len().to_string(),
                 ready: false,
+                unhealthy: false,
                 metrics: BTreeMap::new(),
                 capacity: self
                     .policy

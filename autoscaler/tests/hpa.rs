@@ -269,6 +269,7 @@ fn observation(case: &Case, file: &Yaml, current: u32, metrics: &[Metric]) -> Ob
         replicas.push(ReplicaObservation {
             id: format!("test-pod-{i}"),
             ready,
+            unhealthy: false,
             metrics: sample_metrics,
             capacity,
         });

@@ -117,6 +117,7 @@ fn observation(policy: &Policy, current: u32, capacity: f64, step: &Step) -> Obs
             ReplicaObservation {
                 id: format!("r{i}"),
                 ready,
+                unhealthy: false,
                 metrics,
                 capacity: caps,
             }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::source::{ContainerSample, SourceError};
-use super::target::TargetState;
+use super::target::{Health, TargetState};
 use crate::policy::{
     decide, Decision, History, Observation, Policy, Reason, ReplicaObservation, Sample, Target,
     Timestamp,
@@ -219,9 +219,18 @@ pub fn observation(
                 _ => {}
             }
         }
+        // Failing its check, as opposed to starting: `unhealthy`, or not yet healthy although its
+        // initialization time has passed (Swarm shows a task whose check fails as `starting` until it
+        // replaces it).
+        let failing = match r.health {
+            Health::Unhealthy => true,
+            Health::Starting => initialized,
+            Health::None | Health::Healthy => false,
+        };
         replicas.push(ReplicaObservation {
             id: r.id.clone(),
             ready: r.running && initialized && r.health.allows_ready() && sample.is_some(),
+            unhealthy: r.running && failing,
             metrics,
             capacity,
         });

@@ -10,8 +10,17 @@
 //! Service-level metrics follow `GetExternalPerPodMetricReplicas` (`value`) and `GetObjectMetricReplicas`
 //! (`below`, ratio times ready replicas). `autoscaler/tests/hpa/` replays the HPA's own test tables.
 //!
-//! One addition to the HPA: a proposal never moves against its ratio's direction, also in the fast path
-//! (the HPA can, when fewer replicas are observed than the spec asks for).
+//! Two additions to the HPA:
+//! - A proposal never moves against its ratio's direction, also in the fast path (the HPA can, when
+//!   fewer replicas are observed than the spec asks for).
+//! - When no replica is ready for `cpu`, the HPA has no metric and never scales (its issue #64088: every
+//!   pod turned unready under load). Plimsoll then looks at the replicas that fail their health check
+//!   ([`ReplicaObservation::unhealthy`]) and still report CPU: if they use more than the target (beyond
+//!   the tolerance), it votes to scale up as the HPA would with them counted at their measured usage and
+//!   every other replica (starting, silent) at 0, never down, with status `all_replicas_unready`;
+//!   replicas it added count at 0 while they start, so the vote stops growing until they are ready or
+//!   fail in turn. If they use no more than the target, the failures are not load, and it does not vote
+//!   (`missing_data_hold`, as before). Behavior (rate policies, stabilization) and `max` bound it as any vote.
 
 use serde::Serialize;
 
@@ -36,6 +45,9 @@ pub enum MetricStatus {
     Steady,
     /// No usable sample: this metric does not vote.
     Missing,
+    /// No replica is ready and the unhealthy ones use more than the target: the vote comes from their
+    /// measured usage, and only ever keeps or raises the count.
+    AllReplicasUnready,
 }
 
 /// The outcome of one metric, also used as the per-metric detail of a decision.
@@ -154,12 +166,15 @@ struct Vote {
 enum Proposal {
     Keep(MetricStatus),
     Replicas(u32),
+    /// From the unhealthy replicas when none is ready: at least the current count.
+    Unready(u32),
 }
 
 /// Turns a proposal into replicas and a status, never moving against the ratio's direction.
 fn guard_direction(ratio: f64, proposal: Proposal, current: u32) -> (u32, MetricStatus) {
     match proposal {
         Proposal::Keep(status) => (current, status),
+        Proposal::Unready(n) => (n.max(current), MetricStatus::AllReplicasUnready),
         Proposal::Replicas(n) if (ratio > 1.0 && n < current) || (ratio < 1.0 && n > current) => {
             (current, MetricStatus::DirectionHold)
         }
@@ -242,6 +257,14 @@ impl Kind {
         }
     }
 
+    /// A level from [`Kind::ratio`] in the target's unit (integer percent, or the average).
+    fn shown(self, level: i64) -> f64 {
+        match self {
+            Kind::Utilization(_) => level as f64,
+            Kind::Average(_) => level as f64 / 1000.0,
+        }
+    }
+
     fn sample_shape(self) -> &'static str {
         match self {
             Kind::Utilization(_) => "{used, capacity} for a utilization target",
@@ -268,6 +291,9 @@ struct Groups {
     /// Replicas not ready (starting) whose sample does not count: 0 on a scale-up, left out on a
     /// scale-down.
     unready: Vec<Option<i64>>,
+    /// The samples of the unready replicas that fail their health check (also in `unready`): used only
+    /// when no replica is ready.
+    unhealthy: Totals,
 }
 
 fn per_replica(
@@ -287,8 +313,13 @@ fn per_replica(
         match sample {
             None if r.ready => g.missing.push(kind.weight(r, sample, name)),
             None => g.unready.push(kind.weight(r, sample, name)),
-            Some(_) if !r.ready && readiness_matters => {
-                g.unready.push(kind.weight(r, sample, name))
+            Some(s) if !r.ready && readiness_matters => {
+                g.unready.push(kind.weight(r, sample, name));
+                if r.unhealthy {
+                    if let Some((value, weight)) = kind.point(s) {
+                        g.unhealthy.add(value, weight);
+                    }
+                }
             }
             Some(s) => {
                 let (value, weight) = kind.point(s).ok_or_else(|| {
@@ -302,12 +333,76 @@ fn per_replica(
         }
     }
     if g.ready.count == 0 {
+        if g.unhealthy.count > 0 {
+            return all_unready_vote(name, kind, g, tolerance);
+        }
         return Err((
             Missing::NoReadyReplica,
             format!("no ready replica reported {name}"),
         ));
     }
     hpa_vote(name, kind, g, tolerance, current)
+}
+
+/// The vote when no replica is ready but some fail their health check while reporting usage (see the
+/// module doc): scale up as if the unhealthy replicas were ready and the other unready or silent ones used
+/// nothing; no vote when the unhealthy ones are not above the target.
+fn all_unready_vote(
+    name: &str,
+    kind: Kind,
+    g: Groups,
+    tolerance: Tolerance,
+) -> Result<Vote, NoVote> {
+    let zero = || {
+        (
+            Missing::ZeroCapacity,
+            format!("{name}: total capacity is zero"),
+        )
+    };
+    let unhealthy = g.unhealthy;
+    let (level, ratio) = kind.ratio(unhealthy).ok_or_else(zero)?;
+    let level_shown = kind.shown(level);
+    if ratio <= 1.0 + tolerance.up {
+        return Err((
+            Missing::NoReadyReplica,
+            format!(
+                "no ready replica reported {name}; the {} unhealthy ones are at {level_shown} \
+                 (ratio {ratio:.2}), not above the target: no sign of overload",
+                unhealthy.count
+            ),
+        ));
+    }
+    let mean_weight = unhealthy.weight / unhealthy.count;
+    let mut all = unhealthy;
+    // Every other replica, unready (starting, or unhealthy without a usable sample) or silent, counts as
+    // idle: the HPA's rule for a scale-up. The unhealthy replicas are in `unready` as well.
+    let others = g.unready.len() + g.missing.len() - unhealthy.count as usize;
+    for _ in 0..others {
+        all.add(0, mean_weight);
+    }
+    let (_, new_ratio) = kind.ratio(all).ok_or_else(zero)?;
+    let proposal = if new_ratio <= 1.0 + tolerance.up {
+        // What was added is still starting: wait for it.
+        Proposal::Unready(0)
+    } else {
+        Proposal::Unready(ceil_u32(new_ratio * all.count as f64))
+    };
+    Ok(Vote {
+        level: level_shown,
+        ratio,
+        proposal,
+        counted: all.count as u32,
+        load: Some(unhealthy.value as f64 / 1000.0),
+        load_per_replica: Some(load_per_replica(kind, mean_weight)),
+    })
+}
+
+/// Demand one replica serves when exactly on target.
+fn load_per_replica(kind: Kind, mean_weight: i64) -> f64 {
+    match kind {
+        Kind::Utilization(target) => mean_weight as f64 / 1000.0 * target as f64 / 100.0,
+        Kind::Average(target) => target as f64 / 1000.0,
+    }
 }
 
 /// `GetResourceReplicas` / `calcPlainMetricReplicas` on grouped replicas.
@@ -330,14 +425,8 @@ fn hpa_vote(
         )
     })?;
     let load = ready.value as f64 / 1000.0;
-    let load_per_replica = match kind {
-        Kind::Utilization(target) => mean_weight as f64 / 1000.0 * target as f64 / 100.0,
-        Kind::Average(target) => target as f64 / 1000.0,
-    };
-    let level_shown = match kind {
-        Kind::Utilization(_) => level as f64,
-        Kind::Average(_) => level as f64 / 1000.0,
-    };
+    let load_per_replica = load_per_replica(kind, mean_weight);
+    let level_shown = kind.shown(level);
     let vote = |proposal, counted: i64| Vote {
         level: level_shown,
         ratio,

@@ -34,6 +34,9 @@ pub enum Reason {
     MissingDataHold,
     /// The service runs 0 replicas: autoscaling is off for it (as the HPA does when the target is at 0).
     ScalingDisabled,
+    /// No replica is ready and the unhealthy ones use more than the target (the HPA's issue #64088): the
+    /// count follows their usage upward (or holds while the replicas added for it start).
+    AllReplicasUnready,
 }
 
 impl Reason {
@@ -50,6 +53,7 @@ impl Reason {
             Reason::ClampedToMax => "clamped_to_max",
             Reason::MissingDataHold => "missing_data_hold",
             Reason::ScalingDisabled => "scaling_disabled",
+            Reason::AllReplicasUnready => "all_replicas_unready",
         }
     }
 }
@@ -181,6 +185,16 @@ fn reason(d: &Decision, n: &Normalized, reactive: u32) -> Reason {
         Limit::Max => Reason::ClampedToMax,
         Limit::Min => Reason::ClampedToMin,
         Limit::None if n.stabilized != recommendation => Reason::Stabilized,
+        // The count follows a vote from unhealthy replicas (or waits for the replicas it added).
+        Limit::None
+            if d.desired >= d.current
+                && recommendation == reactive
+                && d.metrics.iter().any(|m| {
+                    m.status == MetricStatus::AllReplicasUnready && m.proposal == Some(reactive)
+                }) =>
+        {
+            Reason::AllReplicasUnready
+        }
         Limit::None if d.desired > d.current && recommendation > reactive => {
             Reason::PredictedScaleUp
         }

@@ -78,6 +78,12 @@ pub struct ReplicaObservation {
     pub id: String,
     /// False while starting (within its initialization window) or unhealthy.
     pub ready: bool,
+    /// Not ready because it fails its health check, not merely because it is starting: the control loop
+    /// sets it for a replica Docker reports `unhealthy`, or still `starting` after the policy's
+    /// `initialization`. When no replica is ready, the CPU of such replicas is evidence of overload
+    /// (see `calc`: `all_replicas_unready`); otherwise it is treated as any not-ready replica.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unhealthy: bool,
     #[serde(default)]
     pub metrics: BTreeMap<String, Sample>,
     /// Capacity per metric for replicas whose usage sample is absent (needed for utilization fallbacks).

@@ -51,10 +51,23 @@ pub fn silent(id: &str, ready: bool, metric: &str, capacity: f64) -> ReplicaObse
     r
 }
 
+/// A replica failing its health check (not ready, `unhealthy`) using `used` of `capacity` for `metric`.
+pub fn unhealthy(id: &str, metric: &str, used: f64, capacity: f64) -> ReplicaObservation {
+    let mut r = replica(id, false, &[(metric, Sample::Usage { used, capacity })]);
+    r.unhealthy = true;
+    r
+}
+
+/// A replica still starting (not ready, not unhealthy) using `used` of `capacity` for `metric`.
+pub fn starting(id: &str, metric: &str, used: f64, capacity: f64) -> ReplicaObservation {
+    replica(id, false, &[(metric, Sample::Usage { used, capacity })])
+}
+
 pub fn replica(id: &str, ready: bool, samples: &[(&str, Sample)]) -> ReplicaObservation {
     ReplicaObservation {
         id: id.into(),
         ready,
+        unhealthy: false,
         metrics: samples.iter().map(|(m, s)| (m.to_string(), *s)).collect(),
         capacity: BTreeMap::new(),
     }

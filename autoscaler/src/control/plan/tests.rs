@@ -180,6 +180,44 @@ fn readiness_follows_start_time_health_and_samples() {
 }
 
 #[test]
+fn failing_checks_mark_replicas_unhealthy_but_starting_ones_only_after_initialization() {
+    let p = policy("initialization: 30s\n");
+    let mut st = state(5);
+    st.replicas[0].health = Health::Unhealthy;
+    // Started 60 s ago and still not healthy: its check fails (Swarm shows such a task as starting).
+    st.replicas[1].health = Health::Starting;
+    // Started 10 s ago: merely starting.
+    st.replicas[2].health = Health::Starting;
+    st.replicas[2].started_at = Some(NOW.minus(Duration::from_secs(10)));
+    st.replicas[3].health = Health::Unhealthy;
+    st.replicas[3].running = false;
+    let s = samples(5, cpu(0.9, Some(1.0)));
+    let obs = observation(&p, &st, &s, NOW, STALE).unwrap();
+    let unhealthy: Vec<bool> = obs.replicas.iter().map(|r| r.unhealthy).collect();
+    assert_eq!(unhealthy, vec![true, true, false, false, false]);
+    let all_failing = {
+        let mut st = st.clone();
+        st.replicas.truncate(2);
+        st.spec_replicas = 2;
+        st
+    };
+    let p = plan(
+        &p,
+        &History::default(),
+        &all_failing,
+        ok(&s),
+        false,
+        NOW,
+        STALE,
+    );
+    // With only the two failing replicas: 90/50 * 2 = 3.6, 4.
+    assert_eq!(
+        (p.desired, p.cause),
+        (4, Cause::Decided(Reason::AllReplicasUnready))
+    );
+}
+
+#[test]
 fn a_reservation_is_the_capacity_of_an_unlimited_container() {
     let mut st = state(1);
     st.cpu_reservation_cores = Some(0.5);

@@ -334,3 +334,45 @@ async fn an_unhealthy_replica_is_not_ready_whatever_the_source_says() {
     assert_eq!((r.current, r.desired), (2, 2), "{r:?}");
     assert!(l.actuator.scales(&b).is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn replicas_all_unhealthy_under_load_are_not_stuck() {
+    // HPA #64088: every replica fails its health check while busy. a: 90% of a core against 50%; b: the
+    // same failures at 10% (a broken dependency, not load).
+    let (a, b) = (web("a"), web("b"));
+    let l = Loop::start(config(), |act, src| {
+        act.set_start_delay(SEC * 5);
+        act.add(a.clone(), &labels("6", &[]), 2);
+        act.add(b.clone(), &labels("6", &[]), 2);
+        src.set_cpu(&a, 0.9);
+        src.set_cpu(&b, 0.1);
+        for id in [&a, &b] {
+            act.set_unhealthy(id, 0);
+            act.set_unhealthy(id, 1);
+        }
+    });
+    sleep(SEC / 2).await;
+    // The unhealthy replicas count at their usage: ceil(90/50 * 2) = 4.
+    assert_eq!(l.actuator.scales(&a), vec![(4, l.t0)]);
+    let r = &l.records(&a)[0];
+    assert_eq!(
+        (r.current, r.desired, r.reason.as_str(), r.action),
+        (2, 4, "all_replicas_unready", Action::Scaled)
+    );
+    // While the two new replicas start they count as idle: 180% over 4 cores is 45%, inside the band.
+    sleep(SEC * 3).await;
+    assert_eq!(l.actuator.scales(&a).len(), 1);
+    assert_eq!(l.reasons(&a)[1..4], ["all_replicas_unready"; 3]);
+    // They come up healthy and carry the load: the HPA's rules again, nothing more to do.
+    sleep(SEC * 3).await;
+    assert_eq!(l.reasons(&a).last(), Some(&"steady"));
+    // Then they fail under load too: all four vote, 90/50 * 4 = 8, clamped to max 6.
+    l.actuator.set_unhealthy(&a, 2);
+    l.actuator.set_unhealthy(&a, 3);
+    sleep(SEC).await;
+    assert_eq!(l.actuator.scales(&a).last().map(|s| s.0), Some(6));
+    assert_eq!(l.reasons(&a).last(), Some(&"clamped_to_max"));
+    // b never scales: its failures are not load.
+    assert!(l.actuator.scales(&b).is_empty());
+    assert!(l.reasons(&b).iter().all(|r| *r == "missing_data_hold"));
+}

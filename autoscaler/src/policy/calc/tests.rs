@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::policy::testutil::{obs, silent, usage, value};
+use crate::policy::testutil::{obs, silent, starting, unhealthy, usage, value};
 
 const CPU: &str = "cpu";
 
@@ -372,4 +372,117 @@ fn readiness_matters_for_cpu_only() {
     ];
     // Ready: 60% vs 30% (ratio 2); with the unready one at 0: 40%, ceil(4/3 * 3) = 4.
     assert_eq!(run(&cpu(30), &obs(3, rs)).proposal, Some(4));
+}
+
+#[test]
+fn all_replicas_unhealthy_above_target_scale_up_from_their_usage() {
+    // HPA #64088: both replicas fail their check at 95% of a core against 70%. The HPA has no ready pod
+    // and no metric; Plimsoll counts them at their usage: 95/70 = 1.357, ceil(1.357 * 2) = 3.
+    let o = obs(
+        2,
+        vec![
+            unhealthy("a", CPU, 0.95, 1.0),
+            unhealthy("b", CPU, 0.95, 1.0),
+        ],
+    );
+    let d = run(&cpu(70), &o);
+    assert_eq!(d.current, Some(95.0));
+    assert_eq!(
+        (d.proposal, d.status, d.counted),
+        (Some(3), MetricStatus::AllReplicasUnready, 2)
+    );
+    assert_eq!(d.load, Some(1.9));
+    assert_eq!(d.problem, None);
+}
+
+#[test]
+fn replicas_added_for_unhealthy_ones_count_as_idle_while_they_start() {
+    // The third replica, added by the previous vote, is starting: at 0 the ratio is 190/300/0.7 = 0.905,
+    // inside the band: keep 3 until it is ready or fails too.
+    let o = obs(
+        3,
+        vec![
+            unhealthy("a", CPU, 0.95, 1.0),
+            unhealthy("b", CPU, 0.95, 1.0),
+            starting("c", CPU, 0.9, 1.0),
+        ],
+    );
+    let d = run(&cpu(70), &o);
+    assert_eq!(
+        (d.proposal, d.status, d.counted),
+        (Some(3), MetricStatus::AllReplicasUnready, 3)
+    );
+    // Once it fails as well, the three vote again: 95/70 * 3 = 4.07, 5.
+    let o = obs(
+        3,
+        vec![
+            unhealthy("a", CPU, 0.95, 1.0),
+            unhealthy("b", CPU, 0.95, 1.0),
+            unhealthy("c", CPU, 0.95, 1.0),
+        ],
+    );
+    assert_eq!(run(&cpu(70), &o).proposal, Some(5));
+    // A silent replica (no sample at all) counts as idle too: 190 / 300 at 70%.
+    let o = obs(
+        3,
+        vec![
+            unhealthy("a", CPU, 0.95, 1.0),
+            unhealthy("b", CPU, 0.95, 1.0),
+            silent("c", false, CPU, 1.0),
+        ],
+    );
+    assert_eq!(run(&cpu(70), &o).proposal, Some(3));
+}
+
+#[test]
+fn unhealthy_replicas_at_or_below_target_are_not_load() {
+    // Failing checks at 20% CPU (a broken dependency, not load): more replicas would not help. No vote.
+    let o = obs(
+        2,
+        vec![unhealthy("a", CPU, 0.2, 1.0), unhealthy("b", CPU, 0.2, 1.0)],
+    );
+    let d = run(&cpu(70), &o);
+    assert_eq!((d.proposal, d.status), (None, MetricStatus::Missing));
+    assert!(d.problem.unwrap().contains("no sign of overload"));
+    // Inside the tolerance above target (75% vs 70%, ratio 1.07 < 1.1) is no sign either.
+    let o = obs(1, vec![unhealthy("a", CPU, 0.75, 1.0)]);
+    assert_eq!(run(&cpu(70), &o).proposal, None);
+    // Starting replicas alone, whatever they use, are the HPA's start-up case: no vote.
+    let o = obs(
+        2,
+        vec![starting("a", CPU, 1.0, 1.0), starting("b", CPU, 1.0, 1.0)],
+    );
+    let d = run(&cpu(70), &o);
+    assert_eq!(d.proposal, None);
+    assert_eq!(d.problem.as_deref(), Some("no ready replica reported cpu"));
+}
+
+#[test]
+fn with_a_ready_replica_unhealthy_ones_follow_the_hpa() {
+    // One ready replica at 90%, one unhealthy at 100%, target 70: the HPA path, with the unhealthy one
+    // unready (0 on a scale-up): 90 / 200 / 0.7 = 0.64, against the ratio's direction: hold.
+    let o = obs(
+        2,
+        vec![usage("a", CPU, 0.9, 1.0), unhealthy("b", CPU, 1.0, 1.0)],
+    );
+    let d = run(&cpu(70), &o);
+    assert_eq!(
+        (d.proposal, d.status),
+        (Some(2), MetricStatus::DirectionHold)
+    );
+}
+
+#[test]
+fn unhealthy_rule_is_for_cpu_only() {
+    // For any other metric a not-ready replica that reports is counted like a ready one (HPA groupPods).
+    let mem = MetricSpec::new("memory", Target::Utilization(70));
+    let o = obs(
+        2,
+        vec![
+            unhealthy("a", "memory", 0.95, 1.0),
+            unhealthy("b", "memory", 0.95, 1.0),
+        ],
+    );
+    let d = run(&mem, &o);
+    assert_eq!((d.proposal, d.status), (Some(3), MetricStatus::ScaleUp));
 }

@@ -4,7 +4,7 @@ use super::*;
 use crate::policy::behavior::TimedReplicas;
 use crate::policy::model::{Target, Tolerance};
 use crate::policy::observation::{ReplicaObservation, Sample};
-use crate::policy::testutil::{obs, policy, silent, usage, value};
+use crate::policy::testutil::{obs, policy, silent, starting, unhealthy, usage, value};
 
 /// A bare decision, for tests of what consumes decisions.
 pub(crate) fn decision(
@@ -63,6 +63,7 @@ fn reasons_have_stable_names() {
         (Reason::ClampedToMax, "clamped_to_max"),
         (Reason::MissingDataHold, "missing_data_hold"),
         (Reason::ScalingDisabled, "scaling_disabled"),
+        (Reason::AllReplicasUnready, "all_replicas_unready"),
     ];
     for (r, s) in all {
         assert_eq!(r.as_str(), s);
@@ -331,5 +332,91 @@ proptest! {
         let d = decide(&predictive, &o, &h, NOW);
         prop_assert!(d.desired >= reactive.desired, "{} < reactive {}", d.desired, reactive.desired);
         prop_assert!(d.desired <= p.max);
+    }
+}
+
+fn all_unhealthy(n: usize, used: f64) -> Vec<ReplicaObservation> {
+    (0..n)
+        .map(|i| unhealthy(&format!("u{i}"), "cpu", used, 1.0))
+        .collect()
+}
+
+#[test]
+fn all_replicas_unhealthy_under_load_scale_up_with_a_typed_reason() {
+    // HPA #64088: 4 replicas all failing their check at 100% CPU, target 70: ceil(100/70 * 4) = 6.
+    let p = policy(1, 20, &[("cpu", Target::Utilization(70))]);
+    let d = decide(&p, &obs(4, all_unhealthy(4, 1.0)), &History::default(), NOW);
+    assert_eq!(
+        (d.desired, d.reason, d.recommendation),
+        (6, Reason::AllReplicasUnready, Some(6))
+    );
+    // While the 2 new replicas start, the 4 unhealthy ones over 6 are at 95%: inside the band, hold
+    // with the same reason.
+    let mut rs = all_unhealthy(4, 1.0);
+    rs.push(starting("s0", "cpu", 0.3, 1.0));
+    rs.push(starting("s1", "cpu", 0.3, 1.0));
+    let d = decide(&p, &obs(6, rs), &History::default(), NOW);
+    assert_eq!((d.desired, d.reason), (6, Reason::AllReplicasUnready));
+}
+
+#[test]
+fn all_unready_scale_up_is_bounded_by_rate_policies_and_max() {
+    // 10 replicas at 100% against 20%: the vote is 50. The HPA default allows +100% per 15 s: 20.
+    let p = policy(1, 100, &[("cpu", Target::Utilization(20))]);
+    let d = decide(
+        &p,
+        &obs(10, all_unhealthy(10, 1.0)),
+        &History::default(),
+        NOW,
+    );
+    assert_eq!(
+        (d.desired, d.reason, d.recommendation),
+        (20, Reason::LimitedByRate, Some(50))
+    );
+    assert_eq!(d.metrics[0].status, MetricStatus::AllReplicasUnready);
+    // And by max.
+    let p = policy(1, 12, &[("cpu", Target::Utilization(20))]);
+    let d = decide(
+        &p,
+        &obs(10, all_unhealthy(10, 1.0)),
+        &History::default(),
+        NOW,
+    );
+    assert_eq!((d.desired, d.reason), (12, Reason::ClampedToMax));
+}
+
+#[test]
+fn all_unhealthy_without_load_holds_for_missing_data() {
+    // Failing at 10% CPU: not load; the count holds as before, and nothing scales down either.
+    let p = policy(1, 20, &[("cpu", Target::Utilization(70))]);
+    let d = decide(&p, &obs(4, all_unhealthy(4, 0.1)), &History::default(), NOW);
+    assert_eq!(
+        (d.desired, d.reason, d.recommendation),
+        (4, Reason::MissingDataHold, None)
+    );
+}
+
+proptest! {
+    /// Whatever unhealthy and starting replicas report, the unready rule never scales down, and stays
+    /// within max and the HPA's default scale-up rate (double, or +4, per 15 s).
+    #[test]
+    fn all_unready_never_scales_down_nor_beyond_the_rate(
+        unhealthy_used in proptest::collection::vec(0.0f64..2.0, 1..12),
+        starting_n in 0usize..6,
+        target in 10u32..100,
+        max in 1u32..40,
+    ) {
+        let p = policy(1, max, &[("cpu", Target::Utilization(target))]);
+        let mut rs: Vec<_> = unhealthy_used
+            .iter()
+            .enumerate()
+            .map(|(i, u)| unhealthy(&format!("u{i}"), "cpu", *u, 1.0))
+            .collect();
+        rs.extend((0..starting_n).map(|i| starting(&format!("s{i}"), "cpu", 1.0, 1.0)));
+        let current = rs.len() as u32;
+        prop_assume!(current <= max);
+        let d = decide(&p, &obs(current, rs), &History::default(), NOW);
+        prop_assert!(d.desired >= current);
+        prop_assert!(d.desired <= max.min((current * 2).max(current + 4)));
     }
 }
