@@ -6,6 +6,7 @@
 //! and duration series. [`Spans::flush`] writes every series into the store through the ingest
 //! handle, once per collector interval (the shell calls it). Pure parts get `now` from the caller.
 
+pub mod cluster;
 pub mod config;
 pub mod normalize;
 pub mod servicegraph;

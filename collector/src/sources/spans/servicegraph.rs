@@ -128,7 +128,7 @@ impl Settings {
 }
 
 /// An edge's `connection_type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ConnectionType {
     Plain,
     MessagingSystem,
