@@ -90,6 +90,11 @@ fn a_containerized_global_collector_feeds_the_autoscaler() {
             "/host/sys/fs/cgroup",
             "--listen",
             &listen,
+            // On the host network: the OTLP ports may be in use by a test running alongside.
+            "--otlp-grpc",
+            "off",
+            "--otlp-http",
+            "off",
         ],
     );
     let start = std::time::Instant::now();

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use crate::sources::cgroup::CgroupConfig;
 use crate::sources::docker::DockerConfig;
 use crate::sources::host::HostConfig;
+use crate::sources::otlp::OtlpConfig;
 use crate::sources::spans::SpansConfig;
 
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
@@ -29,6 +30,8 @@ pub struct CollectorConfig {
     pub docker: DockerConfig,
     /// OTLP spans into RED metrics and the service graph.
     pub spans: SpansConfig,
+    /// The OTLP receiver (gRPC and HTTP servers).
+    pub otlp: OtlpConfig,
 }
 
 impl Default for CollectorConfig {
@@ -41,6 +44,7 @@ impl Default for CollectorConfig {
             cgroup: CgroupConfig::default(),
             docker: DockerConfig::default(),
             spans: SpansConfig::default(),
+            otlp: OtlpConfig::default(),
         }
     }
 }
@@ -101,6 +105,7 @@ impl CollectorConfig {
         self.cgroup.validate(&mut errs);
         self.docker.validate(&mut errs);
         self.spans.validate(&mut errs);
+        self.otlp.validate(&mut errs);
         if errs.0.is_empty() {
             Ok(self)
         } else {
@@ -152,8 +157,14 @@ mod tests {
         };
         c.host.proc_root = "relative/proc".into();
         c.docker.resync = Duration::from_millis(10);
+        c.otlp.max_series = 0;
         let e = c.validate().unwrap_err();
-        assert_eq!(e.0.len(), 3, "{e}");
+        assert_eq!(e.0.len(), 4, "{e}");
+        assert!(
+            e.to_string()
+                .contains("otlp: max_series must be at least 1"),
+            "{e}"
+        );
         assert!(e.to_string().contains("host: proc_root"), "{e}");
         assert!(e.to_string().contains("docker: resync"), "{e}");
     }

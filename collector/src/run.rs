@@ -13,6 +13,7 @@ use crate::config::CollectorConfig;
 use crate::sampler::{DiscoveryEvent, Sampler, Shared};
 use crate::sources::directory::ContainerDirectory;
 use crate::sources::docker;
+use crate::sources::otlp::{self, MetricsReceiver, TracesSink};
 use crate::store::{Ingest, IngestError, Millis};
 use crate::telemetry;
 
@@ -43,20 +44,30 @@ pub fn prometheus_handle() -> PrometheusHandle {
         .clone()
 }
 
-/// A running collector. Dropping it stops the sampling thread.
+/// Why the collector could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    #[error(transparent)]
+    Otlp(#[from] otlp::StartError),
+}
+
+/// A running collector. Dropping it stops the sampling thread and the receivers' servers.
 pub struct Collector {
     shared: Shared,
     config: CollectorConfig,
     metrics: PrometheusHandle,
     stop: Arc<AtomicBool>,
     directory: ContainerDirectory,
+    otlp: Option<otlp::Servers>,
 }
 
 impl Collector {
     /// Builds every component from `config` and starts them. Must be called inside a Tokio runtime
     /// (discovery runs on it). Without a reachable Docker engine it samples the host only and keeps
     /// trying to connect.
-    pub fn start(config: CollectorConfig) -> Result<Collector, IngestError> {
+    pub fn start(config: CollectorConfig) -> Result<Collector, StartError> {
         let metrics = prometheus_handle();
         let ingest = Ingest::new(config.window);
         let (stats_tx, stats_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -92,6 +103,10 @@ impl Collector {
             })
             .expect("spawning the sampler thread");
         let directory = ContainerDirectory::new();
+        // The traces component (issue 8) builds its sink here; the OTLP servers then also serve
+        // TraceService/Export and POST /v1/traces and hand it every decoded request.
+        let traces: Option<Arc<dyn TracesSink>> = None;
+        let otlp = start_otlp(&config, &ingest, &directory, traces)?;
         tokio::spawn(connect_and_discover(
             config.clone(),
             tx,
@@ -107,6 +122,7 @@ impl Collector {
             }
         });
         Ok(Collector {
+            otlp,
             directory,
             shared,
             config,
@@ -129,6 +145,13 @@ impl Collector {
         self.shared.ingest.clone()
     }
 
+    /// The OTLP servers' bound addresses (gRPC, HTTP), when running.
+    pub fn otlp_addrs(&self) -> (Option<std::net::SocketAddr>, Option<std::net::SocketAddr>) {
+        self.otlp
+            .as_ref()
+            .map_or((None, None), |s| (s.grpc_addr(), s.http_addr()))
+    }
+
     /// The HTTP API of this collector.
     pub fn router(&self) -> axum::Router {
         crate::http::router(crate::http::ApiState {
@@ -143,6 +166,28 @@ impl Drop for Collector {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
     }
+}
+
+/// Starts the OTLP servers when configured: the metrics receiver writes into `ingest`, attributing
+/// by `directory`; `traces`, when given, gets every trace request.
+fn start_otlp(
+    config: &CollectorConfig,
+    ingest: &Ingest,
+    directory: &ContainerDirectory,
+    traces: Option<Arc<dyn TracesSink>>,
+) -> Result<Option<otlp::Servers>, StartError> {
+    let c = &config.otlp;
+    if !c.enabled() {
+        return Ok(None);
+    }
+    let metrics =
+        MetricsReceiver::new(ingest.clone(), directory.clone(), c.stale_after, c.limits())?;
+    let handlers = otlp::Handlers {
+        metrics: Arc::new(metrics),
+        traces,
+        max_request_bytes: c.max_request_bytes,
+    };
+    Ok(Some(otlp::Servers::start(c, handlers)?))
 }
 
 /// Connects to Docker (retrying with backoff; host-only until then), then runs discovery and the

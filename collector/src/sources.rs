@@ -6,6 +6,7 @@ pub mod directory;
 pub mod docker;
 pub mod host;
 pub mod kernel;
+pub mod otlp;
 pub mod procfile;
 pub mod spans;
 pub mod statsd;

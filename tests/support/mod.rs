@@ -165,13 +165,22 @@ impl Plimsoll {
     }
 
     /// Starts `plimsoll SUBCOMMAND --listen ADDR ARGS...` and waits until /healthz answers 200.
+    /// Receivers on fixed ports (OTLP) are turned off unless ARGS set their address, so that tests
+    /// can run side by side.
     pub fn start(subcommand: &str, args: &[&str]) -> Plimsoll {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("plimsoll.log");
         let addr = free_addr();
+        let mut receivers_off = Vec::new();
+        for flag in ["--otlp-grpc", "--otlp-http"] {
+            if !args.contains(&flag) {
+                receivers_off.extend([flag, "off"]);
+            }
+        }
         let child = Command::new(plimsoll_bin())
             .arg(subcommand)
             .args(["--listen", &addr.to_string()])
+            .args(&receivers_off)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -38,6 +38,8 @@ pub struct CollectorArgs {
     /// Docker engine socket; defaults to $DOCKER_HOST when it is a unix:// address.
     #[arg(long)]
     pub docker_socket: Option<String>,
+    #[command(flatten)]
+    pub otlp: super::otlp::OtlpArgs,
 }
 
 impl CollectorArgs {
@@ -71,6 +73,7 @@ impl CollectorArgs {
                 socket: socket.trim_start_matches("unix://").to_string(),
                 ..defaults.docker
             },
+            otlp: self.otlp.config(),
             ..defaults
         }
     }

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 mod check;
 mod collect;
 mod decide;
+mod otlp;
 mod run;
 mod simulate;
 
