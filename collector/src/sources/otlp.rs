@@ -16,11 +16,13 @@
 
 pub mod config;
 pub mod decode;
+pub mod labels;
 pub mod names;
 mod server;
 #[cfg(test)]
 mod tests;
 pub mod translate;
+pub mod values;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;

@@ -389,7 +389,10 @@ fn unsupported_and_malformed_points_are_rejected_with_reasons() {
         "",
         Data::ExponentialHistogram(ExponentialHistogram {
             aggregation_temporality: CUMULATIVE,
-            data_points: vec![ExponentialHistogramDataPoint::default()],
+            data_points: vec![ExponentialHistogramDataPoint {
+                scale: 40,
+                ..Default::default()
+            }],
         }),
     );
     let mut no_value = point(0.0, &[]);
@@ -418,7 +421,8 @@ fn unsupported_and_malformed_points_are_rejected_with_reasons() {
     assert!(m.contains("(no_value)"), "{m}");
     assert!(m.contains("(invalid_name)"), "{m}");
     let reasons: Vec<_> = out.reasons().map(|(r, _)| r).collect();
-    assert!(reasons.contains(&"unsupported"), "{m}");
+    assert!(reasons.contains(&"invalid_exponential_histogram"), "{m}");
+    assert!(m.contains("scale 40 is outside -10..=20"), "{m}");
     assert_has(&exposition(&ingest), "g 1");
 }
 
@@ -533,7 +537,7 @@ async fn http_takes_protobuf_json_and_gzip_and_answers_as_the_spec_says() {
         ("content-type", "application/json"),
         ("content-encoding", "gzip"),
     ];
-    let partial = r#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"e","exponentialHistogram":{"aggregationTemporality":2,"dataPoints":[{}]}}]}]}]}"#;
+    let partial = r#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"e","exponentialHistogram":{"aggregationTemporality":2,"dataPoints":[{"scale":-11}]}}]}]}]}"#;
     let (code, _, body) = post(addr, "/v1/metrics", &hdrs, gzip(partial.as_bytes())).await;
     assert_eq!(code, 200);
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
@@ -630,7 +634,7 @@ async fn grpc_serves_metrics_and_hands_traces_to_the_sink() {
         &[("service.name", "g")],
         vec![
             sum("hits", "", true, CUMULATIVE, vec![point(9.0, &[])]),
-            sum("delta.hits", "", true, DELTA, vec![point(1.0, &[])]),
+            sum("unspecified", "", true, 0, vec![point(1.0, &[])]),
         ],
     );
     let resp = client.export(req).await.unwrap().into_inner();
@@ -705,4 +709,320 @@ fn config_problems_are_reported_together() {
     let e = serde_json::from_str::<OtlpConfig>(r#"{"grcp": null}"#).unwrap_err();
     assert!(e.to_string().contains("unknown field `grcp`"), "{e}");
     assert_eq!(config::parse_listen("off"), Ok(None));
+}
+
+fn at(mut p: NumberDataPoint, time: u64) -> NumberDataPoint {
+    p.time_unix_nano = time;
+    p
+}
+
+#[test]
+fn delta_sums_are_added_up_per_series_and_old_points_rejected() {
+    let (ingest, r) = receiver(ContainerDirectory::new());
+    // Exports the delta point `v` of `jobs{q}` stamped `k`.
+    let jobs = |q: &str, v: f64, k: u64| {
+        let m = sum("jobs", "", true, DELTA, vec![at(point(v, &[("q", q)]), k)]);
+        r.export(
+            &request(&[("service.name", "d")], vec![m]),
+            None,
+            NOW + k as i64,
+        )
+    };
+    for (k, v) in [(1u64, 2.0), (2, 3.0), (3, 5.0)] {
+        let out = jobs("a", v, k);
+        assert_eq!(out.accepted, 1, "{}", out.message());
+    }
+    // Another label set runs its own total.
+    jobs("b", 7.0, 3);
+    // A repeated (or older) delta point is not counted twice.
+    let out = jobs("a", 5.0, 3);
+    assert_eq!((out.accepted, out.rejected), (0, 1));
+    assert!(
+        out.message().contains("(out_of_order)"),
+        "{}",
+        out.message()
+    );
+    // An up-down counter with delta temporality: its level.
+    let export =
+        |m: Metric, now: i64| r.export(&request(&[("service.name", "d")], vec![m]), None, now);
+    for (k, v) in [(1u64, 4.0), (2, -1.0)] {
+        export(
+            sum("active", "", false, DELTA, vec![at(point(v, &[]), k)]),
+            NOW + 5 + k as i64,
+        );
+    }
+    let text = exposition(&ingest);
+    assert_has(&text, r#"jobs_total{service="d",q="a"} 10"#);
+    assert_has(&text, r#"jobs_total{service="d",q="b"} 7"#);
+    assert_has(&text, "# TYPE active gauge");
+    assert_has(&text, r#"active{service="d"} 3"#);
+}
+
+#[test]
+fn delta_histograms_are_added_up_and_must_keep_their_bounds() {
+    let (ingest, r) = receiver(ContainerDirectory::new());
+    let hist = |time: u64, bounds: Vec<f64>, counts: Vec<u64>| {
+        let count = counts.iter().sum();
+        metric(
+            "latency",
+            "s",
+            Data::Histogram(OtlpHistogram {
+                aggregation_temporality: DELTA,
+                data_points: vec![HistogramDataPoint {
+                    time_unix_nano: time,
+                    count,
+                    sum: Some(count as f64),
+                    explicit_bounds: bounds,
+                    bucket_counts: counts,
+                    ..Default::default()
+                }],
+            }),
+        )
+    };
+    assert_eq!(
+        r.export(
+            &request(&[], vec![hist(1, vec![0.1, 1.0], vec![1, 0, 2])]),
+            None,
+            NOW
+        )
+        .accepted,
+        1
+    );
+    assert_eq!(
+        r.export(
+            &request(&[], vec![hist(2, vec![0.1, 1.0], vec![0, 4, 1])]),
+            None,
+            NOW + 1
+        )
+        .accepted,
+        1
+    );
+    let out = r.export(
+        &request(&[], vec![hist(3, vec![0.5], vec![1, 1])]),
+        None,
+        NOW + 2,
+    );
+    assert!(
+        out.message().contains("(bounds_changed)"),
+        "{}",
+        out.message()
+    );
+    let text = exposition(&ingest);
+    assert_has(&text, r#"latency_seconds_bucket{le="0.1"} 1"#);
+    assert_has(&text, r#"latency_seconds_bucket{le="1"} 5"#);
+    assert_has(&text, r#"latency_seconds_bucket{le="+Inf"} 8"#);
+    assert_has(&text, "latency_seconds_count 8");
+    assert_has(&text, "latency_seconds_sum 8");
+}
+
+fn exp_point(
+    scale: i32,
+    offset: i32,
+    counts: Vec<u64>,
+    zero: u64,
+    negative: u64,
+) -> ExponentialHistogramDataPoint {
+    use opentelemetry_proto::tonic::metrics::v1::exponential_histogram_data_point::Buckets;
+    let count = counts.iter().sum::<u64>() + zero + negative;
+    ExponentialHistogramDataPoint {
+        scale,
+        count,
+        sum: Some(1.0),
+        zero_count: zero,
+        positive: Some(Buckets {
+            offset,
+            bucket_counts: counts,
+        }),
+        negative: Some(Buckets {
+            offset: 0,
+            bucket_counts: vec![negative],
+        }),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn exponential_buckets_merge_exactly_into_power_of_two_buckets() {
+    use super::values::{exponential_layout, exponential_of, WIDEN};
+    // Scale 1: base √2; indexes 2..=5 cover (2, 2^3]: power-of-two buckets 1 (2,4] and 2 (4,8].
+    let p = exp_point(1, 2, vec![1, 2, 3, 4], 5, 6);
+    let bounds = exponential_layout(&p).unwrap();
+    let want: Vec<f64> = (1 - WIDEN..=2 + WIDEN)
+        .map(|j| 2f64.powi(j as i32 + 1))
+        .collect();
+    assert_eq!(&bounds[..], &want[..]);
+    let h = exponential_of(&p, &bounds).unwrap();
+    let at = |le: f64| h.buckets[bounds.iter().position(|b| *b == le).unwrap()];
+    assert_eq!(
+        h.buckets[0], 11.0,
+        "zero bucket and negatives are below every bound"
+    );
+    assert_eq!(at(4.0), 3.0);
+    assert_eq!(at(8.0), 7.0);
+    assert_eq!(h.buckets.iter().sum::<f64>(), h.count);
+    // A later point beyond the bounds: below counts in the lowest bucket, above in +Inf.
+    let later = exp_point(0, 40, vec![2], 0, 0);
+    let h = exponential_of(&later, &bounds).unwrap();
+    assert_eq!(*h.buckets.last().unwrap(), 2.0);
+    let early = exp_point(0, -40, vec![3], 0, 0);
+    assert_eq!(exponential_of(&early, &bounds).unwrap().buckets[0], 3.0);
+    // Scale -1: bucket i covers (4^i, 4^(i+1)]; it counts where its upper end is.
+    let coarse = exp_point(-1, 1, vec![1], 0, 0);
+    let b = exponential_layout(&coarse).unwrap();
+    let h = exponential_of(&coarse, &b).unwrap();
+    assert_eq!(h.buckets[b.iter().position(|x| *x == 16.0).unwrap()], 1.0);
+    // Very wide spans keep the highest MAX_BOUNDS bounds.
+    let wide = exp_point(
+        0,
+        -500,
+        (0..1000).map(|i| u64::from(i % 7 == 0)).collect(),
+        0,
+        0,
+    );
+    let b = exponential_layout(&wide).unwrap();
+    assert_eq!(b.len(), super::values::MAX_BOUNDS);
+    assert!(b.iter().all(|x| x.is_finite()) && b.windows(2).all(|w| w[0] < w[1]));
+}
+
+#[test]
+fn exponential_histograms_are_stored_as_histograms_with_fixed_bounds() {
+    let (ingest, r) = receiver(ContainerDirectory::new());
+    let m = |temporality, p| {
+        metric(
+            "req.size",
+            "By",
+            Data::ExponentialHistogram(ExponentialHistogram {
+                aggregation_temporality: temporality,
+                data_points: vec![p],
+            }),
+        )
+    };
+    let out = r.export(
+        &request(&[], vec![m(CUMULATIVE, exp_point(0, 3, vec![1, 1], 0, 0))]),
+        None,
+        NOW,
+    );
+    assert_eq!(out.accepted, 1, "{}", out.message());
+    // The range moves on; the bounds of the series stay.
+    let out = r.export(
+        &request(&[], vec![m(CUMULATIVE, exp_point(0, 20, vec![1], 0, 0))]),
+        None,
+        NOW + 1,
+    );
+    assert_eq!(out.accepted, 1, "{}", out.message());
+    let text = exposition(&ingest);
+    assert_has(&text, "# TYPE req_size_bytes histogram");
+    assert_has(&text, r#"req_size_bytes_bucket{le="16"} 0"#);
+    assert_has(&text, r#"req_size_bytes_bucket{le="+Inf"} 1"#);
+    // Delta exponential histograms add up.
+    let d = |t| {
+        let mut p = exp_point(2, 0, vec![1, 1, 1, 1], 1, 0);
+        p.time_unix_nano = t;
+        metric(
+            "d.size",
+            "By",
+            Data::ExponentialHistogram(ExponentialHistogram {
+                aggregation_temporality: DELTA,
+                data_points: vec![p],
+            }),
+        )
+    };
+    r.export(&request(&[], vec![d(1)]), None, NOW + 2);
+    r.export(&request(&[], vec![d(2)]), None, NOW + 3);
+    let text = exposition(&ingest);
+    assert_has(&text, r#"d_size_bytes_bucket{le="2"} 10"#);
+    assert_has(&text, "d_size_bytes_count 10");
+}
+
+#[test]
+fn cardinality_beyond_the_source_limits_is_rejected_and_other_series_keep_working() {
+    let ingest = Ingest::new(Duration::from_secs(60));
+    let c = OtlpConfig {
+        max_series_per_family: 10,
+        max_series: 15,
+        ..Default::default()
+    };
+    let r = MetricsReceiver::new(
+        ingest.clone(),
+        ContainerDirectory::new(),
+        c.stale_after,
+        c.limits(),
+    )
+    .unwrap();
+    r.export(
+        &request(&[], vec![gauge("kept", "", vec![point(1.0, &[])])]),
+        None,
+        NOW,
+    );
+    let ids: Vec<String> = (0..1000).map(|i| format!("u{i}")).collect();
+    let points = ids.iter().map(|id| point(1.0, &[("user", id)])).collect();
+    let out = r.export(
+        &request(&[], vec![gauge("flood", "", points)]),
+        None,
+        NOW + 1,
+    );
+    assert_eq!((out.accepted, out.rejected), (10, 990), "{}", out.message());
+    assert!(out.message().contains("(dropped)"), "{}", out.message());
+    let out = r.export(
+        &request(&[], vec![gauge("kept", "", vec![point(2.0, &[])])]),
+        None,
+        NOW + 2,
+    );
+    assert_eq!(out.accepted, 1);
+    assert_has(&exposition(&ingest), "kept 2");
+}
+
+mod decoders_never_panic {
+    use proptest::prelude::*;
+
+    use super::super::decode::{decode, Format};
+    use super::*;
+
+    fn feed(bytes: &[u8]) {
+        let (_, r) = receiver(ContainerDirectory::new());
+        for format in [Format::Protobuf, Format::Json] {
+            for gzip in [false, true] {
+                let body = if gzip {
+                    super::gzip(bytes)
+                } else {
+                    bytes.to_vec()
+                };
+                if let Ok(req) = decode::<ExportMetricsServiceRequest>(format, gzip, &body, 1 << 20)
+                {
+                    r.export(&req, None, NOW);
+                }
+                let _ = decode::<ExportMetricsServiceRequest>(format, true, bytes, 1 << 20);
+                let _ = decode::<ExportTraceServiceRequest>(format, gzip, &body, 1 << 20);
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            feed(&bytes);
+        }
+
+        /// Valid requests with one byte changed or cut short reach the translator as odd messages.
+        #[test]
+        fn on_mutated_requests(at in any::<prop::sample::Index>(), byte in any::<u8>(), cut in any::<bool>(), scale in -12i32..24) {
+            let mut p = exp_point(scale, -3, vec![1, 2, 3], 1, 1);
+            p.attributes = vec![kv("k", "v")];
+            let req = request(&[("service.name", "s"), ("container.id", "x")], vec![
+                gauge("g", "1", vec![point(1.0, &[("a.b", "c")])]),
+                sum("s", "ms", true, DELTA, vec![point(2.0, &[])]),
+                metric("e", "s", Data::ExponentialHistogram(ExponentialHistogram { aggregation_temporality: CUMULATIVE, data_points: vec![p] })),
+            ]);
+            let mut pb = req.encode_to_vec();
+            let mut json = serde_json::to_vec(&req).unwrap();
+            for buf in [&mut pb, &mut json] {
+                let i = at.index(buf.len());
+                if cut { buf.truncate(i) } else { buf[i] = byte }
+            }
+            feed(&pb);
+            feed(&json);
+        }
+    }
 }

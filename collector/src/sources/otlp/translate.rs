@@ -1,44 +1,50 @@
-//! OTLP metrics into the store: names and labels (see `names`), attribution to a container, and
-//! the value of each data point by metric type.
+//! OTLP metrics into the store: names and labels (see `names`, `labels`), attribution to a
+//! container, and the value of each data point by metric type (see `values`).
 //!
 //! | OTLP | stored as |
 //! | --- | --- |
 //! | gauge | gauge |
-//! | sum, monotonic, cumulative | counter (`_total`) |
-//! | sum, not monotonic, cumulative | gauge |
-//! | histogram, cumulative | histogram (explicit buckets, count, sum) |
+//! | sum, monotonic | counter (`_total`); delta points added up per series |
+//! | sum, not monotonic | gauge; delta points added up per series (an up-down counter's level) |
+//! | histogram | histogram (explicit buckets, count, sum); delta points added up per series |
+//! | exponential histogram | histogram over power-of-two buckets (see `values`) |
 //! | summary | summary |
 //!
 //! Every data point is written at the time the request arrived (the store's clock for this source);
-//! the points' own timestamps are not used. A point that cannot be stored is rejected: counted in
-//! the response's partial success and in `plimsoll_ingest_errors_total{source="otlp",reason}`
-//! (malformed) or `plimsoll_ingest_dropped_total` (refused by the store, e.g. beyond a limit).
+//! the points' own timestamps only order delta points (an older or repeated one is rejected). A
+//! point that cannot be stored is rejected: counted in the response's partial success and in
+//! `plimsoll_ingest_errors_total{source="otlp",reason}` (malformed or unsupported) or
+//! `plimsoll_ingest_dropped_total` (refused by the store, e.g. beyond a cardinality limit).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::{
-    metric::Data, number_data_point, AggregationTemporality, HistogramDataPoint, Metric,
-    NumberDataPoint, SummaryDataPoint,
+    metric::Data, number_data_point, AggregationTemporality, Metric,
 };
 
+use super::labels::{labels, value_string};
 use super::names::{self, NameKind};
+use super::values;
 use super::SOURCE;
 use crate::sources::directory::ContainerDirectory;
 use crate::sources::docker::ContainerInfo;
 use crate::sources::statsd::Containers;
 use crate::store::{
-    Batch, FamilyDesc, FamilyId, Histogram, Ingest, IngestError, Kind, Millis, SourceDesc,
-    SourceId, Summary, Value,
+    Batch, FamilyDesc, FamilyId, Histogram, Ingest, IngestError, Kind, Millis, SeriesRef,
+    SourceDesc, SourceId, Value,
 };
 use crate::telemetry::IngestErrors;
 
 /// `DataPointFlags.FLAG_NO_RECORDED_VALUE`: the point marks a series as gone; it carries no value.
 const NO_RECORDED_VALUE: u32 = 1;
+
+/// How often the running totals of deleted series are forgotten.
+const SWEEP_EVERY_MS: Millis = 10_000;
 
 /// What became of the points of one request: the partial success of the response.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -77,16 +83,37 @@ impl Outcome {
     }
 }
 
-/// Why a point is rejected as malformed or unsupported (`plimsoll_ingest_errors_total` reasons).
-mod reason {
+/// Why a point is rejected (`plimsoll_ingest_errors_total` reasons, but [`reason::STORE`]).
+pub mod reason {
     pub const NO_VALUE: &str = "no_value";
     pub const INVALID_NAME: &str = "invalid_name";
     pub const TYPE_CONFLICT: &str = "type_conflict";
-    pub const UNSUPPORTED: &str = "unsupported";
+    pub const UNSPECIFIED_TEMPORALITY: &str = "unspecified_temporality";
+    pub const OUT_OF_ORDER: &str = "out_of_order";
+    pub const BOUNDS_CHANGED: &str = "bounds_changed";
     pub const INVALID_HISTOGRAM: &str = "invalid_histogram";
+    pub const INVALID_EXPONENTIAL_HISTOGRAM: &str = "invalid_exponential_histogram";
     pub const INVALID_SUMMARY: &str = "invalid_summary";
     /// Refused by the store (limits, label clashes); counted in `plimsoll_ingest_dropped_total`.
     pub const STORE: &str = "dropped";
+}
+
+/// What the receiver remembers of a series between requests: the running total of delta points,
+/// the bounds an exponential histogram series was given. Keyed by the store's series, so it is
+/// bounded by the source's cardinality limits and forgotten when the store deletes the series.
+#[derive(Debug, Default)]
+struct State {
+    series: HashMap<SeriesRef, Running>,
+    last_sweep: Millis,
+}
+
+#[derive(Debug)]
+struct Running {
+    /// `time_unix_nano` of the latest delta point added.
+    last_time: u64,
+    value: f64,
+    /// Running histogram of delta points, or the bounds of an exponential histogram series.
+    histogram: Option<Histogram>,
 }
 
 /// The OTLP metrics receiver's writer: shared by the gRPC and HTTP servers.
@@ -95,6 +122,7 @@ pub struct MetricsReceiver {
     ingest: Ingest,
     src: SourceId,
     directory: ContainerDirectory,
+    state: Mutex<State>,
 }
 
 impl MetricsReceiver {
@@ -114,10 +142,11 @@ impl MetricsReceiver {
             ingest,
             src,
             directory,
+            state: Mutex::default(),
         })
     }
 
-    /// Writes every point of `req` at `now`; `peer` is the sender's address, by which a request
+    /// Writes every point of `req` at `now`; `peer` is the sender's address, by which a resource
     /// without `container.id` is attributed.
     pub fn export(
         &self,
@@ -127,17 +156,23 @@ impl MetricsReceiver {
     ) -> Outcome {
         let mut out = Outcome::default();
         let by_peer = peer.and_then(|ip| self.directory.by_ip(ip));
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         self.ingest.batch(self.src, now, |b| {
             for rm in &req.resource_metrics {
                 let attrs = rm.resource.as_ref().map_or(&[][..], |r| &r.attributes[..]);
                 let base = self.base_labels(attrs, by_peer.as_ref());
                 for sm in &rm.scope_metrics {
                     for m in &sm.metrics {
-                        write_metric(b, m, &base, &mut out);
+                        write_metric(b, &mut state, m, &base, &mut out);
                     }
                 }
             }
+            if now.saturating_sub(state.last_sweep) >= SWEEP_EVERY_MS || now < state.last_sweep {
+                state.last_sweep = now;
+                state.series.retain(|s, _| b.is_live(*s));
+            }
         });
+        drop(state);
         for (reason, n) in out.reasons() {
             if reason != reason::STORE {
                 IngestErrors {
@@ -216,29 +251,38 @@ fn points_of(m: &Metric) -> u64 {
     }) as u64
 }
 
-fn write_metric(b: &mut Batch<'_>, m: &Metric, base: &Base, out: &mut Outcome) {
-    let cumulative = AggregationTemporality::Cumulative as i32;
+/// Whether points of this temporality are deltas; `None` for an unspecified one.
+fn is_delta(temporality: i32) -> Option<bool> {
+    match AggregationTemporality::try_from(temporality) {
+        Ok(AggregationTemporality::Delta) => Some(true),
+        Ok(AggregationTemporality::Cumulative) => Some(false),
+        _ => None,
+    }
+}
+
+fn write_metric(b: &mut Batch<'_>, st: &mut State, m: &Metric, base: &Base, out: &mut Outcome) {
+    let temporality = match &m.data {
+        Some(Data::Sum(s)) => s.aggregation_temporality,
+        Some(Data::Histogram(h)) => h.aggregation_temporality,
+        Some(Data::ExponentialHistogram(h)) => h.aggregation_temporality,
+        _ => AggregationTemporality::Cumulative as i32,
+    };
+    let Some(delta) = is_delta(temporality) else {
+        return out.reject(reason::UNSPECIFIED_TEMPORALITY, points_of(m), || {
+            format!(
+                "{}: aggregation temporality {temporality} is neither delta nor cumulative",
+                m.name
+            )
+        });
+    };
     let (kind, name_kind) = match &m.data {
         Some(Data::Gauge(_)) => (Kind::Gauge, NameKind::Gauge),
-        Some(Data::Sum(s)) if s.aggregation_temporality != cumulative => {
-            return out.reject(reason::UNSUPPORTED, points_of(m), || {
-                format!("{}: only cumulative sums are supported", m.name)
-            })
-        }
         Some(Data::Sum(s)) if s.is_monotonic => (Kind::Counter, NameKind::Counter),
         Some(Data::Sum(_)) => (Kind::Gauge, NameKind::Other),
-        Some(Data::Histogram(h)) if h.aggregation_temporality != cumulative => {
-            return out.reject(reason::UNSUPPORTED, points_of(m), || {
-                format!("{}: only cumulative histograms are supported", m.name)
-            })
+        Some(Data::Histogram(_)) | Some(Data::ExponentialHistogram(_)) => {
+            (Kind::Histogram, NameKind::Other)
         }
-        Some(Data::Histogram(_)) => (Kind::Histogram, NameKind::Other),
         Some(Data::Summary(_)) => (Kind::Summary, NameKind::Other),
-        Some(Data::ExponentialHistogram(_)) => {
-            return out.reject(reason::UNSUPPORTED, points_of(m), || {
-                format!("{}: exponential histograms are not supported", m.name)
-            })
-        }
         None => return,
     };
     let name = names::metric_name(&m.name, &m.unit, name_kind);
@@ -251,21 +295,61 @@ fn write_metric(b: &mut Batch<'_>, m: &Metric, base: &Base, out: &mut Outcome) {
     desc.unit = unit_of(&m.unit);
     let fam = match b.family(desc) {
         Ok(f) => f,
-        Err(e) => {
-            return out.reject(reason::TYPE_CONFLICT, points_of(m), || e.to_string());
-        }
+        Err(e) => return out.reject(reason::TYPE_CONFLICT, points_of(m), || e.to_string()),
     };
-    let w = PointWriter {
+    let mut w = PointWriter {
+        b,
+        st,
+        out,
         fam,
         base,
         name: &name,
+        delta,
     };
     match &m.data {
-        Some(Data::Gauge(g)) => g.data_points.iter().for_each(|p| w.number(b, p, out)),
-        Some(Data::Sum(s)) => s.data_points.iter().for_each(|p| w.number(b, p, out)),
-        Some(Data::Histogram(h)) => h.data_points.iter().for_each(|p| w.histogram(b, p, out)),
-        Some(Data::Summary(s)) => s.data_points.iter().for_each(|p| w.summary(b, p, out)),
-        _ => {}
+        Some(Data::Gauge(g)) => {
+            w.delta = false;
+            for p in &g.data_points {
+                w.number(&p.attributes, p.flags, p.time_unix_nano, p.value);
+            }
+        }
+        Some(Data::Sum(s)) => {
+            for p in &s.data_points {
+                w.number(&p.attributes, p.flags, p.time_unix_nano, p.value);
+            }
+        }
+        Some(Data::Histogram(h)) => {
+            for p in &h.data_points {
+                if p.flags & NO_RECORDED_VALUE == 0 {
+                    match values::histogram_of(p) {
+                        Ok(v) => w.histogram(&p.attributes, p.time_unix_nano, v),
+                        Err(why) => w.fail(reason::INVALID_HISTOGRAM, why),
+                    }
+                }
+            }
+        }
+        Some(Data::ExponentialHistogram(h)) => {
+            for p in &h.data_points {
+                if p.flags & NO_RECORDED_VALUE == 0 {
+                    w.exponential(p);
+                }
+            }
+        }
+        Some(Data::Summary(s)) => {
+            for p in &s.data_points {
+                if p.flags & NO_RECORDED_VALUE == 0 {
+                    match values::summary_of(p) {
+                        Ok(v) => {
+                            if let Some(s) = w.series(&p.attributes) {
+                                w.put(s, Value::Summary(&v));
+                            }
+                        }
+                        Err(why) => w.fail(reason::INVALID_SUMMARY, why),
+                    }
+                }
+            }
+        }
+        None => {}
     }
 }
 
@@ -275,210 +359,149 @@ fn unit_of(unit: &str) -> Option<String> {
     (!w.is_empty() && !unit.contains(['{', '}'])).then(|| w.to_string())
 }
 
-/// Writes the points of one family.
-struct PointWriter<'a> {
+/// Writes the points of one metric.
+struct PointWriter<'a, 'b, 's> {
+    b: &'a mut Batch<'s>,
+    st: &'a mut State,
+    out: &'a mut Outcome,
     fam: FamilyId,
-    base: &'a Base,
-    name: &'a str,
+    base: &'b Base,
+    name: &'b str,
+    delta: bool,
 }
 
-impl PointWriter<'_> {
-    fn put(&self, b: &mut Batch<'_>, attrs: &[KeyValue], v: Value<'_>, out: &mut Outcome) {
-        let labels = labels(&self.base.labels, attrs);
-        let refs: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (&**k, &**v)).collect();
-        let stored = b
-            .series(self.fam, &refs, self.base.attribution.as_deref())
-            .is_ok_and(|s| b.put(s, v));
-        if stored {
-            out.accepted += 1;
-        } else {
-            out.reject(reason::STORE, 1, || {
-                format!(
-                    "{}: refused by the store (see plimsoll_ingest_dropped_total{{source=\"otlp\"}})",
-                    self.name
-                )
-            });
-        }
+impl PointWriter<'_, '_, '_> {
+    fn fail(&mut self, reason: &'static str, why: String) {
+        let name = self.name;
+        self.out.reject(reason, 1, || format!("{name}: {why}"));
     }
 
-    fn number(&self, b: &mut Batch<'_>, p: &NumberDataPoint, out: &mut Outcome) {
-        if p.flags & NO_RECORDED_VALUE != 0 {
-            return;
-        }
-        let v = match p.value {
-            Some(number_data_point::Value::AsDouble(d)) => d,
-            Some(number_data_point::Value::AsInt(i)) => i as f64,
-            None => {
-                return out.reject(reason::NO_VALUE, 1, || {
-                    format!("{}: a data point has no value", self.name)
-                })
-            }
-        };
-        self.put(b, &p.attributes, Value::Float(v), out);
-    }
-
-    fn histogram(&self, b: &mut Batch<'_>, p: &HistogramDataPoint, out: &mut Outcome) {
-        if p.flags & NO_RECORDED_VALUE != 0 {
-            return;
-        }
-        match histogram_of(p) {
-            Ok(h) => self.put(b, &p.attributes, Value::Histogram(&h), out),
-            Err(why) => out.reject(reason::INVALID_HISTOGRAM, 1, || {
-                format!("{}: {why}", self.name)
-            }),
-        }
-    }
-
-    fn summary(&self, b: &mut Batch<'_>, p: &SummaryDataPoint, out: &mut Outcome) {
-        if p.flags & NO_RECORDED_VALUE != 0 {
-            return;
-        }
-        match summary_of(p) {
-            Ok(s) => self.put(b, &p.attributes, Value::Summary(&s), out),
-            Err(why) => out.reject(reason::INVALID_SUMMARY, 1, || {
-                format!("{}: {why}", self.name)
-            }),
-        }
-    }
-}
-
-/// An explicit-bucket histogram point as the store keeps it.
-fn histogram_of(p: &HistogramDataPoint) -> Result<Histogram, String> {
-    let bounds = &p.explicit_bounds;
-    if p.bucket_counts.is_empty() && bounds.is_empty() {
-        // No buckets: only count and sum, as one +Inf bucket.
-        return Ok(Histogram {
-            bounds: Arc::from(&[][..]),
-            buckets: vec![p.count as f64],
-            count: p.count as f64,
-            sum: p.sum.unwrap_or(0.0),
+    fn dropped(&mut self) {
+        let name = self.name;
+        self.out.reject(reason::STORE, 1, || {
+            format!("{name}: refused by the store (see plimsoll_ingest_dropped_total{{source=\"otlp\"}})")
         });
     }
-    if p.bucket_counts.len() != bounds.len() + 1 {
-        return Err(format!(
-            "{} bucket counts for {} bounds (want bounds + 1)",
-            p.bucket_counts.len(),
-            bounds.len()
-        ));
-    }
-    if bounds.iter().any(|b| !b.is_finite()) || bounds.windows(2).any(|w| w[0] >= w[1]) {
-        return Err("bounds must be finite and strictly increasing".into());
-    }
-    Ok(Histogram {
-        bounds: Arc::from(&bounds[..]),
-        buckets: p.bucket_counts.iter().map(|c| *c as f64).collect(),
-        count: p.count as f64,
-        sum: p.sum.unwrap_or(0.0),
-    })
-}
 
-fn summary_of(p: &SummaryDataPoint) -> Result<Summary, String> {
-    let q = &p.quantile_values;
-    if q.iter().any(|v| !(0.0..=1.0).contains(&v.quantile))
-        || q.windows(2).any(|w| w[0].quantile >= w[1].quantile)
-    {
-        return Err("quantiles must be within 0..=1 and strictly increasing".into());
+    /// The point's series, created if new; `None` (rejected) when the store refuses it.
+    fn series(&mut self, attrs: &[KeyValue]) -> Option<SeriesRef> {
+        let labels = labels(&self.base.labels, attrs);
+        let refs: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (&**k, &**v)).collect();
+        match self
+            .b
+            .series(self.fam, &refs, self.base.attribution.as_deref())
+        {
+            Ok(s) => Some(s),
+            Err(_) => {
+                self.dropped();
+                None
+            }
+        }
     }
-    Ok(Summary {
-        quantiles: q.iter().map(|v| v.quantile).collect::<Vec<_>>().into(),
-        values: q.iter().map(|v| v.value).collect(),
-        count: p.count as f64,
-        sum: p.sum,
-    })
-}
 
-/// The labels of a point: the resource's, then its attributes as label names (values of keys that
-/// become the same name joined with `;` in key order, as the Prometheus exporter does). An attribute
-/// whose name the resource labels use already is renamed `exported_<name>`; empty values are left out.
-fn labels(base: &[(String, String)], attrs: &[KeyValue]) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = base.to_vec();
-    let n = out.len();
-    let mut sorted: Vec<&KeyValue> = attrs.iter().collect();
-    sorted.sort_by(|a, b| a.key.cmp(&b.key));
-    for kv in sorted {
-        let Some(mut name) = names::label_name(&kv.key) else {
-            continue;
+    fn put(&mut self, s: SeriesRef, v: Value<'_>) {
+        if self.b.put(s, v) {
+            self.out.accepted += 1;
+        } else {
+            self.dropped();
+        }
+    }
+
+    /// The running state of a delta series, after checking that `time` is newer than its last point.
+    fn running(&mut self, s: SeriesRef, time: u64) -> Option<&mut Running> {
+        let r = self.st.series.entry(s).or_insert(Running {
+            last_time: 0,
+            value: 0.0,
+            histogram: None,
+        });
+        if time != 0 && time <= r.last_time {
+            self.fail(
+                reason::OUT_OF_ORDER,
+                "a delta point is not newer than the last one".into(),
+            );
+            return None;
+        }
+        let r = self.st.series.get_mut(&s)?;
+        r.last_time = time;
+        Some(r)
+    }
+
+    fn number(
+        &mut self,
+        attrs: &[KeyValue],
+        flags: u32,
+        time: u64,
+        value: Option<number_data_point::Value>,
+    ) {
+        if flags & NO_RECORDED_VALUE != 0 {
+            return;
+        }
+        let v = match value {
+            Some(number_data_point::Value::AsDouble(d)) => d,
+            Some(number_data_point::Value::AsInt(i)) => i as f64,
+            None => return self.fail(reason::NO_VALUE, "a data point has no value".into()),
         };
-        let value = kv.value.as_ref().map(value_string).unwrap_or_default();
-        if value.is_empty() {
-            continue;
-        }
-        if out[..n].iter().any(|(k, _)| *k == name) {
-            name.insert_str(0, "exported_");
-        }
-        match out[n..].iter_mut().find(|(k, _)| *k == name) {
-            Some((_, v)) => {
-                v.push(';');
-                v.push_str(&value);
-            }
-            None => out.push((name, value)),
-        }
+        let Some(s) = self.series(attrs) else { return };
+        let v = if self.delta {
+            let Some(r) = self.running(s, time) else {
+                return;
+            };
+            r.value += v;
+            r.value
+        } else {
+            v
+        };
+        self.put(s, Value::Float(v));
     }
-    out
-}
 
-/// An attribute value as a label value: strings as they are, numbers and booleans as text, arrays
-/// and maps as JSON, bytes as hex.
-pub fn value_string(v: &AnyValue) -> String {
-    let mut s = String::new();
-    write_value(&mut s, v.value.as_ref(), false);
-    s
-}
+    fn histogram(&mut self, attrs: &[KeyValue], time: u64, h: Histogram) {
+        let Some(s) = self.series(attrs) else { return };
+        if !self.delta {
+            return self.put(s, Value::Histogram(&h));
+        }
+        let Some(r) = self.running(s, time) else {
+            return;
+        };
+        let total = r
+            .histogram
+            .get_or_insert_with(|| Histogram::new(h.bounds.clone()));
+        if !values::add_histogram(total, &h) {
+            return self.fail(
+                reason::BOUNDS_CHANGED,
+                "a delta histogram's bounds changed".into(),
+            );
+        }
+        let total = total.clone();
+        self.put(s, Value::Histogram(&total));
+    }
 
-fn write_value(out: &mut String, v: Option<&any_value::Value>, quoted: bool) {
-    use any_value::Value as V;
-    match v {
-        None => {
-            if quoted {
-                out.push_str("null")
-            }
+    fn exponential(
+        &mut self,
+        p: &opentelemetry_proto::tonic::metrics::v1::ExponentialHistogramDataPoint,
+    ) {
+        let Some(s) = self.series(&p.attributes) else {
+            return;
+        };
+        // The series' bounds: from its first point, kept with its running state.
+        let bounds = match self.st.series.get(&s).and_then(|r| r.histogram.as_ref()) {
+            Some(h) => h.bounds.clone(),
+            None => match values::exponential_layout(p) {
+                Ok(b) => b,
+                Err(why) => return self.fail(reason::INVALID_EXPONENTIAL_HISTOGRAM, why),
+            },
+        };
+        let h = match values::exponential_of(p, &bounds) {
+            Ok(h) => h,
+            Err(why) => return self.fail(reason::INVALID_EXPONENTIAL_HISTOGRAM, why),
+        };
+        if self.delta {
+            return self.histogram(&p.attributes, p.time_unix_nano, h);
         }
-        Some(V::StringValue(s)) if quoted => {
-            out.push_str(&serde_json::Value::String(s.clone()).to_string())
-        }
-        Some(V::StringValue(s)) => out.push_str(s),
-        Some(V::BoolValue(b)) => {
-            let _ = write!(out, "{b}");
-        }
-        Some(V::IntValue(i)) => {
-            let _ = write!(out, "{i}");
-        }
-        Some(V::DoubleValue(d)) => {
-            let _ = write!(out, "{d}");
-        }
-        Some(V::BytesValue(b)) => {
-            if quoted {
-                out.push('"');
-            }
-            for x in b {
-                let _ = write!(out, "{x:02x}");
-            }
-            if quoted {
-                out.push('"');
-            }
-        }
-        Some(V::ArrayValue(a)) => {
-            out.push('[');
-            for (i, x) in a.values.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_value(out, x.value.as_ref(), true);
-            }
-            out.push(']');
-        }
-        Some(V::KvlistValue(l)) => {
-            out.push('{');
-            for (i, kv) in l.values.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&serde_json::Value::String(kv.key.clone()).to_string());
-                out.push(':');
-                write_value(out, kv.value.as_ref().and_then(|x| x.value.as_ref()), true);
-            }
-            out.push('}');
-        }
-        Some(_) => {}
+        self.st.series.entry(s).or_insert(Running {
+            last_time: 0,
+            value: 0.0,
+            histogram: Some(Histogram::new(bounds)),
+        });
+        self.put(s, Value::Histogram(&h));
     }
 }
