@@ -134,6 +134,9 @@ pub struct SeriesData {
     pub name: String,
     pub kind: Kind,
     pub labels: LabelSet,
+    /// Full id of the container the series is attributed to (its cgroup, scrape target or sender).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
     /// [timestamp_ms, value] pairs, oldest first.
     pub points: Vec<(Millis, f64)>,
     /// For counters: [timestamp_ms, per-second rate since the previous point].
@@ -217,6 +220,7 @@ async fn series(
                 name: q_in.name.clone(),
                 kind,
                 labels: store.labels(sid)?.clone(),
+                container: store.attribution(sid).map(str::to_string),
                 points,
                 rates,
             })

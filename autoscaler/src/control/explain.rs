@@ -1,7 +1,7 @@
 //! Every decision explained: a record kept in a ring per target for the API, a JSON log line, and
 //! the autoscaler's metrics.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::plan::Cause;
 use super::target::TargetId;
-use crate::policy::{MetricDetail, Timestamp};
+use crate::policy::{MetricDetail, Missing, Timestamp};
 
 pub const DESIRED: &str = "plimsoll_desired_replicas";
 pub const CURRENT: &str = "plimsoll_current_replicas";
@@ -17,6 +17,7 @@ pub const SCALE_EVENTS: &str = "plimsoll_scale_events_total";
 pub const DECISIONS: &str = "plimsoll_decisions_total";
 pub const DECISION_DURATION: &str = "plimsoll_decision_duration_seconds";
 pub const CONVERGENCE: &str = "plimsoll_convergence_seconds";
+pub const METRIC_MISSING: &str = "plimsoll_metric_missing_total";
 
 /// Records kept per target for `GET /api/v1/decisions`.
 const RING: usize = 200;
@@ -33,6 +34,10 @@ pub fn describe() {
         DECISION_DURATION,
         metrics::Unit::Seconds,
         "Time to observe, plan and act for one target."
+    );
+    metrics::describe_counter!(
+        METRIC_MISSING,
+        "Decisions in which a policy metric had no value, by metric and reason (no_series, not_a_counter...)."
     );
     metrics::describe_histogram!(
         CONVERGENCE,
@@ -125,6 +130,11 @@ impl DecisionRecord {
             tracing::info!(target: "plimsoll::decision", scale_target = %self.target, replicas = self.current, took_ms = ms, "converged");
         }
         metrics::counter!(DECISIONS, "service" => service.clone(), "target" => target.clone(), "reason" => self.reason.as_str()).increment(1);
+        for m in &self.metrics {
+            if let Some(why) = m.missing {
+                metrics::counter!(METRIC_MISSING, "service" => service.clone(), "target" => target.clone(), "metric" => m.name.clone(), "reason" => why.as_str()).increment(1);
+            }
+        }
         metrics::histogram!(DECISION_DURATION).record(duration.as_secs_f64());
         metrics::gauge!(DESIRED, "service" => service.clone(), "target" => target.clone())
             .set(f64::from(self.desired));
@@ -169,6 +179,42 @@ impl DecisionRecord {
             Action::Failed => log!(warn, "scale failed"),
             _ => log!(info, "scale"),
         }
+    }
+}
+
+/// The policy metrics of one target that had no value at its last decision, so that a metric is
+/// logged when it goes missing (at start: the metrics no source has) and when it is found again,
+/// not every tick.
+#[derive(Debug, Default)]
+pub struct MissingMetrics(BTreeMap<String, Missing>);
+
+impl MissingMetrics {
+    /// Compares a tick's record with the last decision's and logs the changes. Ticks without a
+    /// decision (holds) change nothing.
+    pub fn update(&mut self, r: &DecisionRecord) {
+        if r.metrics.is_empty() {
+            return;
+        }
+        let now: BTreeMap<String, Missing> = r
+            .metrics
+            .iter()
+            .filter_map(|m| m.missing.map(|why| (m.name.clone(), why)))
+            .collect();
+        for (name, why) in &now {
+            if self.0.get(name) != Some(why) {
+                let problem = r
+                    .metrics
+                    .iter()
+                    .find(|m| &m.name == name)
+                    .and_then(|m| m.problem.as_deref())
+                    .unwrap_or_default();
+                tracing::warn!(scale_target = %r.target, metric = %name, reason = why.as_str(), problem, "policy metric cannot be read: it does not vote");
+            }
+        }
+        for name in self.0.keys().filter(|n| !now.contains_key(*n)) {
+            tracing::info!(scale_target = %r.target, metric = %name, "policy metric found again");
+        }
+        self.0 = now;
     }
 }
 

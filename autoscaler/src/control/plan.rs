@@ -4,13 +4,13 @@
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use super::source::{ContainerSample, SourceError};
+use super::source::{Readings, SourceError};
 use super::target::{Health, TargetState};
 use crate::policy::{
     decide, Decision, History, Observation, Policy, Reason, ReplicaObservation, Sample, Target,
@@ -115,7 +115,7 @@ impl Plan {
 
 /// What the source answered this tick, and how many ticks in a row it has failed (this one included).
 pub struct SourceReading<'a> {
-    pub samples: Result<&'a HashMap<String, ContainerSample>, &'a SourceError>,
+    pub samples: Result<&'a Readings, &'a SourceError>,
     pub consecutive_failures: u32,
 }
 
@@ -167,10 +167,11 @@ pub fn plan(
 pub fn observation(
     policy: &Policy,
     state: &TargetState,
-    samples: &HashMap<String, ContainerSample>,
+    readings: &Readings,
     now: Timestamp,
     stale_after: Duration,
 ) -> Result<Observation, Hold> {
+    let samples = &readings.containers;
     let oldest_allowed = now.minus(stale_after);
     let mut replicas = Vec::with_capacity(state.replicas.len());
     for r in &state.replicas {
@@ -239,7 +240,7 @@ pub fn observation(
         service: policy.service.clone(),
         current_replicas: state.spec_replicas,
         replicas,
-        service_metrics: BTreeMap::new(),
-        missing: BTreeMap::new(),
+        service_metrics: readings.service.clone(),
+        missing: readings.missing.clone(),
     })
 }

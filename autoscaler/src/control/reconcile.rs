@@ -10,7 +10,7 @@
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use super::actuator::ActuatorError;
 use super::explain::{Action, DecisionRecord};
 use super::plan::{plan, Cause, Hold, Plan, SourceReading};
-use super::source::{ContainerSample, SourceError};
+use super::source::{Readings, SourceError};
 use super::target::{TargetId, TargetState};
 use crate::policy::{Decision, History, Policy, Timestamp};
 
@@ -157,7 +157,7 @@ impl Memory {
         &mut self,
         policy: &Policy,
         state: &TargetState,
-        samples: Result<&HashMap<String, ContainerSample>, &SourceError>,
+        samples: Result<&Readings, &SourceError>,
         paused: bool,
         interval: Duration,
         now: Now,

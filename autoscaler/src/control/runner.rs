@@ -15,16 +15,15 @@ use tokio::time::Instant;
 
 use super::actuator::Actuator;
 use super::config::ControlConfig;
-use super::explain::DecisionLog;
+use super::explain::{DecisionLog, MissingMetrics};
 use super::reconcile::{intent, Acted, ActionBudget, Intent, Memory, Now};
 use super::resolve::{
     in_scope, resolve, FileReport, FileStatus, PolicyEntry, ReadFile, Resolution,
 };
-use super::source::MetricSource;
+use super::source::read::metric_reads;
+use super::source::{MetricSource, ReplicaRef, Request};
 use super::target::{TargetId, TargetInfo};
-use crate::policy::{
-    is_node_policy, parse_policy_file, Policy, PolicyDir, PolicyFile, Target, Timestamp,
-};
+use crate::policy::{is_node_policy, parse_policy_file, Policy, PolicyDir, PolicyFile, Timestamp};
 
 /// The wall clock of the loop: `now` of decisions and the instant sample ages are measured against.
 /// Monotonic durations come from `tokio::time::Instant`, so tests can pause both.
@@ -233,16 +232,22 @@ struct TargetTask<A, S> {
 impl<A: Actuator, S: MetricSource> TargetTask<A, S> {
     async fn run(self, policy: watch::Receiver<Policy>) {
         let mut mem = Memory::new(fastrand::u64(..));
+        let mut missing = MissingMetrics::default();
         loop {
             let p = policy.borrow().clone();
-            let wait = self.tick(&p, &mut mem).await;
+            let wait = self.tick(&p, &mut mem, &mut missing).await;
             tokio::time::sleep(wait).await;
         }
     }
 
     /// One level-triggered pass: read the actual state, plan, act only on a difference. Returns when
     /// to run again.
-    async fn tick(&self, policy: &Policy, mem: &mut Memory) -> Duration {
+    async fn tick(
+        &self,
+        policy: &Policy,
+        mem: &mut Memory,
+        missing: &mut MissingMetrics,
+    ) -> Duration {
         let now = Now {
             wall: self.clock.now(),
             mono: Instant::now(),
@@ -251,18 +256,23 @@ impl<A: Actuator, S: MetricSource> TargetTask<A, S> {
         let step = match self.actuator.observe(&self.id).await {
             Err(e) => mem.observe_failed(&self.id, &e, interval, now),
             Ok(state) => {
-                let containers: Vec<String> = state
+                let replicas: Vec<ReplicaRef> = state
                     .replicas
                     .iter()
-                    .filter_map(|r| r.container_id.clone())
+                    .filter_map(|r| {
+                        Some(ReplicaRef {
+                            replica: r.id.clone(),
+                            container: r.container_id.clone()?,
+                        })
+                    })
                     .collect();
-                let custom: Vec<String> = policy
-                    .metrics
-                    .iter()
-                    .filter(|m| matches!(m.target, Target::Average(_)))
-                    .map(|m| m.name.clone())
-                    .collect();
-                let samples = self.source.sample(&containers, &custom).await;
+                let metrics = metric_reads(policy);
+                let req = Request {
+                    service: self.id.service(),
+                    replicas: &replicas,
+                    metrics: &metrics,
+                };
+                let samples = self.source.sample(&req).await;
                 let paused = self.state.is_paused(&self.id);
                 let planned = mem.plan(policy, &state, samples.as_ref(), paused, interval, now);
                 let intent = {
@@ -280,6 +290,7 @@ impl<A: Actuator, S: MetricSource> TargetTask<A, S> {
             }
         };
         step.record.emit(now.mono.elapsed());
+        missing.update(&step.record);
         self.state.decisions.push(&self.id, step.record);
         step.requeue_after
     }

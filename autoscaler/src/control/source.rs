@@ -3,6 +3,7 @@
 
 mod collectors;
 mod prometheus;
+pub mod read;
 
 pub use collectors::CollectorsSource;
 pub use prometheus::PrometheusSource;
@@ -11,11 +12,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::time::Duration;
 
-use plimsoll_collector::query::{Latest, Query};
+use plimsoll_collector::query::{Latest, Query, Selector};
 use plimsoll_collector::sampler::Shared;
+use plimsoll_collector::store::Kind;
 use serde::Serialize;
 
-use crate::policy::Timestamp;
+use crate::policy::{Missing, Read, Scope, SeriesQuery, Timestamp};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -36,7 +38,7 @@ pub struct ContainerSample {
     /// Memory working set, in bytes.
     pub memory_bytes: Option<f64>,
     pub memory_limit_bytes: Option<f64>,
-    /// Per-replica values of other metrics, by name (gauges as they are, counters as per-second rates).
+    /// Per-replica values of the policy's metrics, by metric name (see [`read::combine`]).
     pub values: BTreeMap<String, f64>,
     pub started_at: Option<Timestamp>,
 }
@@ -61,14 +63,56 @@ impl ContainerSample {
     }
 }
 
+/// A metric the loop wants read for a target: its name in the observation, the series it selects,
+/// and whether per replica or for the service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricRead {
+    pub name: String,
+    pub query: SeriesQuery,
+    pub scope: Scope,
+}
+
+/// A replica as sources match series to it: its id (a Swarm task id, matched against `task`
+/// labels) and its container's full id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaRef {
+    pub replica: String,
+    pub container: String,
+}
+
+/// What the loop asks a source for one target and tick.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// The `service` label value of the target's series (the Compose or Swarm service name).
+    pub service: &'a str,
+    pub replicas: &'a [ReplicaRef],
+    pub metrics: &'a [MetricRead],
+}
+
+impl Request<'_> {
+    pub fn containers(&self) -> impl Iterator<Item = &str> + '_ {
+        self.replicas.iter().map(|r| r.container.as_str())
+    }
+}
+
+/// A source's answer: per container, the service-level values, and the metrics it could not read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Readings {
+    /// By full container id; containers the source does not know are absent.
+    pub containers: HashMap<String, ContainerSample>,
+    /// Service-level values of the request's `Scope::Service` metrics, by metric name.
+    pub service: BTreeMap<String, f64>,
+    /// The request's metrics with no value at all, with why.
+    pub missing: BTreeMap<String, Missing>,
+}
+
 pub trait MetricSource: Send + Sync + 'static {
-    /// Samples of the given containers (by full id) with the named extra metrics. Containers the
-    /// source does not know are absent from the answer.
+    /// CPU and memory of the request's containers, and its metrics (see [`read::combine`] for which
+    /// series count and how they add up).
     fn sample(
         &self,
-        containers: &[String],
-        metrics: &[String],
-    ) -> impl Future<Output = Result<HashMap<String, ContainerSample>, SourceError>> + Send;
+        req: &Request<'_>,
+    ) -> impl Future<Output = Result<Readings, SourceError>> + Send;
 }
 
 /// The collector running in this process.
@@ -87,46 +131,93 @@ impl EmbeddedSource {
         }
     }
 
-    fn sample_now(
-        &self,
-        containers: &[String],
-        metrics: &[String],
-    ) -> HashMap<String, ContainerSample> {
+    fn sample_now(&self, req: &Request<'_>) -> Readings {
         let views = self.shared.containers.read().expect("collector views lock");
         let store = self.shared.ingest.read();
         let q = Query::new(&store);
         let window = self.rate_window.as_millis() as i64;
-        let mut out = HashMap::new();
-        for id in containers {
+        let mut out = Readings::default();
+        for id in req.containers() {
             let Some(view) = views.get(id) else {
                 continue;
             };
             let latest = q.container_latest(id, Some(window));
-            let mut s = ContainerSample::from_latest(
+            let s = ContainerSample::from_latest(
                 &latest,
                 view.spec.cpu_cores(),
                 view.spec.memory_limit_bytes,
                 view.info.started_at.as_deref(),
             );
-            for m in metrics {
-                if let Some(v) = q.container_value(id, m, window) {
-                    s.values.insert(m.clone(), v);
-                }
-            }
-            out.insert(id.clone(), s);
+            out.containers.insert(id.to_string(), s);
+        }
+        for m in req.metrics {
+            let series = embedded_series(&q, m, self.rate_window);
+            read::combine(req, m, series, &mut out);
         }
         out
     }
 }
 
+/// Every series of the store `m` selects, read: counters as rates over the window ending at their
+/// newest sample (fresh series only), gauges as their latest fresh value.
+fn embedded_series(
+    q: &Query<'_>,
+    m: &MetricRead,
+    rate_window: Duration,
+) -> Vec<read::SeriesReading> {
+    let matchers: Vec<(&str, &str)> = m
+        .query
+        .matchers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let selected = q.select(&Selector {
+        name: &m.query.metric,
+        matchers: &matchers,
+        container: None,
+    });
+    let window = read::window_of(m.query.read, rate_window).as_millis() as i64;
+    let store = q.store();
+    selected
+        .into_iter()
+        .map(|s| {
+            let owner = match store.attribution(s) {
+                Some(c) => read::Owner::Container(c.to_string()),
+                None => match store.labels(s).and_then(|l| l.get("service")) {
+                    Some(svc) if !svc.is_empty() => read::Owner::Service(svc.to_string()),
+                    _ => read::Owner::Unattributed,
+                },
+            };
+            let counter = q.kind(s) == Some(Kind::Counter);
+            let fresh = q.latest(s);
+            let value = match (m.query.read, counter, fresh) {
+                (Read::Rate(_), false, _) => Err(Missing::NotACounter),
+                (_, _, None) => Err(Missing::NoRecentSample),
+                (_, true, Some(_)) => q.rate_to_newest(s, window).ok_or(Missing::NoRecentSample),
+                (_, false, Some((_, v))) => Ok(v),
+            };
+            read::SeriesReading { owner, value }
+        })
+        .collect()
+}
+
 impl MetricSource for EmbeddedSource {
-    async fn sample(
-        &self,
-        containers: &[String],
-        metrics: &[String],
-    ) -> Result<HashMap<String, ContainerSample>, SourceError> {
-        Ok(self.sample_now(containers, metrics))
+    async fn sample(&self, req: &Request<'_>) -> Result<Readings, SourceError> {
+        Ok(self.sample_now(req))
     }
+}
+
+/// The 64-hex container id inside a cgroup path such as `/docker/<id>` or `/system.slice/docker-<id>.scope`.
+pub fn container_id_of(cgroup: &str) -> Option<&str> {
+    let bytes = cgroup.as_bytes();
+    (0..bytes.len().saturating_sub(63)).find_map(|i| {
+        let cand = &cgroup[i..i + 64];
+        let boundary = |j: usize| j >= bytes.len() || !bytes[j].is_ascii_hexdigit();
+        (cand.bytes().all(|b| b.is_ascii_hexdigit())
+            && (i == 0 || !bytes[i - 1].is_ascii_hexdigit())
+            && boundary(i + 64))
+        .then_some(cand)
+    })
 }
 
 /// Docker's RFC 3339 times (nanosecond precision); the zero time "0001-01-01T00:00:00Z" is None.

@@ -10,7 +10,8 @@ use tokio::time::Instant;
 
 use super::actuator::{Actuator, ActuatorError};
 use super::runner::Clock;
-use super::source::{ContainerSample, MetricSource, SourceError};
+use super::source::read::{combine, matches, Owner, SeriesReading};
+use super::source::{self, ContainerSample, MetricSource, Request, SourceError};
 use super::target::{Health, Replica, TargetId, TargetInfo, TargetState};
 use crate::policy::Timestamp;
 
@@ -236,10 +237,22 @@ impl Actuator for FakeActuator {
     }
 }
 
+/// A business series of the fake source: the value it reads as (a gauge's value or a counter's
+/// rate), whose it is, and its labels.
+#[derive(Debug, Clone)]
+struct FakeSeries {
+    metric: String,
+    labels: BTreeMap<String, String>,
+    /// `Some(target)`: one series per replica of that target; `None`: one unattributed series.
+    per_replica_of: Option<TargetId>,
+    value: f64,
+}
+
 #[derive(Debug, Default)]
 struct Readings {
     /// CPU cores used by each replica of a target (1 core limit each).
     cpu: HashMap<String, f64>,
+    series: Vec<FakeSeries>,
     /// Fail every read until cleared.
     failing: bool,
     /// Samples are this old when read.
@@ -271,6 +284,49 @@ impl FakeSource {
             .insert(format!("{id}#"), cores);
     }
 
+    /// Every replica of `id` has a series `metric{labels}` that reads as `value`.
+    pub fn set_replica_series(
+        &self,
+        id: &TargetId,
+        metric: &str,
+        labels: &[(&str, &str)],
+        value: f64,
+    ) {
+        self.set_series(Some(id), metric, labels, value);
+    }
+
+    /// One series `metric{labels}` attributed to no container (give it a `service` label to make it
+    /// a service's) that reads as `value`.
+    pub fn set_unattributed_series(&self, metric: &str, labels: &[(&str, &str)], value: f64) {
+        self.set_series(None, metric, labels, value);
+    }
+
+    fn set_series(&self, of: Option<&TargetId>, metric: &str, labels: &[(&str, &str)], value: f64) {
+        let labels: BTreeMap<String, String> = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut r = self.readings.lock().unwrap();
+        r.series.retain(|s| {
+            !(s.metric == metric && s.labels == labels && s.per_replica_of.as_ref() == of)
+        });
+        r.series.push(FakeSeries {
+            metric: metric.to_string(),
+            labels,
+            per_replica_of: of.cloned(),
+            value,
+        });
+    }
+
+    /// Forgets every series of `metric`.
+    pub fn remove_series(&self, metric: &str) {
+        self.readings
+            .lock()
+            .unwrap()
+            .series
+            .retain(|s| s.metric != metric);
+    }
+
     pub fn set_failing(&self, failing: bool) {
         self.readings.lock().unwrap().failing = failing;
     }
@@ -281,29 +337,53 @@ impl FakeSource {
 }
 
 impl MetricSource for FakeSource {
-    async fn sample(
-        &self,
-        containers: &[String],
-        _metrics: &[String],
-    ) -> Result<HashMap<String, ContainerSample>, SourceError> {
+    async fn sample(&self, req: &Request<'_>) -> Result<source::Readings, SourceError> {
         let r = self.readings.lock().unwrap();
         if r.failing {
             return Err(SourceError::Unavailable("fake source down".into()));
         }
         let at = self.clock.now().minus(r.age);
-        Ok(containers
-            .iter()
-            .filter_map(|c| {
-                let (prefix, _) = c.split_once('#')?;
-                let cores = *r.cpu.get(&format!("{prefix}#"))?;
-                let sample = ContainerSample {
-                    at: Some(at),
-                    cpu_cores: Some(cores),
-                    cpu_limit_cores: Some(1.0),
-                    ..Default::default()
-                };
-                Some((c.clone(), sample))
-            })
-            .collect())
+        let mut out = source::Readings::default();
+        for c in req.containers() {
+            let Some((prefix, _)) = c.split_once('#') else {
+                continue;
+            };
+            let Some(cores) = r.cpu.get(&format!("{prefix}#")) else {
+                continue;
+            };
+            let sample = ContainerSample {
+                at: Some(at),
+                cpu_cores: Some(*cores),
+                cpu_limit_cores: Some(1.0),
+                ..Default::default()
+            };
+            out.containers.insert(c.to_string(), sample);
+        }
+        for m in req.metrics {
+            let selected = r.series.iter().filter(|s| {
+                s.metric == m.query.metric
+                    && matches(&m.query.matchers, |k| s.labels.get(k).cloned())
+            });
+            let mut series = Vec::new();
+            for s in selected {
+                match &s.per_replica_of {
+                    // Container ids of the fake actuator start with the target's identity and `#`.
+                    Some(id) => series.extend(
+                        req.containers()
+                            .filter(|c| c.starts_with(&format!("{id}#")))
+                            .map(|c| SeriesReading {
+                                owner: Owner::Container(c.to_string()),
+                                value: Ok(s.value),
+                            }),
+                    ),
+                    None => series.push(SeriesReading {
+                        owner: Owner::from_labels(|k| s.labels.get(k).map(String::as_str)),
+                        value: Ok(s.value),
+                    }),
+                }
+            }
+            combine(req, m, series, &mut out);
+        }
+        Ok(out)
     }
 }

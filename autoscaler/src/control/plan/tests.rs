@@ -1,6 +1,5 @@
-use std::collections::HashMap;
-
 use super::*;
+use crate::control::source::ContainerSample;
 use crate::control::target::{Health, Replica};
 use crate::policy::parse_policy;
 
@@ -41,11 +40,14 @@ fn cpu(used: f64, limit: Option<f64>) -> ContainerSample {
     }
 }
 
-fn samples(n: u32, s: ContainerSample) -> HashMap<String, ContainerSample> {
-    (0..n).map(|k| (format!("c{k}"), s.clone())).collect()
+fn samples(n: u32, s: ContainerSample) -> Readings {
+    Readings {
+        containers: (0..n).map(|k| (format!("c{k}"), s.clone())).collect(),
+        ..Default::default()
+    }
 }
 
-fn ok(s: &HashMap<String, ContainerSample>) -> SourceReading<'_> {
+fn ok(s: &Readings) -> SourceReading<'_> {
     SourceReading {
         samples: Ok(s),
         consecutive_failures: 0,
@@ -171,7 +173,7 @@ fn readiness_follows_start_time_health_and_samples() {
     st.replicas[5].health = Health::Healthy;
     // Every replica has a sample except c3: sources carry no health, the actuator does.
     let mut s = samples(6, cpu(0.4, Some(1.0)));
-    s.remove("c3");
+    s.containers.remove("c3");
     let obs = observation(&p, &st, &s, NOW, STALE).unwrap();
     let ready: Vec<bool> = obs.replicas.iter().map(|r| r.ready).collect();
     assert_eq!(ready, vec![true, false, false, false, false, true]);

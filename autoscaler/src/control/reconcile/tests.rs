@@ -1,10 +1,9 @@
 //! The pure step on its own: plan + outcome -> record, history and requeue. The same step driven by
 //! the real loop with fakes in paused time is in `runner/tests.rs`.
 
-use std::collections::HashMap;
-
 use super::*;
 use crate::control::explain::Action;
+use crate::control::source::ContainerSample;
 use crate::control::target::{Health, Replica};
 use crate::policy::{parse_policy, Reason};
 
@@ -53,8 +52,8 @@ fn state(spec: u32, running: u32, at: Now) -> TargetState {
 }
 
 /// Every replica at `cores` of a one-core limit, sampled at `at`.
-fn busy(n: u32, cores: f64, at: Now) -> HashMap<String, ContainerSample> {
-    (0..n)
+fn busy(n: u32, cores: f64, at: Now) -> Readings {
+    let containers = (0..n)
         .map(|k| {
             let s = ContainerSample {
                 at: Some(at.wall),
@@ -64,7 +63,11 @@ fn busy(n: u32, cores: f64, at: Now) -> HashMap<String, ContainerSample> {
             };
             (format!("c{k}"), s)
         })
-        .collect()
+        .collect();
+    Readings {
+        containers,
+        ..Default::default()
+    }
 }
 
 /// Plans one tick of 2 replicas at 90% of a 50% target (the HPA asks for 4) and settles it with `acted`.

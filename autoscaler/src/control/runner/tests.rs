@@ -376,3 +376,107 @@ async fn replicas_all_unhealthy_under_load_are_not_stuck() {
     assert!(l.actuator.scales(&b).is_empty());
     assert!(l.reasons(&b).iter().all(|r| *r == "missing_data_hold"));
 }
+
+/// Starts the loop with the policy file `policy` (in a folder kept by the returned guard).
+fn with_policy_file(
+    policy: &str,
+    setup: impl FnOnce(&FakeActuator, &FakeSource),
+) -> (Loop, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("web.yaml"), policy).unwrap();
+    let config = ControlConfig {
+        policies_dir: Some(dir.path().to_path_buf()),
+        ..config()
+    };
+    (Loop::start(config, setup), dir)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_value_target_on_a_service_rate_scales_up_and_back_down() {
+    let a = web("a");
+    let policy = "service: web\nmin: 1\nmax: 8\nmetrics:\n  - name: orders\n    query: { metric: orders_total, rate: 10s, matchers: { status: ok } }\n    target: { value: 10 }\nbehavior:\n  scale_down: { stabilization: 0s }\n";
+    let (l, _dir) = with_policy_file(policy, |act, src| {
+        act.add(a.clone(), &[], 2);
+        // 45 orders/s reported for the service by no container, and failures the matcher leaves out.
+        src.set_unattributed_series(
+            "orders_total",
+            &[("service", "web"), ("status", "ok")],
+            45.0,
+        );
+        src.set_unattributed_series(
+            "orders_total",
+            &[("service", "web"), ("status", "error")],
+            1000.0,
+        );
+        // Another service's orders are not this one's.
+        src.set_unattributed_series(
+            "orders_total",
+            &[("service", "api"), ("status", "ok")],
+            500.0,
+        );
+    });
+    sleep(SEC * 3).await;
+    assert_eq!(l.actuator.spec(&a), 5, "ceil(45 / 10): {:?}", l.reasons(&a));
+    let r = &l.records(&a)[0];
+    assert_eq!(
+        (r.metrics[0].current, r.metrics[0].missing),
+        (Some(45.0), None)
+    );
+    l.source.set_unattributed_series(
+        "orders_total",
+        &[("service", "web"), ("status", "ok")],
+        12.0,
+    );
+    sleep(SEC * 3).await;
+    assert_eq!(l.actuator.spec(&a), 2, "ceil(12 / 10): {:?}", l.reasons(&a));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_average_target_on_each_replicas_rate_scales_up() {
+    let a = web("a");
+    let policy = "service: web\nmin: 1\nmax: 8\nmetrics:\n  - name: jobs\n    query: { metric: jobs_total, rate: 30s }\n    target: { average: 2 }\n";
+    let (l, _dir) = with_policy_file(policy, |act, src| {
+        act.add(a.clone(), &[], 2);
+        src.set_cpu(&a, 0.1);
+        src.set_replica_series(&a, "jobs_total", &[("queue", "default")], 3.0);
+    });
+    sleep(SEC / 2).await;
+    // 3 jobs/s on each of 2 replicas against 2: ceil(1.5 * 2) = 3.
+    assert_eq!(l.actuator.scales(&a).first().map(|s| s.0), Some(3));
+    assert_eq!(l.records(&a)[0].metrics[0].current, Some(3.0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_metric_no_source_has_does_not_vote_and_the_record_says_so() {
+    let a = web("a");
+    let policy = "service: web\nmin: 1\nmax: 8\nmetrics:\n  - name: cpu\n    target: { utilization: 50 }\n  - name: queue_depth\n    target: { value: 100 }\nbehavior:\n  scale_down: { stabilization: 0s }\n";
+    let (l, _dir) = with_policy_file(policy, |act, src| {
+        act.add(a.clone(), &[], 4);
+        src.set_cpu(&a, 0.05);
+    });
+    sleep(SEC * 2 + SEC / 2).await;
+    // CPU alone would scale 4 down to 1; a missing metric holds a scale-down, as in the HPA.
+    assert!(l.actuator.scales(&a).is_empty());
+    let records = l.records(&a);
+    assert!(records
+        .iter()
+        .all(|r| r.reason.as_str() == "missing_data_hold"));
+    let depth = &records[0].metrics[1];
+    assert_eq!(depth.missing, Some(crate::policy::Missing::NoSeries));
+    let json = serde_json::to_value(&records[0]).unwrap();
+    assert_eq!(
+        json["metrics"][1]["missing"], "no_series",
+        "served on the API: {json}"
+    );
+    // The gauge appears: 150 queued for the service, ceil(150 / 100) = 2, over CPU's 1.
+    l.source
+        .set_unattributed_series("queue_depth", &[("service", "web")], 150.0);
+    sleep(SEC * 2).await;
+    assert_eq!(l.actuator.spec(&a), 2, "{:?}", l.reasons(&a));
+    l.source.remove_series("queue_depth");
+    sleep(SEC * 2).await;
+    assert_eq!(
+        l.records(&a).last().unwrap().reason.as_str(),
+        "missing_data_hold"
+    );
+}

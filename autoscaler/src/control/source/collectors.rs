@@ -1,13 +1,15 @@
 //! `--source collectors=URL,...`: the `plimsoll collect` of every node (e.g. a Swarm global service),
 //! read over its JSON API. Containers are matched by id across all collectors.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use plimsoll_collector::query::{rate_of, Latest};
 use serde::Deserialize;
 
-use super::{ContainerSample, MetricSource, SourceError};
+use super::read::{self, Owner, SeriesReading};
+use super::{ContainerSample, MetricRead, MetricSource, Readings, Request, SourceError};
+use crate::policy::{Missing, Read};
 
 /// A container entry of `GET /api/v1/containers`, as far as the loop needs it.
 #[derive(Debug, Deserialize)]
@@ -27,7 +29,35 @@ struct SeriesAnswer {
 #[derive(Debug, Deserialize)]
 struct RemoteSeries {
     kind: String,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    /// The container the collector attributes the series to.
+    #[serde(default)]
+    container: Option<String>,
     points: Vec<(i64, f64)>,
+}
+
+impl RemoteSeries {
+    fn reading(self, read: Read) -> SeriesReading {
+        let owner = match self.container {
+            Some(c) => Owner::Container(c),
+            None => match self.labels.get("service").filter(|s| !s.is_empty()) {
+                Some(s) => Owner::Service(s.clone()),
+                None => Owner::Unattributed,
+            },
+        };
+        let counter = self.kind == "counter";
+        let value = match (read, counter) {
+            (Read::Rate(_), false) => Err(Missing::NotACounter),
+            (_, true) => rate_of(&self.points).ok_or(Missing::NoRecentSample),
+            (_, false) => self
+                .points
+                .last()
+                .map(|p| p.1)
+                .ok_or(Missing::NoRecentSample),
+        };
+        SeriesReading { owner, value }
+    }
 }
 
 pub struct CollectorsSource {
@@ -71,25 +101,45 @@ impl CollectorsSource {
         })
     }
 
-    /// A per-replica value of a named metric from the collector that samples the container.
-    async fn custom(&self, base: &str, container: &str, metric: &str) -> Option<f64> {
-        let secs = self.rate_window.as_secs_f64();
-        let url = format!("{base}/api/v1/series?name={metric}&container={container}&since={secs}s");
-        let answer: SeriesAnswer = self.get(url).await.ok()?;
-        let s = answer.series.into_iter().next()?;
-        match s.kind.as_str() {
-            "counter" => rate_of(&s.points),
-            _ => s.points.last().map(|p| p.1),
+    /// One policy metric's series on the collector at `base`, read over the metric's window. A
+    /// collector that has no such metric answers 404: no series there.
+    async fn metric(&self, base: &str, m: &MetricRead) -> Result<Vec<SeriesReading>, SourceError> {
+        let window = read::window_of(m.query.read, self.rate_window);
+        let url = format!(
+            "{base}/api/v1/series?name={}&since={}ms",
+            m.query.metric,
+            window.as_millis()
+        );
+        let resp = self
+            .client
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| SourceError::Unavailable(format!("{url}: {e}")))?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(Vec::new());
         }
+        if !resp.status().is_success() {
+            return Err(SourceError::BadAnswer {
+                url,
+                message: resp.status().to_string(),
+            });
+        }
+        let answer: SeriesAnswer = resp.json().await.map_err(|e| SourceError::BadAnswer {
+            url,
+            message: e.to_string(),
+        })?;
+        Ok(answer
+            .series
+            .into_iter()
+            .filter(|s| read::matches(&m.query.matchers, |k| s.labels.get(k).cloned()))
+            .map(|s| s.reading(m.query.read))
+            .collect())
     }
 }
 
 impl MetricSource for CollectorsSource {
-    async fn sample(
-        &self,
-        containers: &[String],
-        metrics: &[String],
-    ) -> Result<HashMap<String, ContainerSample>, SourceError> {
+    async fn sample(&self, req: &Request<'_>) -> Result<Readings, SourceError> {
         let window = humantime::format_duration(self.rate_window)
             .to_string()
             .replace(' ', "");
@@ -97,8 +147,9 @@ impl MetricSource for CollectorsSource {
             self.get::<Vec<RemoteContainer>>(format!("{u}/api/v1/containers?rate_window={window}"))
         }))
         .await;
-        let mut out = HashMap::new();
+        let mut out = Readings::default();
         let mut errors = Vec::new();
+        let mut up = Vec::new();
         for (base, answer) in self.urls.iter().zip(answers) {
             let list = match answer {
                 Ok(l) => l,
@@ -109,23 +160,37 @@ impl MetricSource for CollectorsSource {
                     continue;
                 }
             };
-            for c in list.into_iter().filter(|c| containers.contains(&c.id)) {
-                let mut s = ContainerSample::from_latest(
+            up.push(base.as_str());
+            for c in list
+                .into_iter()
+                .filter(|c| req.containers().any(|id| id == c.id))
+            {
+                let s = ContainerSample::from_latest(
                     &c.latest,
                     c.cpu_limit_cores,
                     c.memory_limit_bytes,
                     c.started_at.as_deref(),
                 );
-                for m in metrics {
-                    if let Some(v) = self.custom(base, &c.id, m).await {
-                        s.values.insert(m.clone(), v);
-                    }
-                }
-                out.insert(c.id, s);
+                out.containers.insert(c.id, s);
             }
         }
         if errors.len() == self.urls.len() {
             return Err(errors.swap_remove(0));
+        }
+        // Each metric's series from every collector that answered, summed across them.
+        for m in req.metrics {
+            let per_collector =
+                futures_util::future::join_all(up.iter().map(|base| self.metric(base, m))).await;
+            let mut series = Vec::new();
+            for (base, answer) in up.iter().zip(per_collector) {
+                match answer {
+                    Ok(s) => series.extend(s),
+                    Err(e) => {
+                        tracing::debug!(collector = %base, metric = %m.name, error = %e, "metric not read")
+                    }
+                }
+            }
+            read::combine(req, m, series, &mut out);
         }
         Ok(out)
     }
