@@ -10,6 +10,7 @@ use crate::sources::cgroup::CgroupConfig;
 use crate::sources::docker::DockerConfig;
 use crate::sources::host::HostConfig;
 use crate::sources::otlp::OtlpConfig;
+use crate::sources::scrape::ScrapeConfig;
 use crate::sources::spans::SpansConfig;
 
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
@@ -32,6 +33,8 @@ pub struct CollectorConfig {
     pub spans: SpansConfig,
     /// The OTLP receiver (gRPC and HTTP servers).
     pub otlp: OtlpConfig,
+    /// Prometheus scrape of the containers that ask for it by label.
+    pub scrape: ScrapeConfig,
 }
 
 impl Default for CollectorConfig {
@@ -45,6 +48,7 @@ impl Default for CollectorConfig {
             docker: DockerConfig::default(),
             spans: SpansConfig::default(),
             otlp: OtlpConfig::default(),
+            scrape: ScrapeConfig::default(),
         }
     }
 }
@@ -106,6 +110,7 @@ impl CollectorConfig {
         self.docker.validate(&mut errs);
         self.spans.validate(&mut errs);
         self.otlp.validate(&mut errs);
+        self.scrape.validate(&mut errs);
         if errs.0.is_empty() {
             Ok(self)
         } else {

@@ -14,6 +14,7 @@ use crate::sampler::{DiscoveryEvent, Sampler, Shared};
 use crate::sources::directory::ContainerDirectory;
 use crate::sources::docker;
 use crate::sources::otlp::{self, MetricsReceiver, TracesSink};
+use crate::sources::scrape::{self, Scraper};
 use crate::store::{Ingest, IngestError, Millis};
 use crate::telemetry;
 
@@ -61,6 +62,7 @@ pub struct Collector {
     stop: Arc<AtomicBool>,
     directory: ContainerDirectory,
     otlp: Option<otlp::Servers>,
+    _scraper: Option<Scraper>,
 }
 
 impl Collector {
@@ -113,6 +115,15 @@ impl Collector {
             directory.clone(),
             stats_rx,
         ));
+        let scraper = match config.scrape.enabled {
+            true => Some(scrape::start(
+                &config.scrape,
+                config.interval,
+                directory.clone(),
+                ingest.clone(),
+            )?),
+            false => None,
+        };
         let handle = metrics.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(5));
@@ -123,6 +134,7 @@ impl Collector {
         });
         Ok(Collector {
             otlp,
+            _scraper: scraper,
             directory,
             shared,
             config,

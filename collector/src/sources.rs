@@ -8,5 +8,6 @@ pub mod host;
 pub mod kernel;
 pub mod otlp;
 pub mod procfile;
+pub mod scrape;
 pub mod spans;
 pub mod statsd;

@@ -40,6 +40,8 @@ pub struct CollectorArgs {
     pub docker_socket: Option<String>,
     #[command(flatten)]
     pub otlp: super::otlp::OtlpArgs,
+    #[command(flatten)]
+    pub scrape: super::scrape::ScrapeArgs,
 }
 
 impl CollectorArgs {
@@ -74,6 +76,7 @@ impl CollectorArgs {
                 ..defaults.docker
             },
             otlp: self.otlp.config(),
+            scrape: self.scrape.config(),
             ..defaults
         }
     }

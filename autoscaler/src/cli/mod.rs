@@ -11,6 +11,7 @@ mod collect;
 mod decide;
 mod otlp;
 mod run;
+mod scrape;
 mod simulate;
 
 #[derive(Debug, Parser)]

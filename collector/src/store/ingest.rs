@@ -381,6 +381,22 @@ impl Batch<'_> {
         Ok(r)
     }
 
+    /// Deletes series this source owns (e.g. ones a scrape target stopped exposing); returns how
+    /// many were live. Series of other sources are left alone.
+    pub fn remove(&mut self, series: &[SeriesRef]) -> usize {
+        let mut n = 0;
+        for s in series {
+            if self.store.source_of(*s) == Some(self.src) {
+                self.store.delete(*s);
+                n += 1;
+            }
+        }
+        if n > 0 {
+            self.store.compact();
+        }
+        n
+    }
+
     /// Appends `v` at the batch's time. False when the series is gone (re-resolve it with
     /// [`Batch::series`]) or the value was dropped (counted).
     pub fn put(&mut self, s: SeriesRef, v: Value<'_>) -> bool {
