@@ -13,6 +13,7 @@ fn bad_run_flags_exit_1_with_every_problem_one_per_line() {
         .args(["run", "--listen", "127.0.0.1:1"])
         .args(["--interval", "1s", "--rate-window", "500ms"])
         .args(["--max-actions-per-minute", "0", "--project", "my shop"])
+        .args(["--statsd-buckets", "1,0.5", "--statsd-ttl", "10ms"])
         .arg("--policies")
         .arg(&not_a_dir)
         .env("RUST_LOG", "off")
@@ -26,6 +27,8 @@ fn bad_run_flags_exit_1_with_every_problem_one_per_line() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let expected = [
         "plimsoll: invalid configuration:".to_string(),
+        "  collector: statsd buckets: bounds must be strictly increasing, got 0.5 after 1".to_string(),
+        "  collector: statsd ttl 10ms must be 0 (never) or at least 1s".to_string(),
         "  --rate-window: 500ms is shorter than the interval (1s): each decision would ignore part of the load since the last one".to_string(),
         "  --max-actions-per-minute: must be at least 1 (with 0 nothing could ever scale; use --dry-run to only decide)".to_string(),
         format!("  --policies: {} is not a directory", not_a_dir.display()),

@@ -12,6 +12,7 @@ use crate::sources::host::HostConfig;
 use crate::sources::otlp::OtlpConfig;
 use crate::sources::scrape::ScrapeConfig;
 use crate::sources::spans::SpansConfig;
+use crate::sources::statsd::StatsdConfig;
 
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 pub const MAX_INTERVAL: Duration = Duration::from_secs(60);
@@ -35,6 +36,8 @@ pub struct CollectorConfig {
     pub otlp: OtlpConfig,
     /// Prometheus scrape of the containers that ask for it by label.
     pub scrape: ScrapeConfig,
+    /// The StatsD / DogStatsD receiver.
+    pub statsd: StatsdConfig,
 }
 
 impl Default for CollectorConfig {
@@ -49,6 +52,7 @@ impl Default for CollectorConfig {
             spans: SpansConfig::default(),
             otlp: OtlpConfig::default(),
             scrape: ScrapeConfig::default(),
+            statsd: StatsdConfig::default(),
         }
     }
 }
@@ -111,6 +115,13 @@ impl CollectorConfig {
         self.spans.validate(&mut errs);
         self.otlp.validate(&mut errs);
         self.scrape.validate(&mut errs);
+        // The receiver's problems name it already ("statsd buckets: ..."); the mapping file is
+        // loaded here too, so that a broken one is reported with every other problem.
+        if let Err(e) = self.statsd.clone().validate() {
+            for p in e.0 {
+                errs.push("", p);
+            }
+        }
         if errs.0.is_empty() {
             Ok(self)
         } else {
@@ -163,11 +174,17 @@ mod tests {
         c.host.proc_root = "relative/proc".into();
         c.docker.resync = Duration::from_millis(10);
         c.otlp.max_series = 0;
+        c.statsd.buckets = vec![];
         let e = c.validate().unwrap_err();
-        assert_eq!(e.0.len(), 4, "{e}");
+        assert_eq!(e.0.len(), 5, "{e}");
         assert!(
             e.to_string()
                 .contains("otlp: max_series must be at least 1"),
+            "{e}"
+        );
+        assert!(
+            e.to_string()
+                .contains("statsd buckets: at least one bucket"),
             "{e}"
         );
         assert!(e.to_string().contains("host: proc_root"), "{e}");

@@ -9,12 +9,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::config::CollectorConfig;
+use crate::config::{CollectorConfig, ConfigErrors};
 use crate::sampler::{DiscoveryEvent, Sampler, Shared};
 use crate::sources::directory::ContainerDirectory;
 use crate::sources::docker;
 use crate::sources::otlp::{self, MetricsReceiver, TracesSink};
 use crate::sources::scrape::{self, Scraper};
+use crate::sources::statsd::{self, StatsdReceiver, StoreSink};
 use crate::store::{Ingest, IngestError, Millis};
 use crate::telemetry;
 
@@ -52,9 +53,13 @@ pub enum StartError {
     Ingest(#[from] IngestError),
     #[error(transparent)]
     Otlp(#[from] otlp::StartError),
+    #[error(transparent)]
+    Config(#[from] ConfigErrors),
+    #[error(transparent)]
+    Statsd(#[from] statsd::StartError),
 }
 
-/// A running collector. Dropping it stops the sampling thread and the receivers' servers.
+/// A running collector. Dropping it stops the sampling thread and the receivers.
 pub struct Collector {
     shared: Shared,
     config: CollectorConfig,
@@ -63,6 +68,7 @@ pub struct Collector {
     directory: ContainerDirectory,
     otlp: Option<otlp::Servers>,
     _scraper: Option<Scraper>,
+    statsd: Option<StatsdReceiver>,
 }
 
 impl Collector {
@@ -76,6 +82,9 @@ impl Collector {
         let (tx, rx) = mpsc::channel::<DiscoveryEvent>();
         let mut sampler = Sampler::build(&config, &ingest, Some(stats_tx))?;
         let shared = sampler.shared();
+        let directory = ContainerDirectory::new();
+        // Before any thread starts: a socket that cannot be bound ends the start.
+        let statsd = start_statsd(&config, &ingest, &directory)?;
         let stop = Arc::new(AtomicBool::new(false));
         let interval = config.interval;
         let stop_flag = stop.clone();
@@ -140,7 +149,13 @@ impl Collector {
             config,
             metrics,
             stop,
+            statsd,
         })
+    }
+
+    /// The StatsD receiver, when it is on.
+    pub fn statsd(&self) -> Option<&StatsdReceiver> {
+        self.statsd.as_ref()
     }
 
     pub fn shared(&self) -> Shared {
@@ -200,6 +215,32 @@ fn start_otlp(
         max_request_bytes: c.max_request_bytes,
     };
     Ok(Some(otlp::Servers::start(c, handlers)?))
+}
+
+/// Starts the StatsD receiver, when a socket is configured: its threads aggregate what arrives and
+/// flush it into the store every interval.
+fn start_statsd(
+    config: &CollectorConfig,
+    ingest: &Ingest,
+    directory: &ContainerDirectory,
+) -> Result<Option<StatsdReceiver>, StartError> {
+    if !config.statsd.enabled() {
+        return Ok(None);
+    }
+    let statsd = config.statsd.clone().validate()?;
+    let mut sink = StoreSink::new(
+        ingest.clone(),
+        directory.clone(),
+        config.interval,
+        statsd.aggregate.max_series,
+        statsd.aggregate.max_series_per_family,
+    )?;
+    let receiver = statsd.start(
+        config.interval,
+        Arc::new(directory.clone()),
+        Box::new(move |agg, now| sink.flush(agg, now)),
+    )?;
+    Ok(Some(receiver))
 }
 
 /// Connects to Docker (retrying with backoff; host-only until then), then runs discovery and the

@@ -115,3 +115,29 @@ pub fn v2_container(root: &Path, rel: &str) {
     write(&d, "memory.pressure", "some avg10=0.00 avg60=0.00 avg300=0.00 total=20\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=15\n");
     write(&d, "io.pressure", "some avg10=0.00 avg60=0.00 avg300=0.00 total=30\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=25\n");
 }
+
+/// A running container as discovery describes it, with addresses on one network per address.
+pub fn container_info(id: &str, ips: &[std::net::IpAddr]) -> crate::sources::docker::ContainerInfo {
+    crate::sources::docker::ContainerInfo {
+        id: id.to_string(),
+        name: format!("c-{}", &id[..4]),
+        image: "img".into(),
+        service: None,
+        compose_project: None,
+        swarm_task_id: None,
+        swarm_slot: None,
+        swarm_node_id: None,
+        networks: ips
+            .iter()
+            .enumerate()
+            .map(|(k, a)| (format!("net{k}"), vec![*a]))
+            .collect(),
+        pid: None,
+        host_network: false,
+        state: "running".into(),
+        health: None,
+        started_at: None,
+        limits: Default::default(),
+        labels: Default::default(),
+    }
+}

@@ -3,7 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -144,6 +144,28 @@ pub fn free_addr() -> SocketAddr {
     l.local_addr().unwrap()
 }
 
+/// A loopback UDP address no socket holds right now (for receivers under test).
+pub fn free_udp_addr() -> SocketAddr {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.local_addr().unwrap()
+}
+
+/// The value of the sample of `name` whose labels include `labels` in a Prometheus text exposition.
+pub fn metric_value(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    exposition.lines().find_map(|line| {
+        let rest = line.strip_prefix(name)?;
+        let (label_text, value) = match rest.strip_prefix('{') {
+            Some(r) => r.split_once("} ")?,
+            None => ("", rest.strip_prefix(' ')?),
+        };
+        let has = |(k, v): &(&str, &str)| label_text.contains(&format!("{k}=\"{v}\""));
+        labels
+            .iter()
+            .all(has)
+            .then(|| value.split_whitespace().next()?.parse().ok())?
+    })
+}
+
 pub fn plimsoll_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_plimsoll"))
 }
@@ -165,14 +187,14 @@ impl Plimsoll {
     }
 
     /// Starts `plimsoll SUBCOMMAND --listen ADDR ARGS...` and waits until /healthz answers 200.
-    /// Receivers on fixed ports (OTLP) are turned off unless ARGS set their address, so that tests
-    /// can run side by side.
+    /// Receivers on fixed ports (OTLP, StatsD) are turned off unless ARGS set their address, so that
+    /// tests can run side by side.
     pub fn start(subcommand: &str, args: &[&str]) -> Plimsoll {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("plimsoll.log");
         let addr = free_addr();
         let mut receivers_off = Vec::new();
-        for flag in ["--otlp-grpc", "--otlp-http"] {
+        for flag in ["--otlp-grpc", "--otlp-http", "--statsd-udp"] {
             if !args.contains(&flag) {
                 receivers_off.extend([flag, "off"]);
             }

@@ -42,6 +42,7 @@ pub struct CollectorArgs {
     pub otlp: super::otlp::OtlpArgs,
     #[command(flatten)]
     pub scrape: super::scrape::ScrapeArgs,
+    pub statsd: super::statsd::StatsdArgs,
 }
 
 impl CollectorArgs {
@@ -77,6 +78,7 @@ impl CollectorArgs {
             },
             otlp: self.otlp.config(),
             scrape: self.scrape.config(),
+            statsd: self.statsd.config(),
             ..defaults
         }
     }

@@ -119,31 +119,7 @@ mod tests {
         s.parse().unwrap()
     }
 
-    /// A running container with addresses on one network per address.
-    fn info(id: &str, ips: &[IpAddr]) -> ContainerInfo {
-        ContainerInfo {
-            id: id.to_string(),
-            name: format!("c-{}", &id[..4]),
-            image: "img".into(),
-            service: None,
-            compose_project: None,
-            swarm_task_id: None,
-            swarm_slot: None,
-            swarm_node_id: None,
-            networks: ips
-                .iter()
-                .enumerate()
-                .map(|(k, a)| (format!("net{k}"), vec![*a]))
-                .collect(),
-            pid: None,
-            host_network: false,
-            state: "running".into(),
-            health: None,
-            started_at: None,
-            limits: Default::default(),
-            labels: Default::default(),
-        }
-    }
+    use crate::testutil::container_info as info;
 
     #[test]
     fn looks_up_by_id_prefix_and_address() {

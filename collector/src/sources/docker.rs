@@ -92,15 +92,18 @@ impl ContainerInfo {
             ("name", self.name.clone()),
             ("image", self.image.clone()),
         ];
-        for (k, v) in [
+        l.extend(self.scheduler_labels().map(|(k, v)| (k, v.to_string())));
+        l
+    }
+
+    /// The `service`, `task` and `slot` labels a scheduler gave the container (those it has).
+    pub fn scheduler_labels(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        [
             ("service", &self.service),
             ("task", &self.swarm_task_id),
             ("slot", &self.swarm_slot),
-        ] {
-            if let Some(v) = v {
-                l.push((k, v.clone()));
-            }
-        }
-        l
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v.as_deref()?)))
     }
 }

@@ -12,6 +12,7 @@ pub mod mapping;
 pub mod names;
 pub mod parse;
 pub mod receive;
+pub mod sink;
 #[cfg(test)]
 mod tests;
 
@@ -31,6 +32,7 @@ pub use aggregate::{
 };
 pub use config::StatsdConfig;
 pub use mapping::Mapper;
+pub use sink::StoreSink;
 
 use receive::{Queue, ReceiveStats, Transport, POLL};
 

@@ -26,7 +26,6 @@ use std::time::Duration;
 
 use crate::yaml::{self, scalar_text, Decoder, Node, SourceErrors};
 
-use super::names;
 use super::parse::Kind;
 
 /// A loaded, validated mapping file.
@@ -555,7 +554,7 @@ fn rule(d: &mut Decoder, node: &Node) -> Option<Rule> {
             let mut out = Vec::with_capacity(entries.len());
             let mut ok = true;
             for (key, knode, vnode) in entries {
-                if !names::is_label_name(&key) {
+                if crate::store::check_label_name(&key).is_err() {
                     d.error(knode, format!("labels: `{key}` is not a valid label name"));
                     ok = false;
                     continue;

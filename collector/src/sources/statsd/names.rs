@@ -55,19 +55,6 @@ pub fn label_name(raw: &str) -> Option<String> {
     (!out.is_empty() && !out.starts_with("__")).then_some(out)
 }
 
-pub fn is_metric_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
-}
-
-pub fn is_label_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && !s.starts_with("__")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,9 +108,9 @@ mod tests {
         fn any_name_escapes_to_a_valid_prometheus_name(raw in "\\PC{1,40}", k in 0usize..6) {
             let kinds = [Kind::Counter, Kind::Gauge, Kind::Timer, Kind::Histogram, Kind::Distribution, Kind::Set];
             let name = metric_name(&raw, kinds[k]);
-            prop_assert!(is_metric_name(&name), "{raw:?} -> {name:?}");
+            prop_assert!(crate::store::is_metric_name(&name), "{raw:?} -> {name:?}");
             if let Some(l) = label_name(&raw) {
-                prop_assert!(is_label_name(&l), "{raw:?} -> {l:?}");
+                prop_assert!(crate::store::check_label_name(&l).is_ok(), "{raw:?} -> {l:?}");
             }
         }
     }

@@ -1,0 +1,276 @@
+//! The StatsD / DogStatsD receiver of `plimsoll collect`, fed by the real PyPI clients (`statsd`
+//! 4.0.1 and `datadog` 0.56.0, installed by tests/setup.sh) over real UDP, read back on /metrics and
+//! /api/v1/series.
+
+mod support;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::process::Command;
+use std::time::Duration;
+
+use support::{free_udp_addr, metric_value, Plimsoll};
+
+/// Runs a Python script with the receiver's port as `PORT` and `HOST`; panics with its stderr.
+fn python(addr: SocketAddr, script: &str) {
+    let full = format!("HOST = '{}'\nPORT = {}\n{script}", addr.ip(), addr.port());
+    let out = Command::new("python3")
+        .args(["-c", &full])
+        .output()
+        .expect("python3 (tests/setup.sh installs the clients)");
+    assert!(
+        out.status.success(),
+        "python failed:\n{}\n{full}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn start() -> (Plimsoll, SocketAddr) {
+    let udp = free_udp_addr();
+    let p = Plimsoll::start(
+        "collect",
+        &["--interval", "200ms", "--statsd-udp", &udp.to_string()],
+    );
+    (p, udp)
+}
+
+fn metrics(p: &Plimsoll) -> String {
+    p.get("/metrics").map(|(_, b)| b).unwrap_or_default()
+}
+
+/// Waits until /metrics shows `name{labels}` at `want`.
+fn wait_metric(p: &Plimsoll, name: &str, labels: &[(&str, &str)], want: f64) {
+    p.wait_for(
+        &format!(
+            "{name}{labels:?} = {want} on /metrics; it was {:?}",
+            metric_value(&metrics(p), name, labels)
+        ),
+        Duration::from_secs(15),
+        |p| metric_value(&metrics(p), name, labels) == Some(want),
+    );
+}
+
+/// The series of /api/v1/series?name=NAME.
+fn api_series(p: &Plimsoll, name: &str) -> Vec<serde_json::Value> {
+    p.json(&format!("/api/v1/series?name={name}"))["series"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn the_python_statsd_client_counters_gauges_timers_and_sets() {
+    let (p, udp) = start();
+    python(
+        udp,
+        r#"
+import random
+import statsd
+# Sampled calls are sent when random() <= rate: make every one go out, with its @0.5.
+random.random = lambda: 0.0
+c = statsd.StatsClient(HOST, PORT, prefix='shop')
+for _ in range(4):
+    c.incr('orders', 1, rate=0.5)
+c.gauge('queue', 10)
+c.gauge('queue', 5, delta=True)
+c.gauge('queue', -3, delta=True)
+c.timing('checkout', 250)
+c.timing('checkout', 1500)
+with c.pipeline() as pl:
+    pl.set('visitors', 'ann')
+    pl.set('visitors', 'bob')
+    pl.set('visitors', 'ann')
+"#,
+    );
+    // 4 increments of 1 sampled at 0.5 count as 8.
+    wait_metric(&p, "shop_orders_total", &[], 8.0);
+    wait_metric(&p, "shop_queue", &[], 12.0);
+    // Timers are histograms in seconds, with the Prometheus client default buckets.
+    wait_metric(&p, "shop_checkout_seconds_count", &[], 2.0);
+    let m = metrics(&p);
+    assert_eq!(
+        metric_value(&m, "shop_checkout_seconds_sum", &[]),
+        Some(1.75),
+        "{m}"
+    );
+    assert_eq!(
+        metric_value(&m, "shop_checkout_seconds_bucket", &[("le", "0.25")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric_value(&m, "shop_checkout_seconds_bucket", &[("le", "2.5")]),
+        Some(2.0)
+    );
+    assert!(m.contains("# TYPE shop_orders_total counter"), "{m}");
+    assert!(m.contains("# TYPE shop_checkout_seconds histogram"), "{m}");
+
+    let orders = api_series(&p, "shop_orders_total");
+    assert_eq!(orders.len(), 1, "{orders:?}");
+    assert_eq!(orders[0]["kind"], "counter");
+    // The series starts from a zero point, so its first increment shows in the rates.
+    let points = orders[0]["points"].as_array().unwrap();
+    assert_eq!(points[0][1], 0.0, "{points:?}");
+    assert!(orders[0]["rates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r[1].as_f64() > Some(0.0)));
+    // A set is the number of distinct members since the previous flush.
+    let visitors = api_series(&p, "shop_visitors");
+    let values: Vec<f64> = visitors[0]["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x[1].as_f64().unwrap())
+        .collect();
+    assert!(values.contains(&2.0), "{values:?}");
+    assert!(values.iter().all(|v| *v <= 2.0), "{values:?}");
+}
+
+#[test]
+fn the_datadog_client_tags_distributions_events_and_service_checks() {
+    let (p, udp) = start();
+    python(
+        udp,
+        r#"
+from datadog.dogstatsd import DogStatsd
+d = DogStatsd(host=HOST, port=PORT, disable_telemetry=True, origin_detection_enabled=False)
+d.increment('checkout.orders', 2, tags=['env:prod', 'canary'])
+# The same name with other tag keys is another series, never an error (statsd_exporter #170).
+d.increment('checkout.orders', 3, tags=['env:prod', 'region:eu'])
+d.increment('checkout.orders', 4)
+d.gauge('queue.depth', 7, tags=['service:worker'])
+d.histogram('basket.size', 3)
+d.histogram('basket.size', 30)
+d.distribution('render.time', 0.2)
+d.timing('db.query', 40)
+d.set('sessions', 'a')
+d.event('deployed', 'v2 is out', tags=['env:prod'])
+d.service_check('shop.up', 0)
+d.service_check('shop.up', 2, message='down')
+d.flush()
+"#,
+    );
+    wait_metric(
+        &p,
+        "checkout_orders_total",
+        &[("env", "prod"), ("canary", "true")],
+        2.0,
+    );
+    wait_metric(
+        &p,
+        "checkout_orders_total",
+        &[("env", "prod"), ("region", "eu")],
+        3.0,
+    );
+    wait_metric(
+        &p,
+        "plimsoll_statsd_events_total",
+        &[("kind", "service_check")],
+        2.0,
+    );
+    let m = metrics(&p);
+    assert!(m.contains("\ncheckout_orders_total 4\n"), "{m}");
+    assert_eq!(
+        metric_value(&m, "queue_depth", &[("service", "worker")]),
+        Some(7.0)
+    );
+    assert_eq!(metric_value(&m, "basket_size_count", &[]), Some(2.0), "{m}");
+    assert_eq!(metric_value(&m, "basket_size_sum", &[]), Some(33.0));
+    assert_eq!(metric_value(&m, "render_time_count", &[]), Some(1.0));
+    assert_eq!(
+        metric_value(&m, "render_time_bucket", &[("le", "0.25")]),
+        Some(1.0)
+    );
+    let db = metric_value(&m, "db_query_seconds_sum", &[]).unwrap();
+    assert!((db - 0.04).abs() < 1e-9, "{db}");
+    assert_eq!(
+        metric_value(&m, "plimsoll_statsd_events_total", &[("kind", "event")]),
+        Some(1.0)
+    );
+    // Events and service checks are skipped: no series of theirs.
+    assert!(!m.contains("deployed") && !m.contains("shop_up"), "{m}");
+
+    let orders = api_series(&p, "checkout_orders_total");
+    assert_eq!(orders.len(), 3, "{orders:?}");
+    let labels: Vec<&serde_json::Value> = orders.iter().map(|s| &s["labels"]).collect();
+    assert!(
+        labels
+            .iter()
+            .any(|l| l["region"] == "eu" && l["env"] == "prod"),
+        "{labels:?}"
+    );
+    assert!(labels.iter().any(|l| l["canary"] == "true"), "{labels:?}");
+    let worker = api_series(&p, "queue_depth");
+    assert_eq!(worker[0]["labels"]["service"], "worker");
+    assert_eq!(worker[0]["kind"], "gauge");
+}
+
+#[test]
+fn malformed_lines_are_counted_by_reason_and_the_rest_of_the_packet_kept() {
+    let (p, udp) = start();
+    let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    tx.send_to(
+        b"good:1|c\nno value here\nx:1|q\n:1|c\ny:abc|g\nz:-1|c\nr:1|c|@2\nkept:5|g",
+        udp,
+    )
+    .unwrap();
+    // A datagram that is not text at all.
+    tx.send_to(&[0xff, 0xfe, 0x00, b'\n', 0x80], udp).unwrap();
+    wait_metric(&p, "kept", &[], 5.0);
+    let m = metrics(&p);
+    assert_eq!(metric_value(&m, "good_total", &[]), Some(1.0));
+    for (reason, n) in [
+        // One text line and the two lines of the binary datagram have no `:value`.
+        ("no_value", 3.0),
+        ("unknown_type", 1.0),
+        ("empty_name", 1.0),
+        ("bad_value", 1.0),
+        ("negative_counter", 1.0),
+        ("bad_sample_rate", 1.0),
+    ] {
+        assert_eq!(
+            metric_value(
+                &m,
+                "plimsoll_ingest_errors_total",
+                &[("source", "statsd"), ("reason", reason)]
+            ),
+            Some(n),
+            "{reason}:\n{m}"
+        );
+    }
+    assert!(
+        metric_value(&m, "plimsoll_statsd_lines_received_total", &[]) >= Some(10.0),
+        "{m}"
+    );
+    assert_eq!(
+        metric_value(
+            &m,
+            "plimsoll_statsd_packets_received_total",
+            &[("transport", "udp")]
+        ),
+        Some(2.0)
+    );
+    // The collector is still serving after all that.
+    assert_eq!(p.get("/healthz").unwrap().0, 200);
+}
+
+#[test]
+fn a_taken_statsd_port_stops_the_start_with_a_clear_message_and_off_turns_it_off() {
+    let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let out = Command::new(support::plimsoll_bin())
+        .args(["collect", "--listen", &support::free_addr().to_string()])
+        .args(["--statsd-udp", &addr.to_string()])
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("StatsD: cannot listen on UDP {addr}"))
+            && err.contains("--statsd-udp off"),
+        "{err}"
+    );
+    let p = Plimsoll::start("collect", &["--statsd-udp", "off"]);
+    assert!(!metrics(&p).contains("plimsoll_statsd_packets_received_total"));
+}
