@@ -42,6 +42,7 @@ pub struct CollectorArgs {
     pub otlp: super::otlp::OtlpArgs,
     #[command(flatten)]
     pub scrape: super::scrape::ScrapeArgs,
+    #[command(flatten)]
     pub statsd: super::statsd::StatsdArgs,
 }
 
