@@ -226,3 +226,6 @@ pub fn parse_docker_time(s: &str) -> Option<Timestamp> {
     let ts = Timestamp::from_system_time(t);
     (ts.millis() > 0).then_some(ts)
 }
+
+#[cfg(test)]
+mod tests;
