@@ -7,7 +7,7 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use support::{docker, Container, Network, Plimsoll};
+use support::{docker, Container, Network, Plimsoll, Service};
 
 const EXPOSITION: &str = r#"# HELP orders_total Orders taken.
 # TYPE orders_total counter
@@ -65,8 +65,13 @@ fn server(name: &str, net: &Network, dir: &Path, labels: &[&str]) -> Container {
 
 /// The lines of /metrics for `metric` whose labels include `name="<container>"`.
 fn lines(p: &Plimsoll, metric: &str, container: &str) -> Vec<String> {
+    lines_with(p, metric, "name", container)
+}
+
+/// The lines of /metrics for `metric` whose labels include `label="<value>"`.
+fn lines_with(p: &Plimsoll, metric: &str, label: &str, value: &str) -> Vec<String> {
     let (_, body) = p.get("/metrics").unwrap();
-    let want = format!("name=\"{container}\"");
+    let want = format!("{label}=\"{value}\"");
     body.lines()
         .filter(|l| l.starts_with(&format!("{metric}{{")) && l.contains(&want))
         .map(str::to_string)
@@ -237,4 +242,82 @@ fn scrape_off_scrapes_nothing() {
     std::thread::sleep(Duration::from_secs(3));
     assert!(lines(&p, "orders_total", &name).is_empty());
     assert!(lines(&p, "up", &name).is_empty());
+}
+
+/// An overlay network, removed when dropped (after the services on it, which take a moment to go).
+struct Overlay(String);
+
+impl Drop for Overlay {
+    fn drop(&mut self) {
+        for _ in 0..120 {
+            if docker(&["network", "rm", &self.0]).status.success() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+#[test]
+fn swarm_tasks_on_an_overlay_network_are_scraped_at_their_gateway_bridge_address() {
+    support::ensure_swarm();
+    let net = Overlay(support::unique("scrape-ov"));
+    support::docker_ok(&["network", "create", "-d", "overlay", &net.0]);
+    let dir = www(EXPOSITION);
+    let svc = support::unique("scrape-svc");
+    let mount = format!("type=bind,src={},dst=/www,readonly", dir.path().display());
+    let _s = Service::create_cmd(
+        &svc,
+        2,
+        &[
+            "--network",
+            &net.0,
+            "--container-label",
+            "plimsoll.scrape.port=8080",
+            "--mount",
+            &mount,
+        ],
+        &["httpd", "-f", "-p", "8080", "-h", "/www"],
+    );
+    let p = Plimsoll::start("collect", &["--interval", "1s"]);
+    p.wait_for("both replicas' series", Duration::from_secs(45), |p| {
+        lines_with(p, "orders_total", "service", &svc).len() == 2
+    });
+    let orders = lines_with(&p, "orders_total", "service", &svc);
+    let mut slots: Vec<&str> = Vec::new();
+    for l in &orders {
+        assert!(l.contains("task=\""), "{l}");
+        assert!(l.contains("slot=\"1\"") || l.contains("slot=\"2\""), "{l}");
+        slots.push(if l.contains("slot=\"1\"") { "1" } else { "2" });
+        assert_eq!(value(l), 42.0, "{l}");
+    }
+    slots.sort();
+    assert_eq!(slots, ["1", "2"], "{orders:?}");
+    // Scraped at the task's docker_gwbridge address (the overlay one is not routed on the host).
+    let gw = support::docker_ok(&[
+        "network",
+        "inspect",
+        "docker_gwbridge",
+        "-f",
+        "{{range .Containers}}{{.IPv4Address}} {{end}}",
+    ]);
+    for l in &orders {
+        let instance = l
+            .split("instance=\"")
+            .nth(1)
+            .unwrap()
+            .split(':')
+            .next()
+            .unwrap();
+        assert!(
+            gw.split_whitespace()
+                .any(|a| a.starts_with(&format!("{instance}/"))),
+            "{instance} not in {gw}"
+        );
+    }
+    let up = lines_with(&p, "up", "service", &svc);
+    assert!(
+        up.len() == 2 && up.iter().all(|l| value(l) == 1.0),
+        "{up:?}"
+    );
 }

@@ -18,7 +18,7 @@ use crate::sources::cgroup::CgroupSpec;
 use crate::store::Labels;
 
 pub use config::DockerConfig;
-pub use discovery::{info_from_inspect, run};
+pub use discovery::{info_from_inspect, run, GATEWAY_BRIDGE};
 pub use stats::{poll_stats, sample_from_stats};
 
 #[derive(Debug, thiserror::Error)]

@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod fetch;
+pub mod route;
 pub mod target;
 #[cfg(test)]
 mod tests;
@@ -32,6 +33,7 @@ use crate::sources::directory::ContainerDirectory;
 use crate::store::{Ingest, IngestError, Limits, SourceDesc, SourceId};
 use crate::telemetry::IngestErrors;
 use config::Defaults;
+use route::LocalNetworks;
 use translate::ParseError;
 use write::{Health, Outcome, TargetWriter};
 
@@ -126,8 +128,18 @@ async fn follow(directory: ContainerDirectory, shared: Arc<Shared>, defaults: De
     loop {
         tick.tick().await;
         let mut wanted: HashMap<String, Target> = HashMap::new();
+        let mut local: Option<LocalNetworks> = None;
         for info in directory.all() {
-            match target::target_of(&info, &defaults) {
+            let found = target::target_of(&info, &defaults).and_then(|t| match t {
+                Some(t) if !local.get_or_insert_with(LocalNetworks::read).allows(t.addr.ip()) => {
+                    Err(vec![format!(
+                        "{} is not on a network attached to this host (a Docker bridge); not scraped, so that no scrape leaves the host",
+                        t.addr.ip()
+                    )])
+                }
+                t => Ok(t),
+            });
+            match found {
                 Ok(Some(t)) => {
                     wanted.insert(info.id.clone(), t);
                 }

@@ -237,7 +237,10 @@ async fn inspect_and_send(
 ) -> bool {
     match docker.inspect_container(id, None).await {
         Ok(resp) => match info_from_inspect(resp) {
-            Some(info) => {
+            Some(mut info) => {
+                if info.swarm_task_id.is_some() && info.state == "running" {
+                    add_gateway_bridge(docker, &mut info).await;
+                }
                 if info.state == "running" {
                     known.insert(info.id.clone());
                 } else {
@@ -257,6 +260,28 @@ async fn inspect_and_send(
             known.remove(id);
             tx.send(DiscoveryEvent::Remove(id.to_string()))
         }
+    }
+}
+
+/// The bridge through which Swarm connects a task on an overlay network to its host.
+pub const GATEWAY_BRIDGE: &str = "docker_gwbridge";
+
+/// Adds a Swarm task's address on `docker_gwbridge`, which `docker inspect` of the container does not
+/// show: it is the address the host reaches the task at (a scrape) and the source address of what the
+/// task sends to its default gateway (StatsD, OTLP), while its overlay addresses are not routed on the
+/// host.
+async fn add_gateway_bridge(docker: &Docker, info: &mut ContainerInfo) {
+    let Ok(net) = docker.inspect_network(GATEWAY_BRIDGE, None).await else {
+        return;
+    };
+    let ip = net
+        .containers
+        .as_ref()
+        .and_then(|c| c.get(&info.id))
+        .and_then(|ep| ep.ipv4_address.as_deref())
+        .and_then(|a| a.split('/').next()?.parse::<IpAddr>().ok());
+    if let Some(ip) = ip {
+        info.networks.insert(GATEWAY_BRIDGE.to_string(), vec![ip]);
     }
 }
 

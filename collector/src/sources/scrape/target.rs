@@ -5,8 +5,8 @@
 //! `prometheus.io/scrape=true` and `prometheus.io/port=PORT`. Optional: `plimsoll.scrape.path` (or
 //! `prometheus.io/path`, default `/metrics`), `plimsoll.scrape.interval`, `plimsoll.scrape.timeout`
 //! and `plimsoll.scrape.network` (which network's address to scrape when the container is on
-//! several; without it the first by name other than Swarm's `ingress`). A container on the host
-//! network is scraped at 127.0.0.1.
+//! several; without it a Swarm task's `docker_gwbridge` address, else the first by name other than
+//! Swarm's `ingress`). A container on the host network is scraped at 127.0.0.1.
 
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use super::config::Defaults;
 use crate::config::{MAX_INTERVAL, MIN_INTERVAL};
-use crate::sources::docker::ContainerInfo;
+use crate::sources::docker::{ContainerInfo, GATEWAY_BRIDGE};
 
 pub const PORT: &str = "plimsoll.scrape.port";
 pub const PATH: &str = "plimsoll.scrape.path";
@@ -164,7 +164,8 @@ pub fn target_of(info: &ContainerInfo, defaults: &Defaults) -> Result<Option<Tar
     }))
 }
 
-/// The address to scrape: on the named network, else the only one, else the first by name that
+/// The address to scrape: on the named network, else on `docker_gwbridge` (a Swarm task: its
+/// overlay addresses are not routed on the host), else the only one, else the first by name that
 /// is not Swarm's routing mesh (`ingress`); 127.0.0.1 on the host network. IPv4 before IPv6.
 fn address(info: &ContainerInfo, network: Option<&str>) -> Result<IpAddr, String> {
     if info.host_network {
@@ -181,9 +182,16 @@ fn address(info: &ContainerInfo, network: Option<&str>) -> Result<IpAddr, String
         },
         None => info
             .networks
-            .iter()
-            .filter(|(n, _)| info.networks.len() == 1 || n.as_str() != "ingress")
-            .find_map(|(_, ips)| pick(ips))
+            .get(GATEWAY_BRIDGE)
+            .and_then(|ips| pick(ips))
+            .into_iter()
+            .chain(
+                info.networks
+                    .iter()
+                    .filter(|(n, _)| info.networks.len() == 1 || n.as_str() != "ingress")
+                    .filter_map(|(_, ips)| pick(ips)),
+            )
+            .next()
             .ok_or_else(|| "the container has no address on any network".to_string()),
     }
 }

@@ -688,3 +688,82 @@ proptest! {
         ingest.batch(health.src, 1_000, |b| w.write(b, &health, &target, &outcome, Duration::ZERO));
     }
 }
+
+const ROUTE: &str =
+    "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT
+eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0
+docker0\t000011AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0
+docker_gwbridge\t000015AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0
+br-5e1f\t001014AC\t00000000\t0001\t0\t0\t0\t00F0FFFF\t0\t0\t0
+eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0
+";
+const ROUTE6: &str = "fd000000000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001     eth0
+fd00dead000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001  br-5e1f
+00000000000000000000000000000000 00 00000000000000000000000000000000 00 fd000000000000000000000000000001 00000400 00000001 00000000 00000003     eth0
+";
+
+#[test]
+fn only_addresses_on_the_hosts_docker_bridges_are_scraped() {
+    use super::route::LocalNetworks;
+    let l = LocalNetworks::parse(ROUTE, ROUTE6);
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    for ok in [
+        "172.17.0.5",
+        "172.21.0.3",
+        "172.20.16.9",
+        "172.20.31.255",
+        "127.0.0.1",
+        "::1",
+        "fd00:dead::5",
+    ] {
+        assert!(l.allows(ip(ok)), "{ok}");
+    }
+    // Overlay addresses leave by the default route; the uplink's own network is the host's LAN.
+    for no in [
+        "10.0.1.3",
+        "172.20.32.1",
+        "192.0.2.7",
+        "8.8.8.8",
+        "fd00::5",
+        "2001:db8::1",
+    ] {
+        assert!(!l.allows(ip(no)), "{no}");
+    }
+    assert!(!LocalNetworks::parse("", "").allows(ip("172.17.0.5")));
+    assert!(
+        LocalNetworks::parse("garbage\nmore garbage here x y z\n", "zz").allows(ip("127.0.0.2"))
+    );
+}
+
+#[test]
+fn a_swarm_task_is_scraped_at_its_gateway_bridge_address() {
+    let nets = [
+        ("ingress", "10.0.0.9"),
+        ("app_net", "10.0.1.4"),
+        ("docker_gwbridge", "172.21.0.3"),
+    ];
+    let t = target_of(
+        &container(&[("plimsoll.scrape.port", "80")], &nets),
+        &DEFAULTS,
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(t.addr.to_string(), "172.21.0.3:80");
+    let t = target_of(
+        &container(
+            &[
+                ("plimsoll.scrape.port", "80"),
+                ("plimsoll.scrape.network", "app_net"),
+            ],
+            &nets,
+        ),
+        &DEFAULTS,
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        t.addr.to_string(),
+        "10.0.1.4:80",
+        "the label wins (and the route check then refuses it)"
+    );
+}
