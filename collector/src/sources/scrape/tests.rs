@@ -767,3 +767,102 @@ fn a_swarm_task_is_scraped_at_its_gateway_bridge_address() {
         "the label wins (and the route check then refuses it)"
     );
 }
+
+/// The shell with a real HTTP server on loopback: targets start when containers appear in the
+/// directory, fail on a too-large body or a timeout, and their series go when the container goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn targets_follow_the_directory_and_failures_mark_them_down() {
+    use axum::routing::get;
+    let app = axum::Router::new()
+        .route("/metrics", get(|| async { TEXT }))
+        .route("/big", get(|| async { "x".repeat(64 * 1024) }))
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                TEXT
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let ingest = Ingest::new(Duration::from_secs(600));
+    let directory = crate::sources::directory::ContainerDirectory::new();
+    let config = ScrapeConfig {
+        body_size_limit: 16 * 1024,
+        ..Default::default()
+    };
+    let _scraper = super::start(
+        &config,
+        Duration::from_millis(200),
+        directory.clone(),
+        ingest.clone(),
+    )
+    .unwrap();
+    let on_host = |id: char, name: &str, path: &str, extra: &[(&str, &str)]| {
+        let mut labels = vec![
+            ("plimsoll.scrape.port", port.as_str()),
+            ("plimsoll.scrape.path", path),
+        ];
+        labels.extend_from_slice(extra);
+        let mut c = container(&labels, &[]);
+        c.id = id.to_string().repeat(64);
+        c.name = name.to_string();
+        c.host_network = true;
+        c
+    };
+    directory.upsert(on_host('a', "app", "/metrics", &[]));
+    directory.upsert(on_host('b', "big", "/big", &[]));
+    directory.upsert(on_host(
+        'c',
+        "slow",
+        "/slow",
+        &[("plimsoll.scrape.timeout", "150ms")],
+    ));
+    // A container that does not ask is left alone.
+    directory.upsert(container(&[], &[("n", "127.0.0.1")]));
+    let up_of = |name: &str| {
+        let st = ingest.read();
+        series_named(&st, "up")
+            .into_iter()
+            .find(|s| st.labels(*s).unwrap().get("name") == Some(name))
+            .map(|s| float(&st, s))
+    };
+    let until = |what: &str, cond: &dyn Fn() -> bool| {
+        let start = std::time::Instant::now();
+        while !cond() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "timed out waiting for {what}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    until("app up", &|| up_of("app") == Some(1.0));
+    until("big down", &|| up_of("big") == Some(0.0));
+    until("slow down", &|| up_of("slow") == Some(0.0));
+    {
+        let st = ingest.read();
+        assert_eq!(series_named(&st, "up").len(), 3);
+        assert_eq!(series_named(&st, "orders_total").len(), 2);
+        let took = series_named(&st, "scrape_duration_seconds")
+            .into_iter()
+            .find(|s| st.labels(*s).unwrap().get("name") == Some("slow"))
+            .map(|s| float(&st, s))
+            .unwrap();
+        assert!(
+            (0.1..1.0).contains(&took),
+            "the timeout cut the slow scrape: {took}"
+        );
+    }
+    // The app stops asking (its labels change): its series go at once; then the slow one goes away.
+    let mut unlabelled = on_host('a', "app", "/metrics", &[]);
+    unlabelled.labels.clear();
+    directory.upsert(unlabelled);
+    until("app's series deleted", &|| {
+        up_of("app").is_none() && series_named(&ingest.read(), "orders_total").is_empty()
+    });
+    directory.remove(&"c".repeat(64));
+    until("slow's series deleted", &|| up_of("slow").is_none());
+    assert_eq!(up_of("big"), Some(0.0), "the others stay");
+}
