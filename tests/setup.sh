@@ -37,9 +37,11 @@ if ! docker info >/dev/null 2>&1; then
   done
   docker info >/dev/null 2>&1 || { log "dockerd did not come up"; tail -20 /tmp/plimsoll-dockerd.log >&2; exit 1; }
 fi
-# The real StatsD clients that tests/statsd.rs sends with (PyPI, pinned).
-py_want="statsd==4.0.1 datadog==0.56.0"
-if ! python3 -c 'import importlib.metadata as m, sys; sys.exit(0 if (m.version("statsd"), m.version("datadog")) == ("4.0.1", "0.56.0") else 1)' 2>/dev/null; then
+# The real clients the tests send with (PyPI, pinned): StatsD (tests/statsd.rs) and the OpenTelemetry
+# SDK with its OTLP exporters (tests/otlp_metrics.rs).
+py_want="statsd==4.0.1 datadog==0.56.0 opentelemetry-sdk==1.45.2 opentelemetry-exporter-otlp-proto-http==1.45.2 opentelemetry-exporter-otlp-proto-grpc==1.45.2"
+# shellcheck disable=SC2086 # one word per package
+if ! python3 -c 'import importlib.metadata as m, sys; sys.exit(0 if all(m.version(n) == v for n, v in (a.split("==") for a in sys.argv[1:])) else 1)' $py_want 2>/dev/null; then
   if ! python3 -m pip --version >/dev/null 2>&1; then
     log "installing python3-pip"
     export DEBIAN_FRONTEND=noninteractive
