@@ -8,13 +8,20 @@ use std::net::{SocketAddr, UdpSocket};
 use std::process::Command;
 use std::time::Duration;
 
-use support::{free_udp_addr, metric_value, Plimsoll};
+use support::{docker_ok, free_udp_addr, metric_value, unique, Container, Network, Plimsoll};
 
 /// Runs a Python script with the receiver's port as `PORT` and `HOST`; panics with its stderr.
 fn python(addr: SocketAddr, script: &str) {
+    python_in(&[], addr, script)
+}
+
+/// As [`python`], run under `prefix` (e.g. `nsenter` into a container's network namespace).
+fn python_in(prefix: &[&str], addr: SocketAddr, script: &str) {
     let full = format!("HOST = '{}'\nPORT = {}\n{script}", addr.ip(), addr.port());
-    let out = Command::new("python3")
-        .args(["-c", &full])
+    let mut argv: Vec<&str> = prefix.to_vec();
+    argv.extend(["python3", "-c", &full]);
+    let out = Command::new(argv[0])
+        .args(&argv[1..])
         .output()
         .expect("python3 (tests/setup.sh installs the clients)");
     assert!(
@@ -273,4 +280,101 @@ fn a_taken_statsd_port_stops_the_start_with_a_clear_message_and_off_turns_it_off
     );
     let p = Plimsoll::start("collect", &["--statsd-udp", "off"]);
     assert!(!metrics(&p).contains("plimsoll_statsd_packets_received_total"));
+}
+
+#[test]
+fn a_containers_datagrams_carry_its_labels_and_are_forgotten_with_it() {
+    let port = free_udp_addr().port();
+    let p = Plimsoll::start(
+        "collect",
+        &[
+            "--interval",
+            "200ms",
+            "--statsd-udp",
+            &format!("0.0.0.0:{port}"),
+        ],
+    );
+    let net = Network::create("statsd");
+    let name = unique("statsd-app");
+    let c = Container::run(
+        &name,
+        &[
+            "--network",
+            &net.name,
+            "--label",
+            "com.docker.compose.project=plimsollit",
+            "--label",
+            "com.docker.compose.service=shop",
+        ],
+        &["sleep", "100000"],
+    );
+    p.wait_for(
+        "the container in the directory",
+        Duration::from_secs(20),
+        |p| p.container(&name).is_some(),
+    );
+    let pid = docker_ok(&["inspect", "-f", "{{.State.Pid}}", &name]);
+    let gateway = docker_ok(&[
+        "inspect",
+        "-f",
+        "{{range .NetworkSettings.Networks}}{{.Gateway}}{{end}}",
+        &name,
+    ]);
+    let to_host: SocketAddr = format!("{gateway}:{port}").parse().unwrap();
+    // The real client, run in the container's network namespace: the datagrams leave from the
+    // container's address on its network to the host's side of the bridge, as an app's would.
+    python_in(
+        &["nsenter", "-t", &pid, "-n"],
+        to_host,
+        r#"
+import statsd
+c = statsd.StatsClient(HOST, PORT)
+c.incr('app.orders', 3)
+"#,
+    );
+    // DogStatsD's container field attributes a datagram from anywhere (here, the host).
+    python(
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        &format!(
+            r#"
+from datadog.dogstatsd import DogStatsd
+d = DogStatsd(host=HOST, port=PORT, disable_telemetry=True, container_id='{}')
+d.gauge('app.queue', 5, tags=['region:eu'])
+import statsd
+statsd.StatsClient(HOST, PORT).incr('app.orders', 1)
+"#,
+            c.id
+        ),
+    );
+    let mine = [("name", name.as_str()), ("service", "shop")];
+    wait_metric(&p, "app_orders_total", &mine, 3.0);
+    wait_metric(&p, "app_queue", &[mine[0], mine[1], ("region", "eu")], 5.0);
+    let orders = api_series(&p, "app_orders_total");
+    assert_eq!(orders.len(), 2, "{orders:?}");
+    assert!(
+        orders.iter().any(|s| s["labels"].get("name").is_none()),
+        "the host's datagram is host-level: {orders:?}"
+    );
+    let of_container = p.json(&format!(
+        "/api/v1/series?name=app_orders_total&container={name}"
+    ));
+    assert_eq!(
+        of_container["series"].as_array().unwrap().len(),
+        1,
+        "{of_container}"
+    );
+
+    drop(c);
+    p.wait_for(
+        "the container's StatsD series to go with it",
+        Duration::from_secs(10),
+        |p| {
+            let left = api_series(p, "app_orders_total");
+            left.len() == 1 && api_series(p, "app_queue").is_empty()
+        },
+    );
+    // What was not the container's is intact.
+    let m = metrics(&p);
+    assert_eq!(metric_value(&m, "app_orders_total", &[]), Some(1.0), "{m}");
+    assert!(!m.contains(&name), "{m}");
 }

@@ -113,7 +113,6 @@ impl Collector {
                 }
             })
             .expect("spawning the sampler thread");
-        let directory = ContainerDirectory::new();
         // The traces component (issue 8) builds its sink here; the OTLP servers then also serve
         // TraceService/Export and POST /v1/traces and hand it every decoded request.
         let traces: Option<Arc<dyn TracesSink>> = None;

@@ -18,6 +18,8 @@ use super::statsd::{ContainerId, Containers};
 struct Inner {
     by_id: HashMap<ContainerId, Arc<ContainerInfo>>,
     by_ip: HashMap<IpAddr, ContainerId>,
+    /// Containers removed so far.
+    removals: u64,
 }
 
 /// Shared, cheap to clone.
@@ -59,6 +61,7 @@ impl ContainerDirectory {
     pub fn remove(&self, id: &str) {
         let mut d = self.inner.write().unwrap_or_else(|e| e.into_inner());
         if let Some((id, info)) = d.by_id.remove_entry(id) {
+            d.removals += 1;
             for ip in info.ips() {
                 if d.by_ip.get(&ip) == Some(&id) {
                     d.by_ip.remove(&ip);
@@ -77,6 +80,12 @@ impl ContainerDirectory {
     pub fn all(&self) -> Vec<Arc<ContainerInfo>> {
         let d = self.inner.read().unwrap_or_else(|e| e.into_inner());
         d.by_id.values().cloned().collect()
+    }
+
+    /// How many containers were removed so far: receivers that keep state per container look for
+    /// what is gone only when this moved.
+    pub fn removals(&self) -> u64 {
+        self.inner.read().map_or(0, |d| d.removals)
     }
 
     pub fn len(&self) -> usize {

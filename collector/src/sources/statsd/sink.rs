@@ -7,6 +7,9 @@
 //! value is kept as `exported_<name>`, as Prometheus keeps a scraped label that clashes with a
 //! target label.
 //!
+//! When discovery removes a container, the store loses its series at once (`remove_attributed`) and
+//! the aggregator forgets them at the next flush, so nothing brings them back.
+//!
 //! The store series of each aggregator series is resolved once and remembered by [`SeriesId`]; a
 //! series the store refused (a type or source conflict, an invalid label) is remembered as refused
 //! and not tried again while the aggregator keeps it.
@@ -34,6 +37,8 @@ pub struct StoreSink {
     families: HashMap<Arc<str>, Result<FamilyId, ()>>,
     /// A histogram value reused between writes; its bounds are shared with the store's layout.
     hist: Histogram,
+    /// The directory's removal count at the previous flush.
+    removals: u64,
 }
 
 impl StoreSink {
@@ -61,6 +66,7 @@ impl StoreSink {
             series: Vec::new(),
             families: HashMap::new(),
             hist: Histogram::new(Arc::from([])),
+            removals: 0,
         })
     }
 
@@ -68,9 +74,16 @@ impl StoreSink {
         self.src
     }
 
-    /// One flush: the zero points of series that start (a millisecond before), then every live
-    /// series at `now`.
+    /// One flush: the series of containers that are gone are forgotten (discovery already deleted
+    /// them from the store), then the zero points of series that start are written (a millisecond
+    /// before), then every live series at `now`.
     pub fn flush(&mut self, agg: &mut Aggregator, now: Millis) {
+        let removals = self.directory.removals();
+        if removals != self.removals {
+            self.removals = removals;
+            let dir = &self.directory;
+            agg.forget_containers(|id| dir.get(id).is_some());
+        }
         let ingest = self.ingest.clone();
         ingest.batch(self.src, now - 1, |b| {
             agg.flush_starts(&mut Writer { sink: self, b });
@@ -113,7 +126,15 @@ impl StoreSink {
             .emit();
             return None;
         };
-        let info = s.attribution.and_then(|id| self.directory.get(id));
+        let info = match s.attribution {
+            Some(id) => match self.directory.get(id) {
+                Some(info) => Some(info),
+                // Removed since the last flush (discovery removes it from the directory before it
+                // deletes its series from the store): not created again; forgotten next flush.
+                None => return None,
+            },
+            None => None,
+        };
         let own: Vec<(&str, &str)> = info.as_ref().map_or_else(Vec::new, |c| {
             std::iter::once(("name", c.name.as_str()))
                 .chain(c.scheduler_labels())

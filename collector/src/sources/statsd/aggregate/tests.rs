@@ -446,6 +446,33 @@ fn attribution_prefers_the_container_field_then_the_sender() {
 }
 
 #[test]
+fn the_series_of_a_removed_container_are_forgotten_and_start_over_unattributed() {
+    let mut a = agg();
+    let gone: ContainerId = Arc::from("c5".repeat(32));
+    let stays: ContainerId = Arc::from("d6".repeat(32));
+    a.observe_packet(b"hits:3|c\nq:1|g", Some(&gone), &Dir, 0);
+    a.observe_packet(b"hits:1|c", Some(&stays), &Dir, 0);
+    a.observe_packet(b"hits:1|c", None, &Dir, 0);
+    flush(&mut a, 0);
+    assert_eq!(a.len(), 4);
+    assert_eq!(a.forget_containers(|c| *c != gone), 2);
+    assert_eq!(a.len(), 2);
+    assert_eq!(a.forget_containers(|c| *c != gone), 0);
+    // Its old address now belongs to nobody: what comes from it is host-level.
+    a.observe_packet(b"hits:1|c", None, &Dir, 10);
+    let r = flush(&mut a, 10);
+    assert_eq!(r.points.len(), 2, "{:?}", r.points);
+    assert_eq!(r.points["hits_total{}"], c(2.0));
+    assert_eq!(r.points[&format!("hits_total{{}}@{stays}")], c(1.0));
+    // The same container's series again would start from zero.
+    a.observe_packet(b"hits:1|c", Some(&gone), &Dir, 20);
+    assert_eq!(
+        flush(&mut a, 20).points[&format!("hits_total{{}}@{gone}")],
+        c(1.0)
+    );
+}
+
+#[test]
 fn values_that_would_overflow_the_state_are_refused() {
     let mut a = agg();
     send(

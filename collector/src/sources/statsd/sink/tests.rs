@@ -179,3 +179,28 @@ fn a_series_deleted_from_the_store_is_created_again() {
     sink.flush(&mut agg, 3000);
     assert_eq!(series(&ingest, "g")[0].2, vec![(3000, 1.0)]);
 }
+
+#[test]
+fn a_removed_containers_series_are_not_written_again() {
+    let (ingest, dir, mut sink, mut agg) = setup();
+    dir.upsert(container_info(C1, &[]));
+    send(&mut agg, &dir, None, &format!("g:1|g|c:{C1}\nh:1|g"), 1000);
+    sink.flush(&mut agg, 2000);
+    assert_eq!(series(&ingest, "g").len(), 1);
+    // Discovery: the directory first, then the store (the sampler's remove_attributed).
+    dir.remove(C1);
+    assert_eq!(ingest.remove_attributed(C1, None), 1);
+    sink.flush(&mut agg, 3000);
+    assert!(series(&ingest, "g").is_empty());
+    assert_eq!(agg.len(), 1, "the aggregator forgot it too");
+    // The store lost it between the directory's removal and the next flush: not created again.
+    let (ingest, dir, mut sink, mut agg) = setup();
+    dir.upsert(container_info(C1, &[]));
+    send(&mut agg, &dir, None, &format!("g:1|g|c:{C1}"), 1000);
+    sink.flush(&mut agg, 2000);
+    dir.remove(C1);
+    ingest.remove_attributed(C1, None);
+    sink.removals = dir.removals(); // as if the flush had looked just before the removal
+    sink.flush(&mut agg, 3000);
+    assert!(series(&ingest, "g").is_empty());
+}
