@@ -32,12 +32,16 @@ fn python_in(prefix: &[&str], addr: SocketAddr, script: &str) {
 }
 
 fn start() -> (Plimsoll, SocketAddr) {
+    start_with(&[])
+}
+
+/// `plimsoll collect` at a 200 ms interval with StatsD on a free loopback port, and `flags`.
+fn start_with(flags: &[&str]) -> (Plimsoll, SocketAddr) {
     let udp = free_udp_addr();
-    let p = Plimsoll::start(
-        "collect",
-        &["--interval", "200ms", "--statsd-udp", &udp.to_string()],
-    );
-    (p, udp)
+    let addr = udp.to_string();
+    let mut args = vec!["--interval", "200ms", "--statsd-udp", &addr];
+    args.extend_from_slice(flags);
+    (Plimsoll::start("collect", &args), udp)
 }
 
 fn metrics(p: &Plimsoll) -> String {
@@ -377,4 +381,153 @@ statsd.StatsClient(HOST, PORT).incr('app.orders', 1)
     let m = metrics(&p);
     assert_eq!(metric_value(&m, "app_orders_total", &[]), Some(1.0), "{m}");
     assert!(!m.contains(&name), "{m}");
+}
+
+/// Resident memory of a process, in bytes.
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+/// Sends `lines` over UDP, many to a datagram, paced so that the receiver's buffer never overflows.
+fn send_lines(to: SocketAddr, lines: impl Iterator<Item = String>) {
+    let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut packet = String::new();
+    let mut sent = 0;
+    for line in lines {
+        if packet.len() + line.len() + 1 > 1400 {
+            tx.send_to(packet.as_bytes(), to).unwrap();
+            packet.clear();
+            sent += 1;
+            if sent % 200 == 0 {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        if !packet.is_empty() {
+            packet.push('\n');
+        }
+        packet.push_str(&line);
+    }
+    if !packet.is_empty() {
+        tx.send_to(packet.as_bytes(), to).unwrap();
+    }
+}
+
+#[test]
+fn a_cardinality_attack_is_capped_counted_and_leaves_other_series_intact() {
+    let (p, udp) = start_with(&["--statsd-max-series-per-metric", "1000"]);
+    send_lines(udp, ["steady:1|c|#service:shop".to_string()].into_iter());
+    wait_metric(&p, "steady_total", &[("service", "shop")], 1.0);
+    let before = rss_bytes(p.child.id());
+    // 100,000 distinct tag values of one metric: the first 1000 are admitted, the rest counted.
+    send_lines(udp, (0..100_000).map(|i| format!("attack:1|c|#user:u{i}")));
+    send_lines(udp, ["steady:1|c|#service:shop".to_string()].into_iter());
+    wait_metric(
+        &p,
+        "plimsoll_ingest_dropped_total",
+        &[("source", "statsd"), ("reason", "family_limit")],
+        99_000.0,
+    );
+    wait_metric(&p, "steady_total", &[("service", "shop")], 2.0);
+    let first = rss_bytes(p.child.id());
+    // More rounds of new values: memory reaches its bound (the line cache is capped at twice
+    // --statsd-max-series, then rebuilt) and stays there.
+    let mut after = Vec::new();
+    for round in 1..3 {
+        send_lines(
+            udp,
+            (round * 100_000..(round + 1) * 100_000).map(|i| format!("attack:1|c|#user:u{i}")),
+        );
+        wait_metric(
+            &p,
+            "plimsoll_ingest_dropped_total",
+            &[("source", "statsd"), ("reason", "family_limit")],
+            99_000.0 + round as f64 * 100_000.0,
+        );
+        after.push(rss_bytes(p.child.id()));
+    }
+    let (second, third) = (after[0], after[1]);
+    let m = metrics(&p);
+    assert_eq!(
+        m.lines().filter(|l| l.starts_with("attack_total{")).count(),
+        1000,
+        "series capped at --statsd-max-series-per-metric"
+    );
+    assert_eq!(
+        metric_value(&m, "plimsoll_statsd_series", &[]),
+        Some(1001.0)
+    );
+    assert_eq!(
+        metric_value(&m, "plimsoll_statsd_udp_kernel_drops_total", &[]),
+        Some(0.0)
+    );
+    let mib = |b: u64| b as f64 / 1048576.0;
+    let report = format!(
+        "RSS {:.1} MiB before the attack, {:.1} / {:.1} / {:.1} after 100k / 200k / 300k values",
+        mib(before),
+        mib(first),
+        mib(second),
+        mib(third)
+    );
+    assert!(third < before + (64 << 20), "{report}");
+    assert!(third < second + (4 << 20), "{report}");
+    eprintln!("{report}");
+    assert!(
+        p.logs().matches("attack").count() <= 2,
+        "one log line per metric name, not per drop:\n{}",
+        p.logs()
+    );
+    wait_metric(&p, "steady_total", &[("service", "shop")], 2.0);
+}
+
+#[test]
+fn a_counter_back_after_its_ttl_starts_over_from_zero() {
+    let (p, udp) = start_with(&["--statsd-ttl", "1s"]);
+    send_lines(udp, ["jobs:5|c".to_string()].into_iter());
+    wait_metric(&p, "jobs_total", &[], 5.0);
+    p.wait_for("the series to expire", Duration::from_secs(10), |p| {
+        metric_value(&metrics(p), "plimsoll_statsd_series_expired_total", &[]) >= Some(1.0)
+    });
+    // Expired: no longer current, so not on /metrics.
+    p.wait_for(
+        "jobs_total to leave /metrics",
+        Duration::from_secs(5),
+        |p| metric_value(&metrics(p), "jobs_total", &[]).is_none(),
+    );
+    send_lines(udp, ["jobs:2|c".to_string()].into_iter());
+    wait_metric(&p, "jobs_total", &[], 2.0);
+    let s = &api_series(&p, "jobs_total")[0];
+    let values: Vec<f64> = s["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x[1].as_f64().unwrap())
+        .collect();
+    // 5 ... then a zero point where it starts over, then 2: a reset, never a drop of -3.
+    let first_five = values
+        .iter()
+        .position(|v| *v == 5.0)
+        .expect("the first life");
+    let restart = values
+        .iter()
+        .rposition(|v| *v == 0.0)
+        .expect("a zero point");
+    assert!(first_five < restart, "{values:?}");
+    assert!(
+        values[restart + 1..].iter().all(|v| *v == 2.0),
+        "{values:?}"
+    );
+    assert!(
+        s["rates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r[1].as_f64() >= Some(0.0)),
+        "{s}"
+    );
 }
