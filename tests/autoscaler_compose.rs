@@ -1,6 +1,7 @@
 //! `plimsoll run` on Compose services: containers labelled with a Compose project and service scale up
 //! under load with managed clones and back down; a `kill -9` in the middle of a scale-up, then a
-//! restart, leaves no orphan or duplicate and reaches the target within the bounds.
+//! restart, leaves no orphan or duplicate and reaches the target within the bounds. A service whose
+//! replicas all fail their health check under load still scales up (the HPA's issue #64088).
 
 mod support;
 
@@ -239,4 +240,92 @@ fn two_projects_with_a_service_web_are_scaled_and_paused_independently() {
             .all(|r| r["target"] == id_a.as_str() && r["desired"].as_u64() <= Some(2)),
         "{a_scaled:?}"
     );
+}
+
+#[test]
+fn replicas_that_all_turn_unhealthy_under_load_are_not_stuck() {
+    // Each replica burns CPU while <ctl>/on exists and then fails its health check, as a saturated app
+    // misses its health endpoint. Docker runs a `--health-cmd` with /bin/sh, which the FROM-scratch
+    // image lacks: the script links it to busybox first (the clones run the same command).
+    let script = format!("ln -sf /bin/busybox /bin/sh; {}", support::BURNER);
+    #[rustfmt::skip]
+    let health = ["--health-cmd", "test ! -e /ctl/on", "--health-interval", "1s", "--health-retries", "1",
+        "--health-timeout", "5s"];
+    let (busy, broken) = (support::unique("unhb"), support::unique("unhx"));
+    let (_clean_busy, _clean_broken) =
+        (ProjectCleanup(busy.clone()), ProjectCleanup(broken.clone()));
+    let (ctl_busy, ctl_broken) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let _busy = support::compose_script(&busy, "web", 1, "0.25", ctl_busy.path(), &health, &script);
+    // The control: failing its check while idle (a broken dependency, not load): never scaled.
+    #[rustfmt::skip]
+    let failing = ["--health-cmd", "false", "--health-interval", "1s", "--health-retries", "1"];
+    let _broken = support::compose_script(
+        &broken,
+        "web",
+        1,
+        "0.25",
+        ctl_broken.path(),
+        &failing,
+        &script,
+    );
+    let policies = tempfile::tempdir().unwrap();
+    for project in [&busy, &broken] {
+        // A low target: the burners reach it even when other builds share the CPUs.
+        let text = format!("service: web\nproject: {project}\nmin: 1\nmax: 3\nmetrics:\n  - name: cpu\n    target: {{ utilization: 20 }}\nbehavior:\n  scale_down: {{ stabilization: 3s, select: max, policies: [ {{ percent: 100, period: 3s }} ] }}\n");
+        std::fs::write(policies.path().join(format!("{project}.yaml")), text).unwrap();
+    }
+    #[rustfmt::skip]
+    let p = Plimsoll::run(policies.path(), &["--interval", "1s", "--project", &busy, "--project", &broken]);
+    let (id_busy, id_broken) = (
+        format!("compose/{busy}/web"),
+        format!("compose/{broken}/web"),
+    );
+    p.wait_for("both targets", Duration::from_secs(20), |p| {
+        p.policies().len() == 2
+    });
+    let decisions = |id: &str| {
+        p.json(&format!("/api/v1/decisions?target={id}"))
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    p.wait_for(
+        "the broken replica decided on",
+        Duration::from_secs(30),
+        |_| {
+            decisions(&id_broken)
+                .iter()
+                .any(|r| r["reason"] == "missing_data_hold")
+        },
+    );
+    std::fs::write(ctl_busy.path().join("on"), "").unwrap();
+    p.wait_for("3 running replicas", Duration::from_secs(90), |_| {
+        running(&busy) == 3
+    });
+    let scaled: Vec<serde_json::Value> = decisions(&id_busy)
+        .into_iter()
+        .filter(|r| r["action"] == "scaled")
+        .collect();
+    let first = &scaled[0];
+    assert_eq!(first["reason"], "all_replicas_unready", "{scaled:?}");
+    assert_eq!(first["current"], 1, "{first}");
+    let cpu = &first["metrics"][0];
+    assert_eq!(cpu["status"], "all_replicas_unready", "{first}");
+    assert!(
+        scaled.iter().all(|r| r["desired"].as_u64() <= Some(3)),
+        "max holds: {scaled:?}"
+    );
+    // The control never moved, and said why.
+    assert_eq!(members(&broken).len(), 1);
+    let held = decisions(&id_broken);
+    assert!(
+        held.iter()
+            .all(|r| r["action"] == "none" && r["reason"] == "missing_data_hold"),
+        "{held:?}"
+    );
+    // Load off: the replicas pass their checks again, idle, and the service goes back to one.
+    std::fs::remove_file(ctl_busy.path().join("on")).unwrap();
+    p.wait_for("back to one replica", Duration::from_secs(90), |_| {
+        members(&busy).len() == 1
+    });
 }

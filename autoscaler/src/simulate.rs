@@ -99,6 +99,8 @@ pub struct Summary {
     pub minutes_above_target: f64,
     /// Decisions that changed the replica count.
     pub scale_events: u32,
+    /// Of those, the ones that added replicas (the rest removed some).
+    pub scale_ups: u32,
     pub peak_replicas: u32,
     pub mean_replicas: f64,
     pub hours: f64,
@@ -234,6 +236,7 @@ fn run(
         overloaded_minutes: 0.0,
         minutes_above_target: 0.0,
         scale_events: 0,
+        scale_ups: 0,
         peak_replicas: initial,
         mean_replicas: 0.0,
         hours: 0.0,
@@ -249,6 +252,7 @@ fn run(
             s.scale_events += 1;
         }
         if d.desired > current {
+            s.scale_ups += 1;
             replicas.extend(std::iter::repeat_n(
                 now.plus(model.startup),
                 (d.desired - current) as usize,

@@ -325,6 +325,7 @@ fn rules(node: Option<&Yaml>, default: ScalingRules) -> ScalingRules {
     }
     ScalingRules {
         stabilization: get("stabilization").map_or(Duration::ZERO, duration),
+        cooldown: Duration::ZERO,
         select: match get("select").and_then(|s| s.as_str()) {
             Some("min") => Select::Min,
             _ => Select::Max,
@@ -477,11 +478,13 @@ fn behavior(case: &Case) -> Vec<String> {
         Behavior {
             scale_up: ScalingRules {
                 stabilization: window("up_window"),
+                cooldown: Duration::ZERO,
                 select: Select::Max,
                 policies: never_binds.clone(),
             },
             scale_down: ScalingRules {
                 stabilization: window("down_window"),
+                cooldown: Duration::ZERO,
                 select: Select::Max,
                 policies: never_binds,
             },

@@ -615,6 +615,19 @@ pub fn compose_burner(
     ctl: &Path,
     flags: &[&str],
 ) -> Container {
+    compose_script(project, service, number, cpus, ctl, flags, BURNER)
+}
+
+/// As [`compose_burner`], running the busybox `sh -c` script `script` instead.
+pub fn compose_script(
+    project: &str,
+    service: &str,
+    number: u32,
+    cpus: &str,
+    ctl: &Path,
+    flags: &[&str],
+    script: &str,
+) -> Container {
     let labels = [
         format!("com.docker.compose.project={project}"),
         format!("com.docker.compose.service={service}"),
@@ -629,7 +642,7 @@ pub fn compose_burner(
     Container::run(
         &format!("{project}-{service}-{number}"),
         &all,
-        &["sh", "-c", BURNER],
+        &["sh", "-c", script],
     )
 }
 

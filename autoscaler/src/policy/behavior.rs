@@ -30,6 +30,9 @@ pub struct History {
     /// Demand per metric, at most one sample per [`LOAD_RESOLUTION`]; input of prediction.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub load: BTreeMap<String, Vec<LoadSample>>,
+    /// When the count last changed, in either direction (for `cooldown`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scale: Option<Timestamp>,
 }
 
 /// A replica count (a recommendation, or the size of a scale event) at an instant.
@@ -82,6 +85,9 @@ impl History {
                 replicas: r,
             });
         }
+        if to != from {
+            self.last_scale = Some(now);
+        }
         if to > from {
             let keep = b.scale_up.longest_period();
             self.scale_up_events.retain(|x| x.at > now.minus(keep));
@@ -122,6 +128,8 @@ pub enum Limit {
     Max,
     /// `min` (`TooFewReplicas`).
     Min,
+    /// The direction's `cooldown` since the last scale event (not in the HPA).
+    Cooldown,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,6 +150,23 @@ pub fn normalize(
     now: Timestamp,
 ) -> Normalized {
     let stabilized = stabilize(policy, history, current, desired, now);
+    let b = &policy.behavior;
+    let cooldown = match stabilized.cmp(&current) {
+        std::cmp::Ordering::Greater => b.scale_up.cooldown,
+        std::cmp::Ordering::Less => b.scale_down.cooldown,
+        std::cmp::Ordering::Equal => Duration::ZERO,
+    };
+    if !cooldown.is_zero()
+        && history
+            .last_scale
+            .is_some_and(|at| at > now.minus(cooldown))
+    {
+        return Normalized {
+            stabilized,
+            replicas: current,
+            limit: Limit::Cooldown,
+        };
+    }
     let (replicas, limit) = limit_rate(policy, history, current, stabilized, now);
     Normalized {
         stabilized,

@@ -34,6 +34,8 @@ pub enum Reason {
     MissingDataHold,
     /// The service runs 0 replicas: autoscaling is off for it (as the HPA does when the target is at 0).
     ScalingDisabled,
+    /// A behavior `cooldown` holds the count: the last scale event was too recent (not in the HPA).
+    Cooldown,
     /// No replica is ready and the unhealthy ones use more than the target (the HPA's issue #64088): the
     /// count follows their usage upward (or holds while the replicas added for it start).
     AllReplicasUnready,
@@ -54,6 +56,7 @@ impl Reason {
             Reason::MissingDataHold => "missing_data_hold",
             Reason::ScalingDisabled => "scaling_disabled",
             Reason::AllReplicasUnready => "all_replicas_unready",
+            Reason::Cooldown => "cooldown",
         }
     }
 }
@@ -180,21 +183,21 @@ fn clamp(policy: &Policy, desired: u32) -> Normalized {
 
 fn reason(d: &Decision, n: &Normalized, reactive: u32) -> Reason {
     let recommendation = d.recommendation.unwrap_or(reactive);
+    // The count follows a vote from unhealthy replicas (or waits for the replicas it added): said even
+    // when a rate policy or max bounds it, since it is the more surprising part; the metric's
+    // `all_replicas_unready` status and the recommendation show the rest.
+    let unready = recommendation == reactive
+        && d.metrics
+            .iter()
+            .any(|m| m.status == MetricStatus::AllReplicasUnready && m.proposal == Some(reactive));
     match n.limit {
+        Limit::Rate | Limit::Max if unready && d.desired >= d.current => Reason::AllReplicasUnready,
         Limit::Rate => Reason::LimitedByRate,
+        Limit::Cooldown => Reason::Cooldown,
         Limit::Max => Reason::ClampedToMax,
         Limit::Min => Reason::ClampedToMin,
         Limit::None if n.stabilized != recommendation => Reason::Stabilized,
-        // The count follows a vote from unhealthy replicas (or waits for the replicas it added).
-        Limit::None
-            if d.desired >= d.current
-                && recommendation == reactive
-                && d.metrics.iter().any(|m| {
-                    m.status == MetricStatus::AllReplicasUnready && m.proposal == Some(reactive)
-                }) =>
-        {
-            Reason::AllReplicasUnready
-        }
+        Limit::None if unready && d.desired >= d.current => Reason::AllReplicasUnready,
         Limit::None if d.desired > d.current && recommendation > reactive => {
             Reason::PredictedScaleUp
         }

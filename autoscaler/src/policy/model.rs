@@ -264,6 +264,10 @@ impl Default for Behavior {
 pub struct ScalingRules {
     #[serde(serialize_with = "serialize_duration")]
     pub stabilization: Duration,
+    /// Not in the HPA: no change in this direction sooner than this after the last scale event in either
+    /// direction (the Swarm autoscalers' cooldown). Zero (the default) is the HPA.
+    #[serde(serialize_with = "serialize_duration")]
+    pub cooldown: Duration,
     pub select: Select,
     pub policies: Vec<RatePolicy>,
 }
@@ -273,6 +277,7 @@ impl ScalingRules {
     pub fn hpa_default_up() -> Self {
         ScalingRules {
             stabilization: Duration::ZERO,
+            cooldown: Duration::ZERO,
             select: Select::Max,
             policies: vec![
                 RatePolicy {
@@ -291,6 +296,7 @@ impl ScalingRules {
     pub fn hpa_default_down() -> Self {
         ScalingRules {
             stabilization: DEFAULT_SCALE_DOWN_STABILIZATION,
+            cooldown: Duration::ZERO,
             select: Select::Max,
             policies: vec![RatePolicy {
                 limit: RateLimit::Percent(100),

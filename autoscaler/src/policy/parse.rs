@@ -430,10 +430,18 @@ impl Decoder {
 
     /// Fields left out take the HPA default for that direction, as the HPA's API defaulting does.
     fn rules(&mut self, node: &Node, what: &str, default: ScalingRules) -> Option<ScalingRules> {
-        let f = self.mapping(node, what, &["stabilization", "select", "policies"])?;
+        let f = self.mapping(
+            node,
+            what,
+            &["stabilization", "cooldown", "select", "policies"],
+        )?;
         let stabilization = match f.get("stabilization") {
             Some(n) => self.duration(n, &format!("{what}.stabilization"), true),
             None => Some(default.stabilization),
+        };
+        let cooldown = match f.get("cooldown") {
+            Some(n) => self.duration(n, &format!("{what}.cooldown"), true),
+            None => Some(default.cooldown),
         };
         let select = match f.get("select") {
             Some(n) => self.select(n, what),
@@ -445,6 +453,7 @@ impl Decoder {
         };
         Some(ScalingRules {
             stabilization: stabilization?,
+            cooldown: cooldown?,
             select: select?,
             policies: policies?,
         })

@@ -371,7 +371,7 @@ async fn replicas_all_unhealthy_under_load_are_not_stuck() {
     l.actuator.set_unhealthy(&a, 3);
     sleep(SEC).await;
     assert_eq!(l.actuator.scales(&a).last().map(|s| s.0), Some(6));
-    assert_eq!(l.reasons(&a).last(), Some(&"clamped_to_max"));
+    assert_eq!(l.reasons(&a).last(), Some(&"all_replicas_unready"));
     // b never scales: its failures are not load.
     assert!(l.actuator.scales(&b).is_empty());
     assert!(l.reasons(&b).iter().all(|r| *r == "missing_data_hold"));

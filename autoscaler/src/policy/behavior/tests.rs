@@ -126,6 +126,7 @@ fn scale_down_percent_truncates_and_select_min_keeps_more() {
     let mut p = web();
     p.behavior.scale_down = ScalingRules {
         stabilization: Duration::ZERO,
+        cooldown: Duration::ZERO,
         select: Select::Max,
         policies: vec![
             RatePolicy {
@@ -213,4 +214,31 @@ fn first_seen_holds_scale_downs_for_one_window() {
     assert_eq!(normalize(&p, &h, 5, 3, at(60)).replicas, 5);
     assert_eq!(normalize(&p, &h, 5, 3, at(300)).replicas, 3);
     assert_eq!(normalize(&p, &h, 5, 8, at(0)).replicas, 8);
+}
+
+#[test]
+fn cooldown_holds_a_direction_after_any_scale_event() {
+    let mut p = web();
+    p.behavior.scale_down.stabilization = Duration::ZERO;
+    p.behavior.scale_down.cooldown = Duration::from_secs(300);
+    let mut h = History::default();
+    // A scale-up 100 s ago: no scale-down until 300 s after it, whatever the recommendation.
+    let mut d = crate::policy::decide::tests::decision(4, 8, Some(8), &[]);
+    h.record(&p, &d, at(-100));
+    assert_eq!(h.last_scale, Some(at(-100)));
+    let n = normalize(&p, &h, 8, 3, at(0));
+    assert_eq!((n.replicas, n.limit), (8, Limit::Cooldown));
+    // Scale-ups are not held (their own cooldown is 0).
+    let n = normalize(&p, &h, 8, 12, at(0));
+    assert_eq!((n.replicas, n.limit), (12, Limit::None));
+    // The cutoff is exclusive, as the windows': at 200 s (300 s after the event) it may go down.
+    let n = normalize(&p, &h, 8, 3, at(200));
+    assert_eq!((n.replicas, n.limit), (3, Limit::None));
+    // A decision that keeps the count does not restart the cooldown.
+    d.desired = d.current;
+    h.record(&p, &d, at(150));
+    assert_eq!(h.last_scale, Some(at(-100)));
+    // Zero (the default, the HPA) never holds.
+    let n = normalize(&web(), &h, 8, 3, at(0));
+    assert_ne!(n.limit, Limit::Cooldown);
 }

@@ -369,20 +369,19 @@ fn all_unready_scale_up_is_bounded_by_rate_policies_and_max() {
         &History::default(),
         NOW,
     );
+    // The reason stays all_replicas_unready: the recommendation shows what the rate held back.
     assert_eq!(
         (d.desired, d.reason, d.recommendation),
-        (20, Reason::LimitedByRate, Some(50))
+        (20, Reason::AllReplicasUnready, Some(50))
     );
     assert_eq!(d.metrics[0].status, MetricStatus::AllReplicasUnready);
-    // And by max.
+    // And by max; at max already, it holds there for the same reason.
     let p = policy(1, 12, &[("cpu", Target::Utilization(20))]);
-    let d = decide(
-        &p,
-        &obs(10, all_unhealthy(10, 1.0)),
-        &History::default(),
-        NOW,
-    );
-    assert_eq!((d.desired, d.reason), (12, Reason::ClampedToMax));
+    for current in [10, 12] {
+        let o = obs(current, all_unhealthy(current as usize, 1.0));
+        let d = decide(&p, &o, &History::default(), NOW);
+        assert_eq!((d.desired, d.reason), (12, Reason::AllReplicasUnready));
+    }
 }
 
 #[test]

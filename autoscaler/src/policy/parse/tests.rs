@@ -476,3 +476,29 @@ fn a_query_must_fit_its_target() {
         ["p.yaml:5:44: query.rate: a `below` target bounds a duration in seconds (a latency), not a per-second rate: use `value` or `average`"]
     );
 }
+
+#[test]
+fn cooldown_is_a_duration_per_direction_zero_by_default() {
+    let base =
+        "service: web\nmin: 1\nmax: 4\nmetrics:\n  - name: cpu\n    target: { utilization: 50 }\n";
+    let p = parse_policy("p.yaml", base).unwrap();
+    assert_eq!(p.behavior.scale_down.cooldown, Duration::ZERO);
+    let p = parse_policy(
+        "p.yaml",
+        &format!("{base}behavior:\n  scale_down: {{ stabilization: 60s, cooldown: 5m }}\n"),
+    )
+    .unwrap();
+    assert_eq!(p.behavior.scale_down.cooldown, Duration::from_secs(300));
+    assert_eq!(p.behavior.scale_down.stabilization, Duration::from_secs(60));
+    assert_eq!(p.behavior.scale_up.cooldown, Duration::ZERO);
+    let e = parse_policy(
+        "p.yaml",
+        &format!("{base}behavior:\n  scale_up: {{ cooldown: soon }}\n"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("scale_up.cooldown: invalid duration `soon`"),
+        "{e}"
+    );
+}
