@@ -531,3 +531,37 @@ fn a_counter_back_after_its_ttl_starts_over_from_zero() {
         "{s}"
     );
 }
+
+#[test]
+fn the_datadog_client_over_the_unix_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dsd.socket");
+    let (p, udp) = start_with(&["--statsd-unix", path.to_str().unwrap()]);
+    python(
+        udp,
+        &format!(
+            r#"
+from datadog.dogstatsd import DogStatsd
+d = DogStatsd(socket_path='{}', disable_telemetry=True, origin_detection_enabled=False)
+d.increment('uds.orders', 3, tags=['service:shop'])
+d.flush()
+"#,
+            path.display()
+        ),
+    );
+    wait_metric(&p, "uds_orders_total", &[("service", "shop")], 3.0);
+    let m = metrics(&p);
+    assert_eq!(
+        metric_value(
+            &m,
+            "plimsoll_statsd_packets_received_total",
+            &[("transport", "unix")]
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    drop(p);
+    // The socket file a killed collector left behind is replaced at the next start.
+    let (p, _) = start_with(&["--statsd-unix", path.to_str().unwrap()]);
+    assert_eq!(p.get("/healthz").unwrap().0, 200);
+}

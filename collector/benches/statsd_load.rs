@@ -12,6 +12,10 @@
 //!   cargo bench -p plimsoll-collector --bench statsd_load -- [--seconds 5]
 //!       [--rates max,250000,500000,1000000] [--packet-bytes 1432,0] [--collectd]
 //!   cargo bench -p plimsoll-collector --bench statsd_load -- --memory 100000
+//!   cargo bench -p plimsoll-collector --bench statsd_load -- --send 127.0.0.1:8125 --series 10000
+//!       [--seconds 900] [--rss-of PID]
+//! `--send` feeds an external receiver (e.g. `plimsoll collect`): every series of the workload once a
+//! second, printing the receiver's RSS (`--rss-of`) every minute.
 //! `--packet-bytes 0` sends one line per datagram.
 
 use std::net::{SocketAddr, UdpSocket};
@@ -344,7 +348,12 @@ fn memchr_count(p: &[u8]) -> usize {
 
 /// Resident memory of this process, in bytes.
 fn rss() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    rss_of("self")
+}
+
+/// Resident memory of a process (`self` or a pid), in bytes.
+fn rss_of(pid: &str) -> u64 {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).unwrap_or_default();
     let pages: u64 = statm
         .split_whitespace()
         .nth(1)
@@ -382,6 +391,35 @@ fn memory_per_series(n: usize) {
     );
 }
 
+/// `--send`: every series of the workload once a second to an external receiver, in one-minute steps,
+/// with the receiver's RSS after each.
+fn feed(args: &[String]) {
+    let to: SocketAddr = arg(args, "--send", "").parse().expect("--send ADDR");
+    let n: usize = arg(args, "--series", "10000").parse().expect("--series");
+    let secs: f64 = arg(args, "--seconds", "900").parse().expect("--seconds");
+    let pid = arg(args, "--rss-of", "");
+    let packets = workload::packets(&workload::lines(n), 1432);
+    let lines_per: Vec<usize> = packets.iter().map(|p| workload::count_lines(p)).collect();
+    let mib = |b: u64| b as f64 / 1048576.0;
+    if !pid.is_empty() {
+        println!("{:>6.0} s  receiver RSS {:.1} MiB", 0.0, mib(rss_of(&pid)));
+    }
+    let mut done = 0.0;
+    while done < secs {
+        let step = (secs - done).min(60.0);
+        let sent = send(to, &packets, &lines_per, Some(n as f64), step);
+        done += step;
+        if pid.is_empty() {
+            println!("{done:>6.0} s  {sent} lines sent");
+        } else {
+            println!(
+                "{done:>6.0} s  {sent} lines sent, receiver RSS {:.1} MiB",
+                mib(rss_of(&pid))
+            );
+        }
+    }
+}
+
 fn arg(args: &[String], name: &str, default: &str) -> String {
     args.iter()
         .position(|a| a == name)
@@ -401,6 +439,10 @@ fn main() {
             .and_then(|n| n.parse().ok())
             .unwrap_or(100_000);
         memory_per_series(n);
+        return;
+    }
+    if args.iter().any(|a| a == "--send") {
+        feed(&args);
         return;
     }
     let secs: f64 = arg(&args, "--seconds", "5").parse().expect("--seconds");
