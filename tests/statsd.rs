@@ -565,3 +565,19 @@ d.flush()
     let (p, _) = start_with(&["--statsd-unix", path.to_str().unwrap()]);
     assert_eq!(p.get("/healthz").unwrap().0, 200);
 }
+
+#[test]
+fn plimsoll_run_receives_statsd_too() {
+    let policies = tempfile::tempdir().unwrap();
+    let udp = free_udp_addr();
+    let p = Plimsoll::run(
+        policies.path(),
+        &["--dry-run", "--statsd-udp", &udp.to_string()],
+    );
+    python(
+        udp,
+        "import statsd\nstatsd.StatsClient(HOST, PORT).gauge('run.queue', 4)\n",
+    );
+    wait_metric(&p, "run_queue", &[], 4.0);
+    assert_eq!(api_series(&p, "run_queue")[0]["kind"], "gauge");
+}
