@@ -13,8 +13,11 @@ use crate::config::{CollectorConfig, ConfigErrors};
 use crate::sampler::{DiscoveryEvent, Sampler, Shared};
 use crate::sources::directory::ContainerDirectory;
 use crate::sources::docker;
-use crate::sources::otlp::{self, MetricsReceiver, TracesSink};
+use crate::sources::otlp::{
+    self, ExportTraceServiceRequest, MetricsReceiver, Rejected, TracesSink,
+};
 use crate::sources::scrape::{self, Scraper};
+use crate::sources::spans::Spans;
 use crate::sources::statsd::{self, StatsdReceiver, StoreSink};
 use crate::store::{Ingest, IngestError, Millis};
 use crate::telemetry;
@@ -113,9 +116,15 @@ impl Collector {
                 }
             })
             .expect("spawning the sampler thread");
-        // The traces component (issue 8) builds its sink here; the OTLP servers then also serve
-        // TraceService/Export and POST /v1/traces and hand it every decoded request.
-        let traces: Option<Arc<dyn TracesSink>> = None;
+        // Spans: the OTLP servers serve TraceService/Export and POST /v1/traces and hand every
+        // decoded request to the spans component; its series are written every interval.
+        let traces: Option<Arc<dyn TracesSink>> = if config.otlp.enabled() {
+            let spans = Spans::new(&config.spans, &ingest, interval)?;
+            start_spans_flush(spans.clone(), interval, stop.clone());
+            Some(Arc::new(spans))
+        } else {
+            None
+        };
         let otlp = start_otlp(&config, &ingest, &directory, traces)?;
         tokio::spawn(connect_and_discover(
             config.clone(),
@@ -192,6 +201,36 @@ impl Drop for Collector {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
     }
+}
+
+/// The OTLP servers hand decoded trace requests to the spans component, stamped with the time they
+/// arrived.
+impl TracesSink for Spans {
+    fn export(
+        &self,
+        request: ExportTraceServiceRequest,
+        _peer: Option<std::net::IpAddr>,
+    ) -> Rejected {
+        let v = self.consume(&request.resource_spans, now_millis());
+        Rejected {
+            count: v.rejected(),
+            message: v.message(),
+        }
+    }
+}
+
+/// Writes the spans component's series every `interval` (and expires what waited too long) until
+/// `stop` is set.
+fn start_spans_flush(spans: Spans, interval: Duration, stop: Arc<AtomicBool>) {
+    std::thread::Builder::new()
+        .name("plimsoll-spans".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(interval);
+                spans.flush(now_millis());
+            }
+        })
+        .expect("spawning the spans flush thread");
 }
 
 /// Starts the OTLP servers when configured: the metrics receiver writes into `ingest`, attributing

@@ -44,6 +44,8 @@ pub struct CollectorArgs {
     pub scrape: super::scrape::ScrapeArgs,
     #[command(flatten)]
     pub statsd: super::statsd::StatsdArgs,
+    #[command(flatten)]
+    pub spans: super::spans::SpansArgs,
 }
 
 impl CollectorArgs {
@@ -80,7 +82,7 @@ impl CollectorArgs {
             otlp: self.otlp.config(),
             scrape: self.scrape.config(),
             statsd: self.statsd.config(),
-            ..defaults
+            spans: self.spans.config(),
         }
     }
 }

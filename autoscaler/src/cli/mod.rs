@@ -13,6 +13,7 @@ mod otlp;
 mod run;
 mod scrape;
 mod simulate;
+mod spans;
 mod statsd;
 
 #[derive(Debug, Parser)]

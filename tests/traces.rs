@@ -1,0 +1,225 @@
+//! OTLP spans from the official OpenTelemetry Python SDK (HTTP with gzip, and gRPC exporters) into
+//! RED metrics, the service graph and the topology of a running `plimsoll collect`.
+//!
+//! `tests/support/send_spans.py` reports two services calling each other (`front` → `back`, every
+//! fifth call failing in back) and an uninstrumented Redis call of back. Each protocol sends under
+//! service names of its own, so the two runs check the same figures independently.
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use support::{free_addr, http_request, Plimsoll};
+
+const CALLS: u32 = 20;
+
+fn send(protocol: &str, endpoint: &str, suffix: &str) {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/support/send_spans.py"
+    );
+    let out = Command::new("python3")
+        .args([script, protocol, endpoint, &CALLS.to_string(), suffix])
+        // The HTTP exporter sends gzip bodies when asked; the gRPC one compresses with gzip too.
+        .env("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")
+        .output()
+        .expect("running python3 (tests/setup.sh installs the OpenTelemetry SDK)");
+    assert!(
+        out.status.success(),
+        "send_spans.py {protocol}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn metrics(p: &Plimsoll) -> String {
+    p.get("/metrics").expect("GET /metrics").1
+}
+
+/// The value of the exposition line that starts with `series` (name and labels in order).
+fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+        })
+        .and_then(|v| v.parse().ok())
+}
+
+fn check(p: &Plimsoll, suffix: &str) {
+    let (front, back) = (format!("front{suffix}"), format!("back{suffix}"));
+    let calls = |svc: &str, span: &str, kind: &str, status: &str| {
+        format!(
+            r#"traces_span_metrics_calls_total{{service_name="{svc}",span_name="{span}",span_kind="SPAN_KIND_{kind}",status_code="STATUS_CODE_{status}"}}"#
+        )
+    };
+    let edge = |name: &str, client: &str, server: &str, ct: &str| {
+        format!(r#"{name}{{client="{client}",server="{server}",connection_type="{ct}"}}"#)
+    };
+    let n = f64::from(CALLS);
+    let want = [
+        (calls(&front, "GET /checkout", "SERVER", "UNSET"), n),
+        (calls(&front, "GET /stock", "CLIENT", "UNSET"), n),
+        (calls(&back, "GET /stock", "SERVER", "UNSET"), n * 4.0 / 5.0),
+        (calls(&back, "GET /stock", "SERVER", "ERROR"), n / 5.0),
+        (calls(&back, "GET", "CLIENT", "UNSET"), n),
+        (
+            edge("traces_service_graph_request_total", &front, &back, ""),
+            n,
+        ),
+        (
+            edge(
+                "traces_service_graph_request_failed_total",
+                &front,
+                &back,
+                "",
+            ),
+            n / 5.0,
+        ),
+        // Unpaired after the 2 s wait: the root spans' client is the user, Redis a virtual node.
+        (
+            edge(
+                "traces_service_graph_request_total",
+                "user",
+                &front,
+                "virtual_node",
+            ),
+            n,
+        ),
+        (
+            edge(
+                "traces_service_graph_request_total",
+                &back,
+                "redis",
+                "virtual_node",
+            ),
+            n,
+        ),
+    ];
+    p.wait_for(
+        &format!("the spans of run {suffix} on /metrics"),
+        Duration::from_secs(30),
+        |p| {
+            let text = metrics(p);
+            want.iter().all(|(s, v)| value(&text, s) == Some(*v))
+        },
+    );
+    let text = metrics(p);
+    // Durations are fixed: the root spans take 125 ms, back's server spans 30 ms.
+    let root = r#"service_name="front"#.to_string()
+        + suffix
+        + r#"",span_name="GET /checkout",span_kind="SPAN_KIND_SERVER",status_code="STATUS_CODE_UNSET""#;
+    for (le, v) in [("100", 0.0), ("200", n), ("+Inf", n)] {
+        let line =
+            format!(r#"traces_span_metrics_duration_milliseconds_bucket{{{root},le="{le}"}}"#);
+        assert_eq!(value(&text, &line), Some(v), "{line}\n{text}");
+    }
+    let served = format!(r#"client="{front}",server="{back}",connection_type="""#);
+    for (le, v) in [("0.01", 0.0), ("0.05", n), ("+Inf", n)] {
+        let line =
+            format!(r#"traces_service_graph_request_server_seconds_bucket{{{served},le="{le}"}}"#);
+        assert_eq!(value(&text, &line), Some(v), "{line}\n{text}");
+    }
+    // The topology names the same nodes and edges.
+    let t = p.json("/api/v1/topology?window=5m");
+    let nodes = t["nodes"].as_array().unwrap();
+    let node = |id: &str| {
+        nodes
+            .iter()
+            .find(|x| x["id"] == id)
+            .unwrap_or_else(|| panic!("no node {id} in {t}"))
+    };
+    assert_eq!(node(&front)["kind"], "service");
+    assert_eq!(node(&back)["kind"], "service");
+    assert_eq!(node("redis")["kind"], "virtual");
+    assert_eq!(node("user")["kind"], "virtual");
+    let e = t["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["client"] == front.as_str() && e["server"] == back.as_str())
+        .unwrap_or_else(|| panic!("no edge {front} -> {back} in {t}"));
+    assert_eq!(e["connection_type"], "");
+}
+
+#[test]
+fn python_sdk_spans_over_http_and_grpc_become_red_metrics_a_service_graph_and_a_topology() {
+    let (grpc, http) = (free_addr(), free_addr());
+    let p = Plimsoll::start(
+        "collect",
+        &[
+            "--otlp-grpc",
+            &grpc.to_string(),
+            "--otlp-http",
+            &http.to_string(),
+        ],
+    );
+    send("http", &format!("http://{http}/v1/traces"), "-http");
+    send("grpc", &grpc.to_string(), "-grpc");
+    check(&p, "-http");
+    check(&p, "-grpc");
+    let text = metrics(&p);
+    assert_eq!(
+        value(&text, r#"plimsoll_servicegraph_edges_total{how="paired"}"#),
+        Some(f64::from(2 * CALLS)),
+        "{text}"
+    );
+}
+
+#[test]
+fn spans_without_a_service_name_are_rejected_as_a_partial_success() {
+    let http = free_addr();
+    let p = Plimsoll::start(
+        "collect",
+        &["--otlp-grpc", "off", "--otlp-http", &http.to_string()],
+    );
+    let span = |id: &str| {
+        format!(
+            r#"{{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"{id}","name":"GET /x","kind":2,"startTimeUnixNano":"1","endTimeUnixNano":"2000001"}}"#
+        )
+    };
+    let body = format!(
+        r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"named-{pid}"}}}}]}},"scopeSpans":[{{"spans":[{}]}}]}},{{"scopeSpans":[{{"spans":[{},{}]}}]}}]}}"#,
+        span("eee19b7ec3c1b174"),
+        span("eee19b7ec3c1b175"),
+        span("eee19b7ec3c1b176"),
+        pid = std::process::id()
+    );
+    let (code, resp) = http_request(
+        http,
+        "POST",
+        "/v1/traces",
+        &[("Content-Type", "application/json")],
+        &body,
+    )
+    .unwrap();
+    assert_eq!(code, 200, "{resp}");
+    let j: serde_json::Value = serde_json::from_str(&resp).unwrap();
+    let ps = &j["partialSuccess"];
+    assert_eq!(
+        ps["rejectedSpans"].to_string().trim_matches('"'),
+        "2",
+        "{resp}"
+    );
+    assert!(
+        ps["errorMessage"]
+            .as_str()
+            .unwrap_or("")
+            .contains("service.name"),
+        "{resp}"
+    );
+    let series = format!(
+        r#"traces_span_metrics_calls_total{{service_name="named-{}",span_name="GET /x",span_kind="SPAN_KIND_SERVER",status_code="STATUS_CODE_UNSET"}}"#,
+        std::process::id()
+    );
+    p.wait_for("the accepted span", Duration::from_secs(10), |p| {
+        value(&metrics(p), &series) == Some(1.0)
+    });
+    assert!(
+        value(
+            &metrics(&p),
+            r#"plimsoll_spans_rejected_total{reason="no_service_name"}"#
+        ) >= Some(2.0)
+    );
+}
