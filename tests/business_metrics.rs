@@ -5,6 +5,7 @@
 
 mod support;
 
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -12,7 +13,7 @@ use plimsoll_autoscaler::control::{
     CollectorsSource, MetricRead, MetricSource, PrometheusSource, Readings, Request,
 };
 use plimsoll_autoscaler::policy::{Missing, Read, Scope, SeriesQuery};
-use support::{free_addr, Plimsoll, Prometheus};
+use support::{free_addr, replicas, running_tasks, Plimsoll, Prometheus, Service};
 
 /// The OTel Python SDK exporting, for `service.name` SERVICE, every 500 ms: a counter `orders`
 /// (`orders_total` in the store) growing by RATE per second with `status=ok` and by 1 per second with
@@ -173,4 +174,137 @@ fn every_cluster_source_reads_service_rates_and_gauges_and_says_what_it_lacks() 
     );
     // PromQL has no "not a counter": an absent series is all Prometheus can say.
     assert_eq!(r.missing.get("absent"), Some(&Missing::NoSeries), "{r:?}");
+}
+
+/// The host's Python with the PyPI `statsd` client, made runnable inside a FROM-scratch test
+/// container: its prefix, site-packages and the C libraries bind-mounted read-only at the same paths.
+struct HostPython {
+    exe: String,
+    /// `--mount` values.
+    mounts: Vec<String>,
+}
+
+impl HostPython {
+    fn find() -> HostPython {
+        let out = Command::new("python3")
+            .args([
+                "-c",
+                "import os, site, sys, statsd\nprint(os.path.realpath(sys.executable))\nprint(sys.prefix)\nprint(sys.base_prefix)\nprint(os.path.dirname(os.path.dirname(statsd.__file__)))\nfor p in site.getsitepackages(): print(p)",
+            ])
+            .output()
+            .expect("python3 with the statsd package (tests/setup.sh installs it)");
+        assert!(out.status.success(), "{out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let mut lines = text.lines().map(str::to_string);
+        let exe = lines.next().unwrap();
+        let mut dirs: Vec<String> = vec!["/usr".into()];
+        for d in lines {
+            if !dirs
+                .iter()
+                .any(|m| d == *m || d.starts_with(&format!("{m}/")))
+                && Path::new(&d).is_dir()
+            {
+                dirs.push(d);
+            }
+        }
+        let mut mounts: Vec<String> = dirs
+            .iter()
+            .map(|d| format!("type=bind,src={d},dst={d},readonly"))
+            .collect();
+        // The dynamic loader and libc where the executable expects them (merged /usr or not).
+        for l in ["/lib", "/lib64"] {
+            if let Ok(real) = std::fs::canonicalize(l) {
+                mounts.push(format!("type=bind,src={},dst={l},readonly", real.display()));
+            }
+        }
+        HostPython { exe, mounts }
+    }
+}
+
+/// Sends, with the PyPI `statsd` client, `orders:N|c` once a second to the container's gateway on
+/// port argv[1], N read from /ctl/rate: N orders per second from each replica.
+const REPLICA_SENDER: &str = r#"
+import subprocess, sys, time, statsd
+gateway = open('/proc/net/route').read().splitlines()[1].split()[2]
+gateway = '.'.join(str(int(gateway[i:i + 2], 16)) for i in (6, 4, 2, 0))
+client = statsd.StatsClient(gateway, int(sys.argv[1]))
+while True:
+    try:
+        n = int(open('/ctl/rate').read().strip() or 0)
+    except (OSError, ValueError):
+        n = 0
+    if n:
+        client.incr('orders', n)
+    time.sleep(1)
+"#;
+
+fn decided_scale(p: &Plimsoll, service: &str, up: bool) -> Option<serde_json::Value> {
+    p.decisions(service).into_iter().find(|r| {
+        r["action"] == "scaled"
+            && (r["desired"].as_u64() > r["current"].as_u64()) == up
+            && r["metrics"][0]["name"] == "orders"
+    })
+}
+
+#[test]
+fn a_swarm_service_scales_on_the_order_rate_its_replicas_send_through_statsd() {
+    let service = support::unique("bizswarm");
+    let ctl = tempfile::tempdir().unwrap();
+    std::fs::write(ctl.path().join("send.py"), REPLICA_SENDER).unwrap();
+    std::fs::write(ctl.path().join("rate"), "30").unwrap();
+    let statsd_port = free_addr().port();
+    let python = HostPython::find();
+    let ctl_mount = format!("type=bind,src={},dst=/ctl", ctl.path().display());
+    let mut flags = vec!["--mount".to_string(), ctl_mount];
+    for m in &python.mounts {
+        flags.extend(["--mount".to_string(), m.clone()]);
+    }
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let port = statsd_port.to_string();
+    // The image's entrypoint is busybox: `sh -c` runs the host's Python in the replica.
+    let run = format!("exec {} /ctl/send.py {port}", python.exe);
+    let _svc = Service::create_cmd(&service, 1, &flags, &["sh", "-c", &run]);
+    // 10 orders per second per replica is on target; 30 from each is three replicas' worth.
+    let policies = support::policy_dir(&format!(
+        "service: {service}\nmin: 1\nmax: 3\nmetrics:\n  - name: orders\n    query: {{ metric: orders_total, rate: 5s }}\n    target: {{ average: 10 }}\nbehavior:\n  scale_down: {{ stabilization: 5s, policies: [ {{ percent: 100, period: 5s }} ] }}\n"
+    ));
+    let p = Plimsoll::run(
+        policies.path(),
+        &[
+            "--interval",
+            "1s",
+            "--statsd-udp",
+            &format!("0.0.0.0:{statsd_port}"),
+        ],
+    );
+    p.wait_for(
+        "a scale-up on the order rate",
+        Duration::from_secs(90),
+        |p| decided_scale(p, &service, true).is_some(),
+    );
+    let up = decided_scale(&p, &service, true).unwrap();
+    let per_replica = up["metrics"][0]["current"].as_f64().unwrap();
+    assert!((25.0..=35.0).contains(&per_replica), "{up}");
+    p.wait_for("3 replicas", Duration::from_secs(60), |_| {
+        replicas(&service) == 3 && running_tasks(&service) == 3
+    });
+    // The order rate falls to 2 per replica: back to one.
+    std::fs::write(ctl.path().join("rate"), "2").unwrap();
+    p.wait_for("back to 1 replica", Duration::from_secs(90), |_| {
+        replicas(&service) == 1
+    });
+    // The first step down follows the order rate (the stabilization window may hold part of it).
+    let down = decided_scale(&p, &service, false).expect("a recorded scale-down");
+    let per_replica = down["metrics"][0]["current"].as_f64().unwrap();
+    assert!((1.0..=3.0).contains(&per_replica), "{down}");
+    // The series carry the replicas' container labels, as their cgroup series do.
+    let (_, metrics) = p.get("/metrics").unwrap();
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("orders_total{"))
+        .unwrap_or_else(|| panic!("no orders_total on /metrics"));
+    assert!(
+        line.contains(&format!("service=\"{service}\"")) && line.contains("task=\""),
+        "{line}"
+    );
 }

@@ -39,6 +39,8 @@ pub struct StoreSink {
     hist: Histogram,
     /// The directory's removal count at the previous flush.
     removals: u64,
+    /// The flush interval: a starting series' zero point goes one interval before its first flush.
+    interval_ms: Millis,
 }
 
 impl StoreSink {
@@ -66,6 +68,7 @@ impl StoreSink {
             series: Vec::new(),
             families: HashMap::new(),
             hist: Histogram::new(Arc::from([])),
+            interval_ms: (interval.as_millis() as Millis).max(1),
             removals: 0,
         })
     }
@@ -75,8 +78,10 @@ impl StoreSink {
     }
 
     /// One flush: the series of containers that are gone are forgotten (discovery already deleted
-    /// them from the store), then the zero points of series that start are written (a millisecond
-    /// before), then every live series at `now`.
+    /// them from the store), then the zero points of series that start are written one interval
+    /// before (at the previous flush, since when their first increments came in: a rate over the
+    /// first points is then the rate they were sent at, not the first increment over a
+    /// millisecond), then every live series at `now`.
     pub fn flush(&mut self, agg: &mut Aggregator, now: Millis) {
         let removals = self.directory.removals();
         if removals != self.removals {
@@ -85,7 +90,7 @@ impl StoreSink {
             agg.forget_containers(|id| dir.get(id).is_some());
         }
         let ingest = self.ingest.clone();
-        ingest.batch(self.src, now - 1, |b| {
+        ingest.batch(self.src, now - self.interval_ms, |b| {
             agg.flush_starts(&mut Writer { sink: self, b });
         });
         ingest.batch(self.src, now, |b| {

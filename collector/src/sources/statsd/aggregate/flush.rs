@@ -13,7 +13,8 @@ use crate::store::Millis;
 
 impl Aggregator {
     /// Writes the zero point of every cumulative series that has not been flushed yet. Call it
-    /// before [`Aggregator::flush`], at a time just before the flush's.
+    /// before [`Aggregator::flush`], at a time before the flush's (the store sink uses the previous
+    /// flush time, since when the first increments came in).
     pub fn flush_starts(&mut self, sink: &mut dyn Sink) {
         for (slot, (gen, entry)) in self.slots.iter().enumerate() {
             let Some(s) = entry else { continue };

@@ -85,8 +85,9 @@ fn counters_start_at_zero_and_histograms_keep_their_buckets() {
     assert_eq!(o.len(), 1);
     assert_eq!(o[0].0, r#"{service="shop"}"#);
     assert_eq!(o[0].1, None);
-    // The zero point just before the first flush makes the first increment count in a rate.
-    assert_eq!(o[0].2, vec![(1999, 0.0), (2000, 2.0), (3000, 5.0)]);
+    // The zero point one interval before the first flush makes the first increment count in a rate,
+    // at the rate it was sent at.
+    assert_eq!(o[0].2, vec![(1000, 0.0), (2000, 2.0), (3000, 5.0)]);
     assert_eq!(series(&ingest, "q")[0].2, vec![(2000, 5.0), (3000, 4.0)]);
     let st = ingest.read();
     let q = Query::new(&st);
