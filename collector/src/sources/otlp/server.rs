@@ -176,7 +176,15 @@ impl TraceService for Grpc {
     }
 }
 
-fn grpc_router(h: &Handlers) -> tonic::transport::server::Router {
+type GrpcResponse = axum::http::Response<tonic::body::Body>;
+type GrpcRouter = tonic::transport::server::Router<
+    tower::layer::util::Stack<
+        tower::util::MapResponseLayer<fn(GrpcResponse) -> GrpcResponse>,
+        tower::layer::util::Identity,
+    >,
+>;
+
+fn grpc_router(h: &Handlers) -> GrpcRouter {
     let max = h.max_request_bytes;
     let metrics = MetricsServiceServer::new(Grpc(h.clone()))
         .accept_compressed(CompressionEncoding::Gzip)
@@ -189,8 +197,32 @@ fn grpc_router(h: &Handlers) -> tonic::transport::server::Router {
             .max_decoding_message_size(max)
     });
     tonic::transport::Server::builder()
+        .layer(tower::util::MapResponseLayer::new(
+            invalid_argument as fn(GrpcResponse) -> GrpcResponse,
+        ))
         .add_service(metrics)
         .add_optional_service(traces)
+}
+
+/// tonic answers a request it cannot decode with `Internal`; the OTLP specification asks for
+/// `InvalidArgument` (not retryable, the client's data is at fault). Such answers are trailers-only
+/// responses whose headers carry the status, rewritten here, and counted like HTTP's.
+fn invalid_argument(mut resp: GrpcResponse) -> GrpcResponse {
+    let h = resp.headers();
+    let undecodable = h.get("grpc-status").is_some_and(|v| v == "13")
+        && h.get("grpc-message")
+            .is_some_and(|m| m.as_bytes().starts_with(b"failed%20to%20decode%20Protobuf"));
+    if undecodable {
+        resp.headers_mut()
+            .insert("grpc-status", axum::http::HeaderValue::from_static("3"));
+        IngestErrors {
+            source: SOURCE,
+            reason: DecodeError::Protobuf(String::new()).reason(),
+            count: 1,
+        }
+        .emit();
+    }
+    resp
 }
 
 fn http_router(h: Handlers) -> axum::Router {

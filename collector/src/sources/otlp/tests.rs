@@ -668,6 +668,46 @@ async fn grpc_serves_metrics_and_hands_traces_to_the_sink() {
 }
 
 #[tokio::test]
+async fn grpc_answers_an_undecodable_request_with_invalid_argument() {
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    let (_ingest, servers) = loopback_servers(None);
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("http://{}", servers.grpc_addr().unwrap()))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    // Span.trace_id (bytes) lands on Metric.name (string): not UTF-8, so not a metrics request.
+    let garbage = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: vec![Span {
+                    trace_id: vec![0xff, 0xfe],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let codec =
+        tonic_prost::ProstCodec::<ExportTraceServiceRequest, ExportMetricsServiceResponse>::default(
+        );
+    let path = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
+        .parse()
+        .unwrap();
+    let status = grpc
+        .unary(tonic::Request::new(garbage), path, codec)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("failed to decode"), "{status:?}");
+}
+
+#[tokio::test]
 async fn a_taken_port_is_a_clear_start_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let (_, r) = receiver(ContainerDirectory::new());
