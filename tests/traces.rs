@@ -7,6 +7,7 @@
 
 mod support;
 
+use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
@@ -15,12 +16,24 @@ use support::{free_addr, http_request, Plimsoll};
 const CALLS: u32 = 20;
 
 fn send(protocol: &str, endpoint: &str, suffix: &str) {
+    send_split(protocol, endpoint, endpoint, suffix)
+}
+
+/// As [`send`], with `back`'s spans going to `back_endpoint` (another collector).
+fn send_split(protocol: &str, endpoint: &str, back_endpoint: &str, suffix: &str) {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../tests/support/send_spans.py"
     );
     let out = Command::new("python3")
-        .args([script, protocol, endpoint, &CALLS.to_string(), suffix])
+        .args([
+            script,
+            protocol,
+            endpoint,
+            &CALLS.to_string(),
+            suffix,
+            back_endpoint,
+        ])
         // The HTTP exporter sends gzip bodies when asked; the gRPC one compresses with gzip too.
         .env("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")
         .output()
@@ -221,5 +234,82 @@ fn spans_without_a_service_name_are_rejected_as_a_partial_success() {
             &metrics(&p),
             r#"plimsoll_spans_rejected_total{reason="no_service_name"}"#
         ) >= Some(2.0)
+    );
+}
+
+/// Cluster mode: `front` reports to one collector and `back` to another, as on two nodes. Each
+/// forwards the edge halves of the traces the other owns, so every call is paired exactly once
+/// across the two, and no half expires into a virtual node for want of its other half.
+#[test]
+fn two_collectors_pair_the_calls_whose_spans_each_received_half_of() {
+    let (a, b): (SocketAddr, SocketAddr) = (free_addr(), free_addr());
+    let peers = format!("{a},{b}");
+    let start = |listen: SocketAddr, http: SocketAddr| {
+        Plimsoll::start_at(
+            listen,
+            "collect",
+            &[
+                "--otlp-grpc",
+                "off",
+                "--otlp-http",
+                &http.to_string(),
+                "--spans-peers",
+                &peers,
+            ],
+        )
+    };
+    let (http_a, http_b) = (free_addr(), free_addr());
+    let (pa, pb) = (start(a, http_a), start(b, http_b));
+    send_split(
+        "http",
+        &format!("http://{http_a}/v1/traces"),
+        &format!("http://{http_b}/v1/traces"),
+        "-split",
+    );
+    let total = |series: &str| -> f64 {
+        [&pa, &pb]
+            .iter()
+            .map(|p| value(&metrics(p), series).unwrap_or(0.0))
+            .sum()
+    };
+    let n = f64::from(CALLS);
+    let paired = r#"traces_service_graph_request_total{client="front-split",server="back-split",connection_type=""}"#;
+    let user = r#"traces_service_graph_request_total{client="user",server="front-split",connection_type="virtual_node"}"#;
+    let redis = r#"traces_service_graph_request_total{client="back-split",server="redis",connection_type="virtual_node"}"#;
+    pa.wait_for(
+        "every call paired across the two collectors",
+        Duration::from_secs(30),
+        |_| total(paired) == n && total(user) == n && total(redis) == n,
+    );
+    assert_eq!(
+        total(
+            r#"traces_service_graph_request_failed_total{client="front-split",server="back-split",connection_type=""}"#
+        ),
+        n / 5.0
+    );
+    // No client half expired unpaired (it would be an edge to `unknown`).
+    let unknown = r#"traces_service_graph_request_total{client="front-split",server="unknown",connection_type="virtual_node"}"#;
+    assert_eq!(total(unknown), 0.0);
+    for p in [&pa, &pb] {
+        let text = metrics(p);
+        assert!(
+            value(&text, "plimsoll_servicegraph_forwarded_total").is_some_and(|v| v > 0.0),
+            "{text}"
+        );
+    }
+    // Each collector counts the spans it received itself: the RED metrics add up across them.
+    assert_eq!(
+        value(
+            &metrics(&pa),
+            r#"traces_span_metrics_calls_total{service_name="front-split",span_name="GET /checkout",span_kind="SPAN_KIND_SERVER",status_code="STATUS_CODE_UNSET"}"#
+        ),
+        Some(n)
+    );
+    assert_eq!(
+        value(
+            &metrics(&pb),
+            r#"traces_span_metrics_calls_total{service_name="back-split",span_name="GET /stock",span_kind="SPAN_KIND_SERVER",status_code="STATUS_CODE_ERROR"}"#
+        ),
+        Some(n / 5.0)
     );
 }

@@ -26,6 +26,8 @@ pub struct ApiState {
     pub shared: Shared,
     pub metrics: PrometheusHandle,
     pub interval: Duration,
+    /// The spans component, when OTLP is received (cluster mode forwards edge halves to it).
+    pub spans: Option<crate::sources::spans::Spans>,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -35,6 +37,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/containers", get(containers))
         .route("/api/v1/series", get(series))
         .route("/api/v1/topology", get(topology))
+        .route("/api/v1/spans/halves", axum::routing::post(span_halves))
         .with_state(state)
 }
 
@@ -263,4 +266,28 @@ async fn topology(
     }
     let q = StoreQuery::new(&store);
     Json(crate::sources::spans::topology::build(&q, now_millis(), w)).into_response()
+}
+
+/// Edge halves another collector forwards to the owner of their traces (cluster mode).
+async fn span_halves(
+    State(s): State<ApiState>,
+    body: Result<
+        Json<Vec<crate::sources::spans::EdgeHalf>>,
+        axum::extract::rejection::JsonRejection,
+    >,
+) -> Response {
+    let Some(spans) = &s.spans else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({ "error": "this collector receives no spans (OTLP is off)" })),
+        )
+            .into_response();
+    };
+    match body {
+        Ok(Json(halves)) => {
+            spans.receive_halves(halves, now_millis());
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => bad_request(e.body_text()),
+    }
 }

@@ -190,9 +190,13 @@ impl Plimsoll {
     /// Receivers on fixed ports (OTLP, StatsD) are turned off unless ARGS set their address, so that
     /// tests can run side by side.
     pub fn start(subcommand: &str, args: &[&str]) -> Plimsoll {
+        Plimsoll::start_at(free_addr(), subcommand, args)
+    }
+
+    /// [`Plimsoll::start`] listening on `addr` (known before the start, e.g. to give it to peers).
+    pub fn start_at(addr: SocketAddr, subcommand: &str, args: &[&str]) -> Plimsoll {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("plimsoll.log");
-        let addr = free_addr();
         let mut receivers_off = Vec::new();
         for flag in ["--otlp-grpc", "--otlp-http", "--statsd-udp"] {
             if !args.contains(&flag) {

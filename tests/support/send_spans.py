@@ -5,9 +5,10 @@ Two services call each other, as instrumented code would report it: `front` serv
 parent is front's CLIENT span, as context propagation makes it) and calls an uninstrumented Redis
 (a CLIENT span with db.system=redis that no server span answers). Every fifth call fails in back.
 
-usage: send_spans.py http|grpc ENDPOINT CALLS SUFFIX
+usage: send_spans.py http|grpc ENDPOINT CALLS SUFFIX [BACK_ENDPOINT]
   ENDPOINT: http://127.0.0.1:PORT/v1/traces for http, 127.0.0.1:PORT for grpc
   SUFFIX:   appended to the service names, so runs never share series
+  BACK_ENDPOINT: where `back` sends (as if it ran on another node); default ENDPOINT
 Durations are fixed (timestamps given explicitly), so the test knows every bucket.
 """
 
@@ -21,28 +22,29 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 protocol, endpoint, calls, suffix = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+back_endpoint = sys.argv[5] if len(sys.argv) > 5 else endpoint
 
 if protocol == "http":
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    def exporter():
-        return OTLPSpanExporter(endpoint=endpoint)
+    def exporter(to):
+        return OTLPSpanExporter(endpoint=to)
 elif protocol == "grpc":
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-    def exporter():
-        return OTLPSpanExporter(endpoint=endpoint, insecure=True)
+    def exporter(to):
+        return OTLPSpanExporter(endpoint=to, insecure=True)
 else:
     sys.exit(f"unknown protocol {protocol}")
 
 
-def provider(service):
+def provider(service, to):
     p = TracerProvider(resource=Resource.create({"service.name": service + suffix}))
-    p.add_span_processor(BatchSpanProcessor(exporter()))
+    p.add_span_processor(BatchSpanProcessor(exporter(to)))
     return p
 
 
-front_p, back_p = provider("front"), provider("back")
+front_p, back_p = provider("front", endpoint), provider("back", back_endpoint)
 front, back = front_p.get_tracer("shop.front"), back_p.get_tracer("shop.back")
 MS = 1_000_000
 

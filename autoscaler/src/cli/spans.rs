@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use plimsoll_collector::sources::spans::{Dimension, SpansConfig};
+use plimsoll_collector::sources::spans::{Dimension, Peers, SpansConfig};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct SpansArgs {
@@ -31,6 +31,11 @@ pub struct SpansArgs {
         default_value_t = 1000
     )]
     pub graph_max_items: usize,
+    /// The collectors of the cluster (`dns:tasks.NAME:PORT`, re-resolved every 10 s, or
+    /// `ADDR:PORT,...`, their API addresses): each span's edge half goes to the collector that owns
+    /// its trace, so calls whose spans different collectors received are paired.
+    #[arg(long = "spans-peers", value_name = "dns:NAME:PORT|ADDR,...")]
+    pub peers: Option<Peers>,
 }
 
 impl SpansArgs {
@@ -48,6 +53,7 @@ impl SpansArgs {
             max_series_per_service: self.max_series_per_service,
             graph_wait: self.graph_wait,
             graph_max_items: self.graph_max_items,
+            peers: self.peers.clone(),
             ..SpansConfig::default()
         }
     }
@@ -82,6 +88,8 @@ mod tests {
             "5s",
             "--spans-graph-max-items",
             "50000",
+            "--spans-peers",
+            "dns:tasks.plimsoll:9180",
         ])
         .spans
         .config();
@@ -90,5 +98,14 @@ mod tests {
         assert!(c.normalize_span_names);
         assert_eq!(c.graph_wait, Duration::from_secs(5));
         assert_eq!(c.graph_max_items, 50_000);
+        assert_eq!(
+            c.peers,
+            Some(Peers::Dns {
+                name: "tasks.plimsoll".into(),
+                port: 9180
+            })
+        );
+        let e = Cli::try_parse_from(["x", "--spans-peers", "node1"]).unwrap_err();
+        assert!(e.to_string().contains("dns:NAME:PORT"), "{e}");
     }
 }

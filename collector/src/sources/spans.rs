@@ -16,13 +16,15 @@ pub mod spanmetrics;
 mod tests;
 pub mod topology;
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 
+pub use cluster::Peers;
 pub use config::{Dimension, SpansConfig};
-pub use servicegraph::ServiceGraph;
+pub use servicegraph::{EdgeHalf, ServiceGraph};
 pub use span::{visit, Reject, SpanKind, SpanView, StatusCode, Visited};
 pub use spanmetrics::SpanMetrics;
 
@@ -43,6 +45,10 @@ pub const GRAPH_EXPIRED: &str = "plimsoll_servicegraph_expired_total";
 pub const GRAPH_DROPPED: &str = "plimsoll_servicegraph_dropped_total";
 pub const GRAPH_PENDING: &str = "plimsoll_servicegraph_pending";
 pub const GRAPH_SERIES: &str = "plimsoll_servicegraph_series";
+pub const FORWARDED: &str = "plimsoll_servicegraph_forwarded_total";
+pub const FORWARD_DROPPED: &str = "plimsoll_servicegraph_forward_dropped_total";
+pub const FORWARD_QUEUED: &str = "plimsoll_servicegraph_forward_queued";
+pub const FORWARD_RECEIVED: &str = "plimsoll_servicegraph_forward_received_total";
 
 /// Describes the component's own metrics and shows every reason at zero from the start.
 fn describe() {
@@ -83,6 +89,22 @@ fn describe() {
     for r in Reject::ALL {
         metrics::counter!(REJECTED, "reason" => r.as_str()).increment(0);
     }
+    metrics::describe_counter!(
+        FORWARDED,
+        "Edge halves sent to the collector that owns their trace (cluster mode)."
+    );
+    metrics::describe_counter!(
+        FORWARD_DROPPED,
+        "Edge halves not forwarded, by reason: queue_full (the peer's queue held forward_queue halves; the oldest went), send_failed (the peer did not take the batch)."
+    );
+    metrics::describe_gauge!(FORWARD_QUEUED, "Edge halves waiting to be forwarded.");
+    metrics::describe_counter!(
+        FORWARD_RECEIVED,
+        "Edge halves other collectors forwarded to this one."
+    );
+    for reason in ["queue_full", "send_failed"] {
+        metrics::counter!(FORWARD_DROPPED, "reason" => reason).increment(0);
+    }
     for how in ["paired", "database", "virtual_node"] {
         metrics::counter!(GRAPH_EDGES, "how" => how).increment(0);
     }
@@ -94,6 +116,10 @@ fn describe() {
 struct State {
     spanmetrics: SpanMetrics,
     graph: ServiceGraph,
+    /// This collector's address among `live`, the live collectors of the cluster (cluster mode).
+    me: Option<SocketAddr>,
+    live: Vec<SocketAddr>,
+    outbox: cluster::Outbox,
 }
 
 /// The running component: aggregation state behind one lock, and where it writes.
@@ -127,6 +153,9 @@ impl Spans {
             state: Arc::new(Mutex::new(State {
                 spanmetrics: config.spanmetrics(),
                 graph: config.servicegraph(),
+                me: None,
+                live: Vec::new(),
+                outbox: cluster::Outbox::new(config.forward_queue),
             })),
             ingest: ingest.clone(),
             source,
@@ -143,7 +172,10 @@ impl Spans {
         let v = visit(resources, |s| {
             st.spanmetrics.observe(s, now);
             if let Some(h) = st.graph.settings().half_of(s) {
-                st.graph.add(h, now);
+                match cluster::forward_to(&h.trace_id, st.me, &st.live) {
+                    Some(owner) => st.outbox.push(owner, h),
+                    None => st.graph.add(h, now),
+                }
             }
         });
         drop(guard);
@@ -155,6 +187,33 @@ impl Spans {
             }
         }
         v
+    }
+
+    /// Sets the live collectors of the cluster and which of them this one is (cluster mode); from
+    /// now on the halves of the traces another one owns are queued for it.
+    pub fn set_peers(&self, me: Option<SocketAddr>, mut live: Vec<SocketAddr>) {
+        live.sort();
+        live.dedup();
+        let mut st = self.state.lock().expect("spans lock");
+        st.me = me;
+        st.live = live;
+    }
+
+    /// Up to `max` queued halves for each peer, to be sent to it.
+    pub fn take_batches(&self, max: usize) -> Vec<(SocketAddr, Vec<EdgeHalf>)> {
+        self.state.lock().expect("spans lock").outbox.batches(max)
+    }
+
+    /// Halves another collector forwarded here: they pair (or expire) as the ones received here do,
+    /// whether or not this collector still owns their trace.
+    pub fn receive_halves(&self, halves: Vec<EdgeHalf>, now: Millis) {
+        let n = halves.len() as u64;
+        let mut st = self.state.lock().expect("spans lock");
+        for h in halves {
+            st.graph.add(h, now);
+        }
+        drop(st);
+        metrics::counter!(FORWARD_RECEIVED).increment(n);
     }
 
     /// Expires idle series and writes every series into the store at `now`.
@@ -178,6 +237,10 @@ impl Spans {
         metrics::counter!(GRAPH_DROPPED, "reason" => "store_full").increment(g.dropped_store_full);
         metrics::counter!(GRAPH_DROPPED, "reason" => "series_limit")
             .increment(g.dropped_series_limit);
+        let o = st.outbox.take_counts();
+        metrics::counter!(FORWARD_DROPPED, "reason" => "queue_full")
+            .increment(o.dropped_queue_full);
+        metrics::gauge!(FORWARD_QUEUED).set(st.outbox.len() as f64);
         let c = st.spanmetrics.take_counts();
         metrics::gauge!(SPANMETRICS_SERIES).set(st.spanmetrics.len() as f64);
         metrics::counter!(SPANMETRICS_OVERFLOW).increment(c.overflowed);

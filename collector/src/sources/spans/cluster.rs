@@ -179,27 +179,45 @@ impl Outbox {
     }
 }
 
-/// Where each half goes: this collector keeps those it owns, the others are queued for their owner.
-/// `live` lists the live collectors' addresses, this one (`me`) included; with no peers at all, or
-/// when `me` is not known yet, everything stays here.
+/// The collector `trace`'s halves must go to, when that is not this one (`me`). `live` lists the
+/// live collectors' addresses, this one included; with no peers, or when `me` is not known yet,
+/// every trace stays here.
+pub fn forward_to(
+    trace: &TraceId,
+    me: Option<SocketAddr>,
+    live: &[SocketAddr],
+) -> Option<SocketAddr> {
+    let me = me?;
+    if live.len() <= 1 {
+        return None;
+    }
+    owner(trace, live).filter(|o| *o != me)
+}
+
+/// Splits `halves`: those this collector owns are returned, the others queued for their owner.
 pub fn route(
     halves: Vec<EdgeHalf>,
     me: Option<SocketAddr>,
     live: &[SocketAddr],
     outbox: &mut Outbox,
 ) -> Vec<EdgeHalf> {
-    let Some(me) = me else { return halves };
-    if live.len() <= 1 {
-        return halves;
-    }
     let mut keep = Vec::with_capacity(halves.len());
     for h in halves {
-        match owner(&h.trace_id, live) {
-            Some(o) if o != me => outbox.push(o, h),
-            _ => keep.push(h),
+        match forward_to(&h.trace_id, me, live) {
+            Some(o) => outbox.push(o, h),
+            None => keep.push(h),
         }
     }
     keep
+}
+
+/// Which of `addrs` is this collector: an address of this host (one that can be bound) at the port
+/// this collector's HTTP API listens on.
+pub fn find_me(addrs: &[SocketAddr], listen_port: u16) -> Option<SocketAddr> {
+    addrs
+        .iter()
+        .copied()
+        .find(|a| a.port() == listen_port && std::net::UdpSocket::bind((a.ip(), 0)).is_ok())
 }
 
 #[cfg(test)]

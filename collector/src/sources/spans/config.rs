@@ -66,6 +66,11 @@ pub struct SpansConfig {
     /// Span or resource attributes whose value names the database of a client span, which makes a
     /// `database` edge at once.
     pub database_name_attributes: Vec<String>,
+    /// The collectors of the cluster, for pairing spans that different collectors received
+    /// (`dns:tasks.NAME:PORT` or `ADDR,ADDR`); none: this collector pairs what it receives.
+    pub peers: Option<super::cluster::Peers>,
+    /// Edge halves queued for one peer at most; beyond, the oldest are dropped (counted).
+    pub forward_queue: usize,
 }
 
 impl Default for SpansConfig {
@@ -91,6 +96,8 @@ impl Default for SpansConfig {
             .map(String::from)
             .to_vec(),
             database_name_attributes: vec!["db.name".to_string()],
+            peers: None,
+            forward_queue: 100_000,
         }
     }
 }
@@ -139,6 +146,7 @@ impl SpansConfig {
         for (what, v) in [
             ("graph_max_items", self.graph_max_items),
             ("graph_max_series", self.graph_max_series),
+            ("forward_queue", self.forward_queue),
         ] {
             if v == 0 {
                 errs.push(C, format!("{what} must be at least 1"));
