@@ -319,3 +319,61 @@ proptest! {
         prop_assert_eq!(total as u64, v.accepted);
     }
 }
+
+#[test]
+fn a_flood_of_unique_span_names_and_trace_ids_stays_bounded_and_the_rest_is_counted() {
+    let cfg = SpansConfig {
+        max_series_per_service: 100,
+        max_series: 1000,
+        graph_max_items: 500,
+        ..Default::default()
+    };
+    let (sp, ingest) = spans(cfg);
+    let names: Vec<String> = (0..20_000).map(|i| format!("GET /item/x{i}y")).collect();
+    let mut sent = 0u64;
+    for (batch, chunk) in names.chunks(1000).enumerate() {
+        let svc = format!("svc{}", batch % 4);
+        let req: Vec<_> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let mut r = rs(&svc, &[s(1, 1, 0, CLIENT, 1)]);
+                let sp = &mut r.scope_spans[0].spans[0];
+                sp.name = n.clone();
+                // A unique trace id per span: every client half waits unpaired.
+                sp.trace_id = [
+                    (batch as u32).to_be_bytes(),
+                    (i as u32).to_be_bytes(),
+                    [1; 4],
+                    [1; 4],
+                ]
+                .concat();
+                r
+            })
+            .collect();
+        sent += sp.consume(&req, T0 + batch as i64).accepted;
+    }
+    sp.flush(T0 + 100);
+    let text = exposition(&ingest);
+    let series: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("traces_span_metrics_calls_total{"))
+        .collect();
+    // 4 services x 100 series, plus one overflow series each.
+    assert_eq!(series.len(), 4 * 100 + 4, "{}", series.len());
+    let total: f64 = series
+        .iter()
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert_eq!(
+        total as u64, sent,
+        "every span is counted, in its series or an overflow one"
+    );
+    has(
+        &text,
+        r#"traces_span_metrics_calls_total{service_name="svc0",otel_metric_overflow="true"} 4900"#,
+    );
+    // The pairing store held at most its limit; the rest was dropped and counted.
+    let st = sp.state.lock().unwrap();
+    assert!(st.graph.pending() <= 500, "{}", st.graph.pending());
+}
