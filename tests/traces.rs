@@ -1,5 +1,6 @@
-//! OTLP spans from the official OpenTelemetry Python SDK (HTTP with gzip, and gRPC exporters) into
-//! RED metrics, the service graph and the topology of a running `plimsoll collect`.
+//! OTLP spans from the official OpenTelemetry Python SDK (HTTP with gzip, and gRPC exporters) and
+//! the Rust SDK with `opentelemetry-otlp` (gRPC, HTTP protobuf, HTTP JSON) into RED metrics, the
+//! service graph and the topology of a running `plimsoll collect`.
 //!
 //! `tests/support/send_spans.py` reports two services calling each other (`front` → `back`, every
 //! fifth call failing in back) and an uninstrumented Redis call of back. Each protocol sends under
@@ -44,6 +45,103 @@ fn send_split(protocol: &str, endpoint: &str, back_endpoint: &str, suffix: &str)
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The same calls as send_spans.py, from the Rust SDK and `opentelemetry-otlp` (`grpc`,
+/// `http-proto` or `http-json`), with the same fixed durations.
+fn rust_sdk(protocol: &str, endpoint: &str, suffix: &str) {
+    use std::time::{Duration as D, SystemTime};
+
+    use opentelemetry::trace::{
+        Span as _, SpanKind, Status, TraceContextExt, Tracer as _, TracerProvider as _,
+    };
+    use opentelemetry::{Context, KeyValue};
+    use opentelemetry_otlp::{
+        Compression, Protocol, SpanExporter, WithExportConfig, WithHttpConfig, WithTonicConfig,
+    };
+    use opentelemetry_sdk::trace::SdkTracerProvider;
+    use opentelemetry_sdk::Resource;
+
+    // The tonic channel runs on this runtime; the HTTP exporter uses its own blocking client.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let provider = |service: &str| {
+        let exporter = match protocol {
+            "grpc" => {
+                let _in_rt = rt.enter();
+                SpanExporter::builder()
+                    .with_tonic()
+                    .with_endpoint(format!("http://{endpoint}"))
+                    .with_compression(Compression::Gzip)
+                    .build()
+            }
+            "http-proto" | "http-json" => SpanExporter::builder()
+                .with_http()
+                .with_protocol(if protocol == "http-json" {
+                    Protocol::HttpJson
+                } else {
+                    Protocol::HttpBinary
+                })
+                .with_endpoint(format!("http://{endpoint}/v1/traces"))
+                .with_compression(Compression::Gzip)
+                .build(),
+            other => panic!("unknown protocol {other}"),
+        }
+        .expect("building the OTLP span exporter");
+        SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(
+                Resource::builder()
+                    .with_service_name(format!("{service}{suffix}"))
+                    .build(),
+            )
+            .build()
+    };
+    let (front_p, back_p) = (provider("front"), provider("back"));
+    let (front, back) = (front_p.tracer("shop.front"), back_p.tracer("shop.back"));
+    let ms = |n: u64| D::from_millis(n);
+    for i in 0..CALLS {
+        let t = SystemTime::now();
+        let root = front
+            .span_builder("GET /checkout")
+            .with_kind(SpanKind::Server)
+            .with_start_time(t)
+            .start(&front);
+        let root_cx = Context::current_with_span(root);
+        let call = front
+            .span_builder("GET /stock")
+            .with_kind(SpanKind::Client)
+            .with_start_time(t + ms(5))
+            .start_with_context(&front, &root_cx);
+        let call_cx = Context::current_with_span(call);
+        let served = back
+            .span_builder("GET /stock")
+            .with_kind(SpanKind::Server)
+            .with_start_time(t + ms(10))
+            .start_with_context(&back, &call_cx);
+        let served_cx = Context::current_with_span(served);
+        let mut db = back
+            .span_builder("GET")
+            .with_kind(SpanKind::Client)
+            .with_start_time(t + ms(12))
+            .with_attributes([KeyValue::new("db.system", "redis")])
+            .start_with_context(&back, &served_cx);
+        db.end_with_timestamp(t + ms(15));
+        if i % 5 == 0 {
+            served_cx.span().set_status(Status::error("out of stock"));
+        }
+        served_cx.span().end_with_timestamp(t + ms(40));
+        call_cx.span().end_with_timestamp(t + ms(45));
+        root_cx.span().end_with_timestamp(t + ms(125));
+    }
+    // Shutting down flushes the batches; the gRPC exporter's calls need the runtime.
+    let _in_rt = rt.enter();
+    for p in [front_p, back_p] {
+        p.shutdown().expect("flushing the spans");
+    }
 }
 
 fn metrics(p: &Plimsoll) -> String {
@@ -156,8 +254,8 @@ fn check(p: &Plimsoll, suffix: &str) {
     assert_eq!(e["connection_type"], "");
 }
 
-#[test]
-fn python_sdk_spans_over_http_and_grpc_become_red_metrics_a_service_graph_and_a_topology() {
+/// A `plimsoll collect` receiving OTLP on free gRPC and HTTP ports.
+fn collector() -> (Plimsoll, SocketAddr, SocketAddr) {
     let (grpc, http) = (free_addr(), free_addr());
     let p = Plimsoll::start(
         "collect",
@@ -168,6 +266,12 @@ fn python_sdk_spans_over_http_and_grpc_become_red_metrics_a_service_graph_and_a_
             &http.to_string(),
         ],
     );
+    (p, grpc, http)
+}
+
+#[test]
+fn python_sdk_spans_over_http_and_grpc_become_red_metrics_a_service_graph_and_a_topology() {
+    let (p, grpc, http) = collector();
     send("http", &format!("http://{http}/v1/traces"), "-http");
     send("grpc", &grpc.to_string(), "-grpc");
     check(&p, "-http");
@@ -178,6 +282,17 @@ fn python_sdk_spans_over_http_and_grpc_become_red_metrics_a_service_graph_and_a_
         Some(f64::from(2 * CALLS)),
         "{text}"
     );
+}
+
+#[test]
+fn rust_sdk_spans_over_grpc_http_protobuf_and_http_json_give_the_same_figures() {
+    let (p, grpc, http) = collector();
+    rust_sdk("grpc", &grpc.to_string(), "-rs-grpc");
+    rust_sdk("http-proto", &http.to_string(), "-rs-proto");
+    rust_sdk("http-json", &http.to_string(), "-rs-json");
+    for suffix in ["-rs-grpc", "-rs-proto", "-rs-json"] {
+        check(&p, suffix);
+    }
 }
 
 #[test]
