@@ -1,7 +1,10 @@
-//! Business metrics read by the autoscaler's metric sources, against the real parts: a
-//! `plimsoll collect` fed by the OpenTelemetry Python SDK (PyPI `opentelemetry-sdk` with its OTLP/HTTP
-//! exporter), read over its JSON API (`--source collectors=`) and through a real Prometheus server
-//! scraping it (`--source prometheus=`).
+//! Business metrics read by the autoscaler, against the real parts: a `plimsoll collect` fed by the
+//! OpenTelemetry Python SDK (PyPI `opentelemetry-sdk` with its OTLP/HTTP exporter), read over its
+//! JSON API (`--source collectors=`) and through a real Prometheus server scraping it
+//! (`--source prometheus=`); and end to end on the real engine with the embedded source: a Swarm
+//! service scaled on the order rate its replicas send through StatsD (the PyPI `statsd` client run
+//! inside each replica), a Compose service on the queue depth gauge of its service sent with the PyPI
+//! `datadog` client (DogStatsD, `service:` tag).
 
 mod support;
 
@@ -307,4 +310,91 @@ fn a_swarm_service_scales_on_the_order_rate_its_replicas_send_through_statsd() {
         line.contains(&format!("service=\"{service}\"")) && line.contains("task=\""),
         "{line}"
     );
+}
+
+/// Sends, with the PyPI `datadog` client (DogStatsD), the gauge `queue_depth` tagged
+/// `service:argv[3]` twice a second to 127.0.0.1:argv[1], its value read from the file argv[2].
+const QUEUE_SENDER: &str = r#"
+import sys, time
+from datadog.dogstatsd import DogStatsd
+client = DogStatsd(host='127.0.0.1', port=int(sys.argv[1]), disable_telemetry=True)
+while True:
+    try:
+        depth = float(open(sys.argv[2]).read())
+        client.gauge('queue_depth', depth, tags=['service:' + sys.argv[3]])
+    except (OSError, ValueError):
+        pass
+    time.sleep(0.5)
+"#;
+
+#[test]
+fn a_compose_service_scales_on_the_queue_depth_gauge_of_its_service() {
+    let project = support::unique("bizq");
+    // A service name of this test's own: the gauge is the service's, not a container's.
+    let name = support::unique("worker");
+    let _cleanup = support::ProjectCleanup(project.clone());
+    let labels = [
+        format!("com.docker.compose.project={project}"),
+        format!("com.docker.compose.service={name}"),
+        "com.docker.compose.container-number=1".to_string(),
+    ];
+    let mut flags = Vec::new();
+    for l in &labels {
+        flags.extend(["--label", l.as_str()]);
+    }
+    let _first =
+        support::Container::run(&format!("{project}-{name}-1"), &flags, &["sleep", "100000"]);
+    let ctl = tempfile::tempdir().unwrap();
+    let depth = ctl.path().join("depth");
+    std::fs::write(&depth, "250").unwrap();
+    let statsd_port = free_addr().port();
+    let sender = Command::new("python3")
+        .args(["-c", QUEUE_SENDER, &statsd_port.to_string()])
+        .arg(&depth)
+        .arg(&name)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 with the datadog package (tests/setup.sh installs it)");
+    let _sender = Sender(sender);
+    // 100 queued jobs per replica: 250 queued is 3 replicas.
+    let policies = support::policy_dir(&format!(
+        "service: {name}\nproject: {project}\nmin: 1\nmax: 4\nmetrics:\n  - name: queue_depth\n    target: {{ value: 100 }}\nbehavior:\n  scale_down: {{ stabilization: 3s, policies: [ {{ percent: 100, period: 3s }} ] }}\n"
+    ));
+    let p = Plimsoll::run(
+        policies.path(),
+        &[
+            "--interval",
+            "1s",
+            "--project",
+            &project,
+            "--statsd-udp",
+            &format!("127.0.0.1:{statsd_port}"),
+        ],
+    );
+    let running = || {
+        support::compose_members(&project)
+            .iter()
+            .filter(|m| m.1 == "running")
+            .count()
+    };
+    p.wait_for("3 running replicas", Duration::from_secs(60), |_| {
+        running() == 3
+    });
+    let records = p.decisions(&name);
+    let up = records
+        .iter()
+        .find(|r| r["action"] == "scaled")
+        .expect("a scale-up record");
+    assert_eq!(
+        (&up["desired"], &up["metrics"][0]["current"]),
+        (&serde_json::json!(3), &serde_json::json!(250.0)),
+        "{up}"
+    );
+    // The queue drains: back to one replica.
+    std::fs::write(&depth, "40").unwrap();
+    p.wait_for("1 running replica", Duration::from_secs(60), |_| {
+        running() == 1
+    });
 }
