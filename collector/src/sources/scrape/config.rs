@@ -40,7 +40,7 @@ impl Default for ScrapeConfig {
             timeout: None,
             max_concurrent: 8,
             body_size_limit: 8 << 20,
-            sample_limit: 5_000,
+            sample_limit: 2_000,
             max_series: 50_000,
             max_series_per_family: 10_000,
         }
