@@ -1,6 +1,7 @@
 //! Resource and point attributes into label sets: names as `names::label_name` makes them, values
 //! as text.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
@@ -10,24 +11,35 @@ use super::names;
 /// The labels of a point: the resource's, then its attributes as label names (values of keys that
 /// become the same name joined with `;` in key order, as the Prometheus exporter does). An attribute
 /// whose name the resource labels use already is renamed `exported_<name>`; empty values are left out.
-pub fn labels(base: &[(String, String)], attrs: &[KeyValue]) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = base.to_vec();
+/// Names and values that need no change are borrowed, not copied.
+pub fn labels<'a>(
+    base: &'a [(String, String)],
+    attrs: &'a [KeyValue],
+) -> Vec<(Cow<'a, str>, Cow<'a, str>)> {
+    let mut out: Vec<(Cow<str>, Cow<str>)> = Vec::with_capacity(base.len() + attrs.len());
+    out.extend(
+        base.iter()
+            .map(|(k, v)| (Cow::from(k.as_str()), Cow::from(v.as_str()))),
+    );
     let n = out.len();
     let mut sorted: Vec<&KeyValue> = attrs.iter().collect();
-    sorted.sort_by(|a, b| a.key.cmp(&b.key));
+    if !sorted.is_sorted_by(|a, b| a.key <= b.key) {
+        sorted.sort_by(|a, b| a.key.cmp(&b.key));
+    }
     for kv in sorted {
         let Some(mut name) = names::label_name(&kv.key) else {
             continue;
         };
-        let value = kv.value.as_ref().map(value_string).unwrap_or_default();
+        let value = kv.value.as_ref().map_or(Cow::Borrowed(""), value_str);
         if value.is_empty() {
             continue;
         }
         if out[..n].iter().any(|(k, _)| *k == name) {
-            name.insert_str(0, "exported_");
+            name = Cow::Owned(format!("exported_{name}"));
         }
         match out[n..].iter_mut().find(|(k, _)| *k == name) {
             Some((_, v)) => {
+                let v = v.to_mut();
                 v.push(';');
                 v.push_str(&value);
             }
@@ -35,6 +47,14 @@ pub fn labels(base: &[(String, String)], attrs: &[KeyValue]) -> Vec<(String, Str
         }
     }
     out
+}
+
+/// [`value_string`], borrowing string values.
+fn value_str(v: &AnyValue) -> Cow<'_, str> {
+    match &v.value {
+        Some(any_value::Value::StringValue(s)) => Cow::Borrowed(s),
+        _ => Cow::Owned(value_string(v)),
+    }
 }
 
 /// An attribute value as a label value: strings as they are, numbers and booleans as text, arrays

@@ -14,6 +14,8 @@
 //! Attribute keys become label names by replacing every character outside `[a-zA-Z0-9_]` with `_`,
 //! with `key_` in front of a leading digit and `key` in front of a leading `_`.
 
+use std::borrow::Cow;
+
 /// The Prometheus type a name is built for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NameKind {
@@ -122,10 +124,16 @@ pub fn metric_name(name: &str, unit: &str, kind: NameKind) -> String {
     out
 }
 
-/// An attribute key as a Prometheus label name; `None` for an empty key.
-pub fn label_name(key: &str) -> Option<String> {
+/// An attribute key as a Prometheus label name (borrowed when it is one already); `None` for an
+/// empty key.
+pub fn label_name(key: &str) -> Option<Cow<'_, str>> {
     if key.is_empty() {
         return None;
+    }
+    let valid = key.starts_with(|c: char| c.is_ascii_alphabetic())
+        && key.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_');
+    if valid {
+        return Some(Cow::Borrowed(key));
     }
     let mut out = String::with_capacity(key.len() + 4);
     if key.starts_with(|c: char| c.is_ascii_digit()) {
@@ -141,5 +149,5 @@ pub fn label_name(key: &str) -> Option<String> {
             '_'
         }
     }));
-    Some(out)
+    Some(Cow::Owned(out))
 }

@@ -182,6 +182,7 @@ fn names_follow_the_prometheus_exporter() {
 #[test]
 fn attribute_keys_become_label_names() {
     assert_eq!(label_name("http.method").as_deref(), Some("http_method"));
+    assert_eq!(label_name("route").as_deref(), Some("route"));
     assert_eq!(label_name("1st").as_deref(), Some("key_1st"));
     assert_eq!(label_name("_private").as_deref(), Some("key_private"));
     assert_eq!(label_name("__reserved").as_deref(), Some("key__reserved"));
