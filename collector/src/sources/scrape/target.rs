@@ -24,6 +24,7 @@ pub const NETWORK: &str = "plimsoll.scrape.network";
 pub const PROM_SCRAPE: &str = "prometheus.io/scrape";
 pub const PROM_PORT: &str = "prometheus.io/port";
 pub const PROM_PATH: &str = "prometheus.io/path";
+pub const PROM_SCHEME: &str = "prometheus.io/scheme";
 
 /// Labels every series of a target gets, in this order (those the container has).
 pub const TARGET_LABELS: [&str; 5] = ["name", "service", "task", "slot", "instance"];
@@ -107,6 +108,9 @@ pub fn target_of(info: &ContainerInfo, defaults: &Defaults) -> Result<Option<Tar
         Some((_, p)) => p.to_string(),
         None => "/metrics".to_string(),
     };
+    if let Some(scheme) = label(PROM_SCHEME).filter(|s| !s.eq_ignore_ascii_case("http")) {
+        errs.push(format!("{PROM_SCHEME}={scheme:?}: only http is scraped"));
+    }
     let duration = |k: &str, errs: &mut Vec<String>| {
         let v = label(k)?;
         match humantime::parse_duration(v) {
