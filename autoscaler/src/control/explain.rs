@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::plan::Cause;
 use super::target::TargetId;
-use crate::policy::{MetricDetail, Missing, Timestamp};
+use crate::policy::{MetricDetail, Missing, Policy, Timestamp};
 
 pub const DESIRED: &str = "plimsoll_desired_replicas";
 pub const CURRENT: &str = "plimsoll_current_replicas";
@@ -18,6 +18,11 @@ pub const DECISIONS: &str = "plimsoll_decisions_total";
 pub const DECISION_DURATION: &str = "plimsoll_decision_duration_seconds";
 pub const CONVERGENCE: &str = "plimsoll_convergence_seconds";
 pub const METRIC_MISSING: &str = "plimsoll_metric_missing_total";
+pub const SCALE_FAILURES: &str = "plimsoll_scale_failures_total";
+pub const POLICY_MIN: &str = "plimsoll_policy_min_replicas";
+pub const POLICY_MAX: &str = "plimsoll_policy_max_replicas";
+pub const METRIC_TARGET: &str = "plimsoll_policy_metric_target";
+pub const METRIC_OBSERVED: &str = "plimsoll_policy_metric_observed";
 
 /// Records kept per target for `GET /api/v1/decisions`.
 const RING: usize = 200;
@@ -38,6 +43,20 @@ pub fn describe() {
     metrics::describe_counter!(
         METRIC_MISSING,
         "Decisions in which a policy metric had no value, by metric and reason (no_series, not_a_counter...)."
+    );
+    metrics::describe_counter!(
+        SCALE_FAILURES,
+        "Scale actions the engine refused or that failed (never counted under --dry-run)."
+    );
+    metrics::describe_gauge!(POLICY_MIN, "The policy's min replicas.");
+    metrics::describe_gauge!(POLICY_MAX, "The policy's max replicas.");
+    metrics::describe_gauge!(
+        METRIC_TARGET,
+        "A policy metric's target, in its kind's unit (percent for utilization, value, seconds for below)."
+    );
+    metrics::describe_gauge!(
+        METRIC_OBSERVED,
+        "A policy metric's level at the last decision, in the target's unit."
     );
     metrics::describe_histogram!(
         CONVERGENCE,
@@ -135,7 +154,17 @@ impl DecisionRecord {
                 metrics::counter!(METRIC_MISSING, "service" => service.clone(), "target" => target.clone(), "metric" => m.name.clone(), "reason" => why.as_str()).increment(1);
             }
         }
-        metrics::histogram!(DECISION_DURATION).record(duration.as_secs_f64());
+        metrics::histogram!(DECISION_DURATION, "service" => service.clone(), "target" => target.clone())
+            .record(duration.as_secs_f64());
+        for m in &self.metrics {
+            if let Some(level) = m.current {
+                metrics::gauge!(METRIC_OBSERVED, "service" => service.clone(), "target" => target.clone(), "metric" => m.name.clone(), "kind" => m.target_kind)
+                    .set(level);
+            }
+        }
+        if self.action == Action::Failed {
+            metrics::counter!(SCALE_FAILURES, "service" => service.clone(), "target" => target.clone()).increment(1);
+        }
         metrics::gauge!(DESIRED, "service" => service.clone(), "target" => target.clone())
             .set(f64::from(self.desired));
         metrics::gauge!(CURRENT, "service" => service.clone(), "target" => target.clone())
@@ -179,6 +208,20 @@ impl DecisionRecord {
             Action::Failed => log!(warn, "scale failed"),
             _ => log!(info, "scale"),
         }
+    }
+}
+
+/// The policy of `target` as gauges: its bounds and each metric's target (set every tick, so that a
+/// changed policy shows at once).
+pub fn emit_policy(target: &TargetId, policy: &Policy) {
+    let (service, target) = (target.service().to_string(), target.to_string());
+    metrics::gauge!(POLICY_MIN, "service" => service.clone(), "target" => target.clone())
+        .set(f64::from(policy.min));
+    metrics::gauge!(POLICY_MAX, "service" => service.clone(), "target" => target.clone())
+        .set(f64::from(policy.max));
+    for m in &policy.metrics {
+        metrics::gauge!(METRIC_TARGET, "service" => service.clone(), "target" => target.clone(), "metric" => m.name.clone(), "kind" => m.target.kind())
+            .set(m.target.as_f64());
     }
 }
 
@@ -254,3 +297,6 @@ impl DecisionLog {
         rings.keys().cloned().collect()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -290,6 +290,7 @@ impl<A: Actuator, S: MetricSource> TargetTask<A, S> {
             }
         };
         step.record.emit(now.mono.elapsed());
+        super::explain::emit_policy(&self.id, policy);
         missing.update(&step.record);
         self.state.decisions.push(&self.id, step.record);
         step.requeue_after
