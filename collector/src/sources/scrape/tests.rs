@@ -176,6 +176,22 @@ fn every_problem_of_the_labels_is_reported() {
     let e = target_of(
         &container(
             &[
+                ("prometheus.io/scrape", "true"),
+                ("prometheus.io/port", "443"),
+                ("prometheus.io/scheme", "https"),
+            ],
+            &net,
+        ),
+        &DEFAULTS,
+    )
+    .unwrap_err();
+    assert_eq!(
+        e,
+        vec!["prometheus.io/scheme=\"https\": only http is scraped".to_string()]
+    );
+    let e = target_of(
+        &container(
+            &[
                 ("plimsoll.scrape.port", "1"),
                 ("plimsoll.scrape.interval", "5s"),
                 ("plimsoll.scrape.timeout", "6s"),
