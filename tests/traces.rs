@@ -341,6 +341,25 @@ fn spans_without_a_service_name_are_rejected_as_a_partial_success() {
         r#"traces_span_metrics_calls_total{{service_name="named-{}",span_name="GET /x",span_kind="SPAN_KIND_SERVER",status_code="STATUS_CODE_UNSET"}}"#,
         std::process::id()
     );
+    // Bad requests to the JSON API are answered 400 with the reason.
+    for (path, want) in [
+        ("/api/v1/topology?window=soon", "window"),
+        ("/api/v1/topology?window=1h", "at most the store's window"),
+        ("/api/v1/topology?since=5m", "unknown field"),
+    ] {
+        let (code, body) = p.get(path).unwrap();
+        assert_eq!(code, 400, "{path}: {body}");
+        assert!(body.contains(want), "{path}: {body}");
+    }
+    let (code, body) = http_request(
+        p.addr,
+        "POST",
+        "/api/v1/spans/halves",
+        &[("Content-Type", "application/json")],
+        r#"[{"trace_id": "nope"}]"#,
+    )
+    .unwrap();
+    assert_eq!(code, 400, "{body}");
     p.wait_for("the accepted span", Duration::from_secs(10), |p| {
         value(&metrics(p), &series) == Some(1.0)
     });
