@@ -26,9 +26,6 @@ pub const PROM_PORT: &str = "prometheus.io/port";
 pub const PROM_PATH: &str = "prometheus.io/path";
 pub const PROM_SCHEME: &str = "prometheus.io/scheme";
 
-/// Labels every series of a target gets, in this order (those the container has).
-pub const TARGET_LABELS: [&str; 5] = ["name", "service", "task", "slot", "instance"];
-
 /// A container to scrape.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
