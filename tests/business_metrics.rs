@@ -20,7 +20,9 @@ use support::{free_addr, replicas, running_tasks, Plimsoll, Prometheus, Service}
 
 /// The OTel Python SDK exporting, for `service.name` SERVICE, every 500 ms: a counter `orders`
 /// (`orders_total` in the store) growing by RATE per second with `status=ok` and by 1 per second with
-/// `status=error`, and a gauge `queue_depth` at DEPTH.
+/// `status=error`, a gauge `queue_depth` at DEPTH, and a histogram `latency` in ms
+/// (`latency_milliseconds`, the SDK's default buckets) of 10 calls a second, one in ten at 700 ms and
+/// the others at 50 ms.
 const OTEL_SENDER: &str = r#"
 import sys, time
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
@@ -34,10 +36,15 @@ reader = PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=endpoint), ex
 provider = MeterProvider(resource=Resource.create({"service.name": service}), metric_readers=[reader])
 meter = provider.get_meter("shop")
 orders = meter.create_counter("orders")
+latency = meter.create_histogram("latency", unit="ms")
 meter.create_observable_gauge("queue_depth", callbacks=[lambda options: [Observation(depth)]])
+i = 0
 while True:
     orders.add(rate / 10, {"status": "ok"})
     orders.add(0.1, {"status": "error"})
+    # Nine calls in ten take 50 ms, one 700 ms.
+    latency.record(700 if i % 10 == 0 else 50)
+    i += 1
     time.sleep(0.1)
 "#;
 
@@ -97,6 +104,25 @@ fn metrics() -> Vec<MetricRead> {
             "gauge_rate",
             "queue_depth",
             Read::Rate(Duration::from_secs(5)),
+            &[],
+        ),
+        metric(
+            "p95",
+            "latency_milliseconds",
+            Read::Quantile {
+                phi: 0.95,
+                window: Duration::from_secs(10),
+                scale: 0.001,
+            },
+            &[],
+        ),
+        metric(
+            "errors",
+            "orders_total",
+            Read::ErrorRatio {
+                errors: [("status".to_string(), "error".to_string())].into(),
+                window: Duration::from_secs(5),
+            },
             &[],
         ),
     ]
@@ -177,6 +203,12 @@ fn every_cluster_source_reads_service_rates_and_gauges_and_says_what_it_lacks() 
     );
     // PromQL has no "not a counter": an absent series is all Prometheus can say.
     assert_eq!(r.missing.get("absent"), Some(&Missing::NoSeries), "{r:?}");
+    assert!(near(r.service.get("errors"), 1.0 / 21.0, 0.02), "{r:?}");
+    // p95 falls among the 700 ms calls, in the SDK's (500, 750] ms bucket: 500 + 250 * 0.5.
+    let r = read_until(&prometheus, &service, "prometheus: p95 of 625 ms", |r| {
+        near(r.service.get("p95"), 0.625, 0.06)
+    });
+    assert!(r.service["p95"] > 0.5, "{r:?}");
 }
 
 /// The host's Python with the PyPI `statsd` client, made runnable inside a FROM-scratch test

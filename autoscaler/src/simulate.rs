@@ -133,7 +133,9 @@ fn load_at_target(policy: &Policy, model: &Model) -> Result<f64, SimulateError> 
         let load = match m.target {
             Target::Utilization(pct) => model.capacity_per_replica * f64::from(pct) / 100.0,
             Target::Average(v) | Target::Value(v) => v,
-            Target::Below(_) => return Err(SimulateError::UnsupportedMetric(m.name.clone())),
+            Target::Below(_) | Target::BelowRatio(_) => {
+                return Err(SimulateError::UnsupportedMetric(m.name.clone()))
+            }
         };
         strictest = strictest.min(load);
     }

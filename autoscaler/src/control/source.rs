@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use plimsoll_collector::query::{Latest, Query, Selector};
 use plimsoll_collector::sampler::Shared;
-use plimsoll_collector::store::Kind;
+use plimsoll_collector::store::{Kind, Millis, SeriesRef, Store};
 use serde::Serialize;
 
 use crate::policy::{Missing, Read, Scope, SeriesQuery, Timestamp};
@@ -65,7 +65,7 @@ impl ContainerSample {
 
 /// A metric the loop wants read for a target: its name in the observation, the series it selects,
 /// and whether per replica or for the service.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MetricRead {
     pub name: String,
     pub query: SeriesQuery,
@@ -151,10 +151,44 @@ impl EmbeddedSource {
             out.containers.insert(id.to_string(), s);
         }
         for m in req.metrics {
-            let series = embedded_series(&q, m, self.rate_window);
-            read::combine(req, m, series, &mut out);
+            match m.query.read {
+                Read::Auto | Read::Rate(_) => {
+                    let series = embedded_series(&q, m, self.rate_window);
+                    read::combine(req, m, series, &mut out);
+                }
+                Read::Quantile { .. } | Read::ErrorRatio { .. } => {
+                    let value = embedded_service_value(&q, req, m);
+                    read::set_service_value(m, value, &mut out);
+                }
+            }
         }
         out
+    }
+}
+
+/// The series of the store `m` selects (its name and matchers).
+fn embedded_select(q: &Query<'_>, m: &MetricRead) -> Vec<SeriesRef> {
+    let matchers: Vec<(&str, &str)> = m
+        .query
+        .matchers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    q.select(&Selector {
+        name: &m.query.metric,
+        matchers: &matchers,
+        container: None,
+    })
+}
+
+/// Whose a series of the store is: its attribution, else its `service` label.
+fn embedded_owner(store: &Store, s: SeriesRef) -> read::Owner {
+    match store.attribution(s) {
+        Some(c) => read::Owner::Container(c.to_string()),
+        None => match store.labels(s).and_then(|l| l.get("service")) {
+            Some(svc) if !svc.is_empty() => read::Owner::Service(svc.to_string()),
+            _ => read::Owner::Unattributed,
+        },
     }
 }
 
@@ -165,32 +199,14 @@ fn embedded_series(
     m: &MetricRead,
     rate_window: Duration,
 ) -> Vec<read::SeriesReading> {
-    let matchers: Vec<(&str, &str)> = m
-        .query
-        .matchers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let selected = q.select(&Selector {
-        name: &m.query.metric,
-        matchers: &matchers,
-        container: None,
-    });
-    let window = read::window_of(m.query.read, rate_window).as_millis() as i64;
-    let store = q.store();
-    selected
+    let window = read::window_of(&m.query.read, rate_window).as_millis() as i64;
+    embedded_select(q, m)
         .into_iter()
         .map(|s| {
-            let owner = match store.attribution(s) {
-                Some(c) => read::Owner::Container(c.to_string()),
-                None => match store.labels(s).and_then(|l| l.get("service")) {
-                    Some(svc) if !svc.is_empty() => read::Owner::Service(svc.to_string()),
-                    _ => read::Owner::Unattributed,
-                },
-            };
+            let owner = embedded_owner(q.store(), s);
             let counter = q.kind(s) == Some(Kind::Counter);
             let fresh = q.latest(s);
-            let value = match (m.query.read, counter, fresh) {
+            let value = match (&m.query.read, counter, fresh) {
                 (Read::Rate(_), false, _) => Err(Missing::NotACounter),
                 (_, _, None) => Err(Missing::NoRecentSample),
                 (_, true, Some(_)) => q.rate_to_newest(s, window).ok_or(Missing::NoRecentSample),
@@ -199,6 +215,64 @@ fn embedded_series(
             read::SeriesReading { owner, value }
         })
         .collect()
+}
+
+/// A quantile or an error ratio of the series of `req`'s service that `m` selects, over its window
+/// ending at their newest fresh sample.
+fn embedded_service_value(
+    q: &Query<'_>,
+    req: &Request<'_>,
+    m: &MetricRead,
+) -> Result<f64, Missing> {
+    let store = q.store();
+    let items: Vec<(read::Owner, SeriesRef)> = embedded_select(q, m)
+        .into_iter()
+        .map(|s| (embedded_owner(store, s), s))
+        .collect();
+    let series = read::counted(req, m, items);
+    if series.is_empty() {
+        return Err(Missing::NoSeries);
+    }
+    let fresh: Vec<(SeriesRef, Millis)> = series
+        .iter()
+        .filter_map(|s| q.latest(*s).map(|(t, _)| (*s, t)))
+        .collect();
+    let end = fresh.iter().map(|(_, t)| *t).max();
+    match &m.query.read {
+        Read::Quantile { phi, window, scale } => {
+            if series.iter().any(|s| q.kind(*s) != Some(Kind::Histogram)) {
+                return Err(Missing::NotAHistogram);
+            }
+            let fresh: Vec<SeriesRef> = fresh.into_iter().map(|(s, _)| s).collect();
+            let end = end.ok_or(Missing::NoRecentSample)?;
+            q.histogram_quantile(*phi, &fresh, end, window.as_millis() as Millis)
+                .map(|v| v * scale)
+                .ok_or(Missing::NoRecentSample)
+        }
+        Read::ErrorRatio { errors, window } => {
+            if series.iter().any(|s| q.kind(*s) != Some(Kind::Counter)) {
+                return Err(Missing::NotACounter);
+            }
+            let w = window.as_millis() as Millis;
+            let (mut all, mut bad) = (0.0, 0.0);
+            for (s, _) in &fresh {
+                let Some(r) = q.rate_to_newest(*s, w) else {
+                    continue;
+                };
+                all += r;
+                let labels = store.labels(*s);
+                if read::matches(errors, |k| {
+                    labels.and_then(|l| l.get(k)).map(str::to_string)
+                }) {
+                    bad += r;
+                }
+            }
+            (all > 0.0)
+                .then(|| bad / all)
+                .ok_or(Missing::NoRecentSample)
+        }
+        Read::Auto | Read::Rate(_) => unreachable!("read per series"),
+    }
 }
 
 impl MetricSource for EmbeddedSource {

@@ -119,6 +119,7 @@ pub fn compute(
         Target::Average(t) => per_replica(spec, obs, Kind::Average(milli(t)), tolerance, current),
         Target::Value(t) => service_value(spec, obs, t, tolerance, current),
         Target::Below(bound) => service_below(spec, obs, bound.as_secs_f64(), tolerance),
+        Target::BelowRatio(bound) => service_below(spec, obs, bound, tolerance),
     };
     match result {
         Ok(v) => {
@@ -143,6 +144,8 @@ fn missing_text(why: Missing) -> &'static str {
     match why {
         Missing::NoSeries => "no series of the service matches the metric's query",
         Missing::NotACounter => "rate asked of series that are not counters",
+        Missing::NotAHistogram => "quantile asked of series that are not histograms",
+        Missing::NotServed => "the metric source cannot serve this read",
         Missing::NoRecentSample => "no fresh sample (or too few for a rate) in the window",
         Missing::NoReadyReplica => "no ready replica reported it",
         Missing::WrongShape => "a sample of the wrong shape for the target",

@@ -242,6 +242,7 @@ fn merge_setting<T: Copy>(
 fn describe(t: &Target) -> String {
     match t {
         Target::Below(d) => format!("below {}", humantime::format_duration(*d)),
+        Target::BelowRatio(r) => format!("below {r}"),
         other => format!("{} {}", other.kind(), other.as_f64()),
     }
 }

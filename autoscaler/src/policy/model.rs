@@ -138,7 +138,7 @@ impl MetricSpec {
     pub fn scope(&self) -> Scope {
         match self.target {
             Target::Utilization(_) | Target::Average(_) => Scope::Replica,
-            Target::Value(_) | Target::Below(_) => Scope::Service,
+            Target::Value(_) | Target::Below(_) | Target::BelowRatio(_) => Scope::Service,
         }
     }
 }
@@ -160,7 +160,7 @@ pub const MAX_RATE_WINDOW: Duration = Duration::from_secs(3600);
 pub const MIN_RATE_WINDOW: Duration = Duration::from_secs(1);
 
 /// Which series a metric reads (`{metric: orders_total, rate: 1m, matchers: {status: ok}}`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SeriesQuery {
     /// The family name, as `/metrics` shows it (`orders_total`).
     pub metric: String,
@@ -171,7 +171,7 @@ pub struct SeriesQuery {
 }
 
 /// How the selected series become one number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Read {
     /// A gauge as it is; a counter as its per-second rate over the loop's `--rate-window`.
@@ -180,6 +180,34 @@ pub enum Read {
     /// that is not a counter is reported as such, not read.
     #[serde(serialize_with = "serialize_duration")]
     Rate(Duration),
+    /// The φ-quantile of a histogram's observations over the window, summed across the selected
+    /// series (`histogram_quantile(φ, sum by (le) (rate(x_bucket[w])))`), in seconds: `scale`
+    /// converts the histogram's unit (1 for `_seconds`, 0.001 for `_milliseconds`).
+    Quantile {
+        phi: f64,
+        #[serde(serialize_with = "serialize_duration")]
+        window: Duration,
+        scale: f64,
+    },
+    /// Errors over all: the summed rate of the selected counters that also match `errors`, over the
+    /// summed rate of all of them, over the window (0 with no errors, missing with no calls).
+    ErrorRatio {
+        errors: BTreeMap<String, String>,
+        #[serde(serialize_with = "serialize_duration")]
+        window: Duration,
+    },
+}
+
+impl Read {
+    /// The window of the read, `None` for [`Read::Auto`] (the loop's `--rate-window`).
+    pub fn window(&self) -> Option<Duration> {
+        match self {
+            Read::Auto => None,
+            Read::Rate(w)
+            | Read::Quantile { window: w, .. }
+            | Read::ErrorRatio { window: w, .. } => Some(*w),
+        }
+    }
 }
 
 impl SeriesQuery {
@@ -194,9 +222,21 @@ impl SeriesQuery {
                 .collect();
             sel = format!("{sel}{{{}}}", m.join(","));
         }
-        match self.read {
+        match &self.read {
             Read::Auto => sel,
-            Read::Rate(w) => format!("rate({sel}[{}])", humantime::format_duration(w)),
+            Read::Rate(w) => format!("rate({sel}[{}])", humantime::format_duration(*w)),
+            Read::Quantile { phi, window, .. } => format!(
+                "histogram_quantile({phi}, rate({sel}[{}]))",
+                humantime::format_duration(*window)
+            ),
+            Read::ErrorRatio { errors, window } => {
+                let e: Vec<String> = errors.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+                format!(
+                    "error_ratio({sel}, {{{}}}[{}])",
+                    e.join(","),
+                    humantime::format_duration(*window)
+                )
+            }
         }
     }
 }
@@ -214,6 +254,10 @@ pub enum Target {
     /// Service-level value that must stay below the bound (latency); ratio = observed / bound.
     #[serde(serialize_with = "serialize_duration")]
     Below(Duration),
+    /// Service-level unitless value that must stay below the bound (an error ratio), written
+    /// `below: 0.01`; ratio = observed / bound.
+    #[serde(rename = "below")]
+    BelowRatio(f64),
 }
 
 impl Target {
@@ -222,7 +266,7 @@ impl Target {
             Target::Utilization(_) => "utilization",
             Target::Average(_) => "average",
             Target::Value(_) => "value",
-            Target::Below(_) => "below",
+            Target::Below(_) | Target::BelowRatio(_) => "below",
         }
     }
 
@@ -230,7 +274,7 @@ impl Target {
     pub fn as_f64(&self) -> f64 {
         match *self {
             Target::Utilization(p) => f64::from(p),
-            Target::Average(v) | Target::Value(v) => v,
+            Target::Average(v) | Target::Value(v) | Target::BelowRatio(v) => v,
             Target::Below(d) => d.as_secs_f64(),
         }
     }

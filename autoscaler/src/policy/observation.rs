@@ -37,8 +37,13 @@ pub enum Missing {
     /// metric: none attributed to any replica of the service; for a service metric: none of the
     /// service at all).
     NoSeries,
-    /// `rate` asked of series that are not counters.
+    /// `rate` or `error_ratio` asked of series that are not counters.
     NotACounter,
+    /// `quantile` asked of series that are not histograms.
+    NotAHistogram,
+    /// The metric source cannot serve this read (a quantile over the collectors' JSON API, which
+    /// serves no histogram buckets).
+    NotServed,
     /// Series exist but none has a fresh sample (or, for a rate, two samples in its window).
     NoRecentSample,
     /// Per-replica: replicas reported the metric, but none that counts (ready, or for `cpu` only
@@ -57,6 +62,8 @@ impl Missing {
         match self {
             Missing::NoSeries => "no_series",
             Missing::NotACounter => "not_a_counter",
+            Missing::NotAHistogram => "not_a_histogram",
+            Missing::NotServed => "not_served",
             Missing::NoRecentSample => "no_recent_sample",
             Missing::NoReadyReplica => "no_ready_replica",
             Missing::WrongShape => "wrong_shape",

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use plimsoll_collector::store::{check_label_name, is_metric_name};
 use plimsoll_collector::yaml::{self, scalar_text, Fields, Node};
-use saphyr::YamlData;
+use saphyr::{Scalar, YamlData};
 
 use super::model::{
     check_fallback_replicas, check_interval, Behavior, Fallback, MetricSpec, Policy, PredictMethod,
@@ -296,11 +296,21 @@ impl Decoder {
         })
     }
 
-    /// `query: {metric: NAME, matchers: {LABEL: VALUE...}, rate: WINDOW}`. `target` (when it parsed)
-    /// says which queries make sense.
+    /// `query: {metric: NAME, matchers: {LABEL: VALUE...}, rate: WINDOW}`, or instead of `rate`
+    /// `quantile: PHI` or `error_ratio: {LABEL: VALUE...}` with `window: WINDOW`. `target` (when it
+    /// parsed) says which queries make sense.
     fn query(&mut self, node: &Node, target: Option<Target>) -> Option<SeriesQuery> {
-        let f = self.mapping(node, "query", &["metric", "matchers", "rate"])?;
-        let metric = self.required(&f, "metric", "query").and_then(|n| {
+        const FIELDS: &[&str] = &[
+            "metric",
+            "matchers",
+            "rate",
+            "quantile",
+            "error_ratio",
+            "window",
+        ];
+        let f = self.mapping(node, "query", FIELDS)?;
+        let metric_node = self.required(&f, "metric", "query");
+        let metric = metric_node.and_then(|n| {
             let name = self.string(n, "query.metric")?;
             if is_metric_name(&name) {
                 Some(name)
@@ -315,12 +325,8 @@ impl Decoder {
             }
         });
         let matchers = match f.get("matchers") {
-            Some(n) => self.matchers(n),
+            Some(n) => self.matchers(n, "query.matchers"),
             None => Some(BTreeMap::new()),
-        };
-        let read = match f.get("rate") {
-            Some(n) => self.rate_window(n, target),
-            None => Some(Read::Auto),
         };
         if let Some(Target::Utilization(_)) = target {
             self.error(
@@ -330,6 +336,61 @@ impl Decoder {
             );
             return None;
         }
+        let reads: Vec<&str> = ["rate", "quantile", "error_ratio"]
+            .into_iter()
+            .filter(|k| f.get(k).is_some())
+            .collect();
+        if reads.len() > 1 {
+            self.error(
+                node,
+                format!(
+                    "query: give one of rate, quantile or error_ratio, not {}",
+                    reads.join(" and ")
+                ),
+            );
+            return None;
+        }
+        let window = match (f.get("window"), reads.first().copied()) {
+            (Some(n), Some("quantile" | "error_ratio")) => self.window(n, "query.window"),
+            (Some(n), _) => {
+                self.error(
+                    n,
+                    "query.window: is the window of a quantile or an error_ratio (a counter's rate \
+                     takes its window as `rate: 1m`)",
+                );
+                None
+            }
+            (None, Some(k @ ("quantile" | "error_ratio"))) => {
+                self.error(
+                    node,
+                    format!("query: missing field `window` (the window of the {k})"),
+                );
+                None
+            }
+            (None, _) => Some(Duration::ZERO),
+        };
+        let read = match reads.first().copied() {
+            Some("rate") => self.rate_window(f.get("rate").expect("present"), target),
+            Some("quantile") => {
+                let n = f.get("quantile").expect("present");
+                self.quantile(n, metric.as_deref(), metric_node, target, window?)
+            }
+            Some(_) => {
+                let n = f.get("error_ratio").expect("present");
+                self.error_ratio(n, target, window?)
+            }
+            None => match target {
+                Some(Target::BelowRatio(_)) => {
+                    self.error(
+                        node,
+                        "query: a `below` ratio target bounds an error_ratio (or a gauge without \
+                         query)",
+                    );
+                    None
+                }
+                _ => Some(Read::Auto),
+            },
+        };
         Some(SeriesQuery {
             metric: metric?,
             matchers: matchers?,
@@ -337,17 +398,104 @@ impl Decoder {
         })
     }
 
-    fn matchers(&mut self, node: &Node) -> Option<BTreeMap<String, String>> {
-        let entries = self.string_map(node, "query.matchers")?;
+    fn window(&mut self, node: &Node, what: &str) -> Option<Duration> {
+        let w = self.duration(node, what, false)?;
+        if (MIN_RATE_WINDOW..=MAX_RATE_WINDOW).contains(&w) {
+            Some(w)
+        } else {
+            self.error(
+                node,
+                format!(
+                    "{what}: must be between {} and {}, got {}",
+                    humantime::format_duration(MIN_RATE_WINDOW),
+                    humantime::format_duration(MAX_RATE_WINDOW),
+                    humantime::format_duration(w)
+                ),
+            );
+            None
+        }
+    }
+
+    /// `quantile: PHI` of a histogram whose unit its name says, for a `below` duration target.
+    fn quantile(
+        &mut self,
+        node: &Node,
+        metric: Option<&str>,
+        metric_node: Option<&Node>,
+        target: Option<Target>,
+        window: Duration,
+    ) -> Option<Read> {
+        let phi = self.number(node, "query.quantile")?;
+        if !(phi > 0.0 && phi < 1.0) {
+            self.error(
+                node,
+                format!("query.quantile: must be between 0 and 1 (exclusive), got {phi}"),
+            );
+            return None;
+        }
+        if matches!(target, Some(t) if !matches!(t, Target::Below(_))) {
+            self.error(
+                node,
+                "query.quantile: a quantile is a latency: give it a `below` duration target (e.g. \
+                 below: 300ms)",
+            );
+            return None;
+        }
+        let metric = metric?;
+        let scale = if metric.ends_with("_seconds") {
+            1.0
+        } else if metric.ends_with("_milliseconds") {
+            0.001
+        } else {
+            self.error(
+                metric_node.unwrap_or(node),
+                format!(
+                    "query.metric: a quantile needs the histogram's unit in its name (`_seconds` or \
+                     `_milliseconds`), got `{metric}`"
+                ),
+            );
+            return None;
+        };
+        Some(Read::Quantile { phi, window, scale })
+    }
+
+    /// `error_ratio: {LABEL: VALUE...}`: which of the selected counters are errors, for a `below`
+    /// ratio target.
+    fn error_ratio(
+        &mut self,
+        node: &Node,
+        target: Option<Target>,
+        window: Duration,
+    ) -> Option<Read> {
+        let errors = self.matchers(node, "query.error_ratio")?;
+        if errors.is_empty() {
+            self.error(
+                node,
+                "query.error_ratio: name the labels of the errors, e.g. { status_code: STATUS_CODE_ERROR }",
+            );
+            return None;
+        }
+        if matches!(target, Some(t) if !matches!(t, Target::BelowRatio(_))) {
+            self.error(
+                node,
+                "query.error_ratio: give it a `below` ratio target (e.g. below: 0.01)",
+            );
+            return None;
+        }
+        Some(Read::ErrorRatio { errors, window })
+    }
+
+    fn matchers(&mut self, node: &Node, what: &str) -> Option<BTreeMap<String, String>> {
+        let entries = self.string_map(node, what)?;
         let mut out = BTreeMap::new();
         let mut ok = true;
         for (key, k, v) in entries {
             if let Err(e) = check_label_name(&key) {
-                self.error(k, format!("query.matchers: {e}"));
+                self.error(k, format!("{what}: {e}"));
                 ok = false;
                 continue;
             }
-            match self.scalar_string(v, &format!("query.matchers.{key}")) {
+            match self.scalar_string(v, &format!("{what}.{key}")) {
                 Some(value) => {
                     out.insert(key, value);
                 }
@@ -358,20 +506,8 @@ impl Decoder {
     }
 
     fn rate_window(&mut self, node: &Node, target: Option<Target>) -> Option<Read> {
-        let w = self.duration(node, "query.rate", false)?;
-        if !(MIN_RATE_WINDOW..=MAX_RATE_WINDOW).contains(&w) {
-            self.error(
-                node,
-                format!(
-                    "query.rate: must be between {} and {}, got {}",
-                    humantime::format_duration(MIN_RATE_WINDOW),
-                    humantime::format_duration(MAX_RATE_WINDOW),
-                    humantime::format_duration(w)
-                ),
-            );
-            return None;
-        }
-        if let Some(Target::Below(_)) = target {
+        let w = self.window(node, "query.rate")?;
+        if let Some(Target::Below(_) | Target::BelowRatio(_)) = target {
             self.error(
                 node,
                 "query.rate: a `below` target bounds a duration in seconds (a latency), not a \
@@ -406,6 +542,21 @@ impl Decoder {
             "value" => self
                 .positive_number(value, "target.value")
                 .map(Target::Value),
+            _ if is_number(value) => {
+                let r = self.number(value, "target.below")?;
+                if r > 0.0 && r <= 1.0 {
+                    Some(Target::BelowRatio(r))
+                } else {
+                    self.error(
+                        value,
+                        format!(
+                            "target.below: a number is a ratio bound (an error_ratio, 0 < r <= 1), \
+                             got {r}; a latency needs a unit, e.g. 250ms"
+                        ),
+                    );
+                    None
+                }
+            }
             _ => self
                 .duration(value, "target.below", false)
                 .map(Target::Below),
@@ -550,6 +701,13 @@ impl Decoder {
             method: method?,
         })
     }
+}
+
+fn is_number(node: &Node) -> bool {
+    matches!(
+        node.data,
+        YamlData::Value(Scalar::Integer(_) | Scalar::FloatingPoint(_))
+    )
 }
 
 #[cfg(test)]

@@ -38,14 +38,18 @@ struct RemoteSeries {
 }
 
 impl RemoteSeries {
-    fn reading(self, read: Read) -> SeriesReading {
-        let owner = match self.container {
-            Some(c) => Owner::Container(c),
+    fn owner(&self) -> Owner {
+        match &self.container {
+            Some(c) => Owner::Container(c.clone()),
             None => match self.labels.get("service").filter(|s| !s.is_empty()) {
                 Some(s) => Owner::Service(s.clone()),
                 None => Owner::Unattributed,
             },
-        };
+        }
+    }
+
+    fn reading(self, read: &Read) -> SeriesReading {
+        let owner = self.owner();
         let counter = self.kind == "counter";
         let value = match (read, counter) {
             (Read::Rate(_), false) => Err(Missing::NotACounter),
@@ -101,10 +105,10 @@ impl CollectorsSource {
         })
     }
 
-    /// One policy metric's series on the collector at `base`, read over the metric's window. A
-    /// collector that has no such metric answers 404: no series there.
-    async fn metric(&self, base: &str, m: &MetricRead) -> Result<Vec<SeriesReading>, SourceError> {
-        let window = read::window_of(m.query.read, self.rate_window);
+    /// One policy metric's series on the collector at `base`, over the metric's window, that pass
+    /// its matchers. A collector that has no such metric answers 404: no series there.
+    async fn series(&self, base: &str, m: &MetricRead) -> Result<Vec<RemoteSeries>, SourceError> {
+        let window = read::window_of(&m.query.read, self.rate_window);
         let url = format!(
             "{base}/api/v1/series?name={}&since={}ms",
             m.query.metric,
@@ -133,9 +137,55 @@ impl CollectorsSource {
             .series
             .into_iter()
             .filter(|s| read::matches(&m.query.matchers, |k| s.labels.get(k).cloned()))
-            .map(|s| s.reading(m.query.read))
             .collect())
     }
+
+    /// `m`'s series from every collector that answered (a collector that fails is left out).
+    async fn all_series(&self, up: &[&str], m: &MetricRead) -> Vec<RemoteSeries> {
+        let per_collector =
+            futures_util::future::join_all(up.iter().map(|base| self.series(base, m))).await;
+        let mut series = Vec::new();
+        for (base, answer) in up.iter().zip(per_collector) {
+            match answer {
+                Ok(s) => series.extend(s),
+                Err(e) => {
+                    tracing::debug!(collector = %base, metric = %m.name, error = %e, "metric not read")
+                }
+            }
+        }
+        series
+    }
+}
+
+/// The error ratio of the counters that count for the service: summed rates of the errors over
+/// summed rates of all, each over the points the collector served for the window.
+fn error_ratio(
+    req: &Request<'_>,
+    m: &MetricRead,
+    errors: &BTreeMap<String, String>,
+    series: Vec<RemoteSeries>,
+) -> Result<f64, Missing> {
+    let items: Vec<(Owner, RemoteSeries)> = series.into_iter().map(|s| (s.owner(), s)).collect();
+    let counted = read::counted(req, m, items);
+    if counted.is_empty() {
+        return Err(Missing::NoSeries);
+    }
+    if counted.iter().any(|s| s.kind != "counter") {
+        return Err(Missing::NotACounter);
+    }
+    let (mut all, mut bad) = (0.0, 0.0);
+    for s in &counted {
+        let Some(r) = rate_of(&s.points) else {
+            continue;
+        };
+        all += r;
+        if read::matches(errors, |k| s.labels.get(k).cloned()) {
+            bad += r;
+        }
+    }
+    (all > 0.0)
+        .then(|| bad / all)
+        .ok_or(Missing::NoRecentSample)
 }
 
 impl MetricSource for CollectorsSource {
@@ -179,18 +229,21 @@ impl MetricSource for CollectorsSource {
         }
         // Each metric's series from every collector that answered, summed across them.
         for m in req.metrics {
-            let per_collector =
-                futures_util::future::join_all(up.iter().map(|base| self.metric(base, m))).await;
-            let mut series = Vec::new();
-            for (base, answer) in up.iter().zip(per_collector) {
-                match answer {
-                    Ok(s) => series.extend(s),
-                    Err(e) => {
-                        tracing::debug!(collector = %base, metric = %m.name, error = %e, "metric not read")
-                    }
+            match &m.query.read {
+                // The JSON API serves a histogram's count, not its buckets.
+                Read::Quantile { .. } => {
+                    read::set_service_value(m, Err(Missing::NotServed), &mut out)
+                }
+                Read::ErrorRatio { errors, .. } => {
+                    let series = self.all_series(&up, m).await;
+                    read::set_service_value(m, error_ratio(req, m, errors, series), &mut out);
+                }
+                Read::Auto | Read::Rate(_) => {
+                    let series = self.all_series(&up, m).await;
+                    let readings = series.into_iter().map(|s| s.reading(&m.query.read));
+                    read::combine(req, m, readings, &mut out);
                 }
             }
-            read::combine(req, m, series, &mut out);
         }
         Ok(out)
     }

@@ -11,7 +11,9 @@ use super::read::{self, Owner, SeriesReading};
 use super::{
     container_id_of, ContainerSample, MetricRead, MetricSource, Readings, Request, SourceError,
 };
-use crate::policy::{Read, Timestamp};
+use crate::policy::{Missing, Read, Timestamp};
+use plimsoll_collector::query::bucket_quantile;
+use std::collections::BTreeMap;
 
 #[derive(Debug, Deserialize)]
 struct Answer {
@@ -91,6 +93,72 @@ impl PrometheusSource {
             .collect())
     }
 
+    /// A quantile or an error ratio of the service's series.
+    async fn service_value(
+        &self,
+        req: &Request<'_>,
+        m: &MetricRead,
+    ) -> Result<Result<f64, Missing>, SourceError> {
+        let owned = |rows: Vec<VectorSample>| -> Vec<(Owner, VectorSample)> {
+            rows.into_iter()
+                .map(|s| {
+                    (
+                        Owner::from_labels(|k| s.metric.get(k).map(String::as_str)),
+                        s,
+                    )
+                })
+                .collect()
+        };
+        match &m.query.read {
+            Read::Quantile { phi, window, scale } => {
+                let rows = self.query_raw(&quantile_promql(m, *window)).await?;
+                let rows = read::counted(req, m, owned(rows));
+                if rows.is_empty() {
+                    return Ok(Err(Missing::NoSeries));
+                }
+                let mut by_le: Vec<(f64, f64)> = Vec::new();
+                for r in &rows {
+                    let (Some(le), Some(v)) = (r.metric.get("le"), value_of(r)) else {
+                        continue;
+                    };
+                    let le = if le == "+Inf" {
+                        f64::INFINITY
+                    } else {
+                        le.parse().unwrap_or(f64::NAN)
+                    };
+                    match by_le.iter_mut().find(|(b, _)| *b == le) {
+                        Some((_, c)) => *c += v,
+                        None => by_le.push((le, v)),
+                    }
+                }
+                by_le.retain(|(le, _)| !le.is_nan());
+                by_le.sort_by(|a, b| a.0.total_cmp(&b.0));
+                let q = bucket_quantile(*phi, &by_le);
+                Ok(q.is_finite()
+                    .then(|| q * scale)
+                    .ok_or(Missing::NoRecentSample))
+            }
+            Read::ErrorRatio { errors, window } => {
+                let (all_q, errors_q) = error_ratio_promql(m, errors, *window);
+                let (all, bad) =
+                    futures_util::future::join(self.query_raw(&all_q), self.query_raw(&errors_q))
+                        .await;
+                let sum = |rows: Vec<VectorSample>| -> (usize, f64) {
+                    let rows = read::counted(req, m, owned(rows));
+                    (rows.len(), rows.iter().filter_map(value_of).sum())
+                };
+                let ((n, all), (_, bad)) = (sum(all?), sum(bad?));
+                if n == 0 {
+                    return Ok(Err(Missing::NoSeries));
+                }
+                Ok((all > 0.0)
+                    .then(|| bad / all)
+                    .ok_or(Missing::NoRecentSample))
+            }
+            Read::Auto | Read::Rate(_) => unreachable!("read per series"),
+        }
+    }
+
     /// One policy metric's series, summed by what attributes them (cgroup `id`, OTLP
     /// `container_id`, Swarm `task`) and `service`.
     async fn metric(&self, m: &MetricRead) -> Result<Vec<SeriesReading>, SourceError> {
@@ -116,28 +184,60 @@ fn value_of(s: &VectorSample) -> Option<f64> {
     v.is_finite().then_some(v)
 }
 
-/// The PromQL of a policy metric: `rate` over the query's window (or, without one, over the loop's
-/// for a name Prometheus' conventions make a counter: `_total`, `_count`, `_sum`), else the gauge.
+/// A selector `name{k="v",...}` of `matchers`.
+fn selector(name: &str, matchers: &BTreeMap<String, String>) -> String {
+    if matchers.is_empty() {
+        return name.to_string();
+    }
+    let parts: Vec<String> = matchers
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+        .collect();
+    format!("{name}{{{}}}", parts.join(","))
+}
+
+/// What the series a policy metric reads are summed by: what attributes them (cgroup `id`, OTLP
+/// `container_id`, Swarm `task`) and `service`.
+const BY: &str = "id, container_id, task, service";
+
+/// The PromQL of a policy metric read per series: `rate` over the query's window (or, without one,
+/// over the loop's for a name Prometheus' conventions make a counter: `_total`, `_count`, `_sum`),
+/// else the gauge. Quantiles and error ratios have their own ([`quantile_promql`],
+/// [`error_ratio_promql`]).
 pub fn metric_promql(m: &MetricRead, rate_window: Duration) -> String {
     let q = &m.query;
-    let mut sel = q.metric.clone();
-    if !q.matchers.is_empty() {
-        let parts: Vec<String> = q
-            .matchers
-            .iter()
-            .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
-            .collect();
-        sel = format!("{sel}{{{}}}", parts.join(","));
-    }
+    let sel = selector(&q.metric, &q.matchers);
     let counter = ["_total", "_count", "_sum"]
         .iter()
         .any(|s| q.metric.ends_with(s));
-    let inner = match q.read {
+    let inner = match &q.read {
         Read::Rate(w) => format!("rate({sel}[{}ms])", w.as_millis()),
         Read::Auto if counter => format!("rate({sel}[{}ms])", rate_window.as_millis()),
-        Read::Auto => sel,
+        _ => sel,
     };
-    format!("sum by (id, container_id, task, service) ({inner})")
+    format!("sum by ({BY}) ({inner})")
+}
+
+/// The bucket rates of a histogram by `le` and owner; the quantile is computed over the buckets of
+/// the series that count for the service.
+pub fn quantile_promql(m: &MetricRead, window: Duration) -> String {
+    let sel = selector(&format!("{}_bucket", m.query.metric), &m.query.matchers);
+    format!("sum by (le, {BY}) (rate({sel}[{}ms]))", window.as_millis())
+}
+
+/// The rates of all the selected counters and of their errors, by owner.
+pub fn error_ratio_promql(
+    m: &MetricRead,
+    errors: &BTreeMap<String, String>,
+    window: Duration,
+) -> (String, String) {
+    let mut with_errors = m.query.matchers.clone();
+    with_errors.extend(errors.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let rate = |sel: String| format!("sum by ({BY}) (rate({sel}[{}ms]))", window.as_millis());
+    (
+        rate(selector(&m.query.metric, &m.query.matchers)),
+        rate(selector(&m.query.metric, &with_errors)),
+    )
 }
 
 /// A PromQL string literal's body.
@@ -166,7 +266,12 @@ impl MetricSource for PrometheusSource {
         ];
         let (answers, metrics) = futures_util::future::join(
             futures_util::future::join_all(queries.iter().map(|q| self.query(q))),
-            futures_util::future::join_all(req.metrics.iter().map(|m| self.metric(m))),
+            futures_util::future::join_all(req.metrics.iter().map(|m| async move {
+                match m.query.read {
+                    Read::Auto | Read::Rate(_) => self.metric(m).await.map(Ok),
+                    _ => self.service_value(req, m).await.map(Err),
+                }
+            })),
         )
         .await;
         let mut results = Vec::with_capacity(answers.len());
@@ -190,8 +295,11 @@ impl MetricSource for PrometheusSource {
                 },
             );
         }
-        for (m, series) in req.metrics.iter().zip(metrics) {
-            read::combine(req, m, series?, &mut out);
+        for (m, answer) in req.metrics.iter().zip(metrics) {
+            match answer? {
+                Ok(series) => read::combine(req, m, series, &mut out),
+                Err(value) => read::set_service_value(m, value, &mut out),
+            }
         }
         Ok(out)
     }
@@ -234,6 +342,32 @@ mod tests {
             "sum by (id, container_id, task, service) (queue_depth)"
         );
     }
+    #[test]
+    fn quantiles_and_error_ratios_read_buckets_and_rates_by_owner() {
+        let m = MetricRead {
+            name: "p95".into(),
+            query: SeriesQuery {
+                metric: "traces_span_metrics_duration_milliseconds".into(),
+                matchers: [("service_name".to_string(), "checkout".to_string())].into(),
+                read: Read::Auto,
+            },
+            scope: Scope::Service,
+        };
+        assert_eq!(
+            quantile_promql(&m, Duration::from_secs(300)),
+            "sum by (le, id, container_id, task, service) (rate(traces_span_metrics_duration_milliseconds_bucket{service_name=\"checkout\"}[300000ms]))"
+        );
+        let errors = [("status_code".to_string(), "STATUS_CODE_ERROR".to_string())].into();
+        let (all, bad) = error_ratio_promql(&m, &errors, Duration::from_secs(60));
+        assert_eq!(
+            (all.as_str(), bad.as_str()),
+            (
+                "sum by (id, container_id, task, service) (rate(traces_span_metrics_duration_milliseconds{service_name=\"checkout\"}[60000ms]))",
+                "sum by (id, container_id, task, service) (rate(traces_span_metrics_duration_milliseconds{service_name=\"checkout\",status_code=\"STATUS_CODE_ERROR\"}[60000ms]))"
+            )
+        );
+    }
+
     #[test]
     fn finds_the_container_id_in_cgroup_paths() {
         let id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";

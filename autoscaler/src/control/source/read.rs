@@ -58,6 +58,9 @@ pub struct SeriesReading {
     pub value: Result<f64, Missing>,
 }
 
+/// Labels that name a service: a query whose matchers give one reads every series it selects.
+pub const SERVICE_LABELS: &[&str] = &["service", "service_name"];
+
 /// Whether a series of `owner` counts for `metric` of `req`'s service, and for which replica.
 enum Counts {
     Replica(String),
@@ -77,14 +80,41 @@ fn counts(req: &Request<'_>, metric: &MetricRead, owner: &Owner) -> Counts {
     if metric.scope == Scope::Replica {
         return Counts::No;
     }
-    // A query that names a service itself (another service's queue depth...) reads whatever it
-    // selects; else the series of the service that belong to no container.
-    if metric.query.matchers.contains_key("service") {
+    // A query that names a service itself (another service's queue depth, OTel's `service_name` of
+    // span metrics...) reads whatever it selects; else the series of the service that belong to no
+    // container.
+    if SERVICE_LABELS
+        .iter()
+        .any(|l| metric.query.matchers.contains_key(*l))
+    {
         return Counts::ServiceOnly;
     }
     match owner {
         Owner::Service(s) if s == req.service => Counts::ServiceOnly,
         _ => Counts::No,
+    }
+}
+
+/// The items (series of a source) that count for `metric` of `req`'s service, whether per replica or
+/// for the service: the series a quantile or an error ratio is computed over.
+pub fn counted<T>(req: &Request<'_>, metric: &MetricRead, items: Vec<(Owner, T)>) -> Vec<T> {
+    items
+        .into_iter()
+        .filter(|(owner, _)| !matches!(counts(req, metric, owner), Counts::No))
+        .map(|(_, t)| t)
+        .collect()
+}
+
+/// Adds one metric's value, computed over the series that count (a quantile, an error ratio), to
+/// `out`: the service value, or why it has none.
+pub fn set_service_value(metric: &MetricRead, value: Result<f64, Missing>, out: &mut Readings) {
+    match value {
+        Ok(v) => {
+            out.service.insert(metric.name.clone(), v);
+        }
+        Err(why) => {
+            out.missing.insert(metric.name.clone(), why);
+        }
     }
 }
 
@@ -139,11 +169,8 @@ pub fn combine(
 }
 
 /// The per-second rate windows a source reads for `read`: the query's own, else the loop's.
-pub fn window_of(read: Read, rate_window: std::time::Duration) -> std::time::Duration {
-    match read {
-        Read::Rate(w) => w,
-        Read::Auto => rate_window,
-    }
+pub fn window_of(read: &Read, rate_window: std::time::Duration) -> std::time::Duration {
+    read.window().unwrap_or(rate_window)
 }
 
 /// The metrics of `policy` that read series, with the names the observation knows them by.

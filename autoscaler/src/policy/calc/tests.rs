@@ -486,3 +486,22 @@ fn unhealthy_rule_is_for_cpu_only() {
     let d = run(&mem, &o);
     assert_eq!((d.proposal, d.status), (Some(3), MetricStatus::ScaleUp));
 }
+
+#[test]
+fn an_error_ratio_bound_scales_ready_replicas_like_a_latency() {
+    let spec = MetricSpec::new("errors", Target::BelowRatio(0.01));
+    let mut o = obs(
+        4,
+        (0..4)
+            .map(|i| usage(&format!("r{i}"), CPU, 0.5, 1.0))
+            .collect(),
+    );
+    // 3% errors against 1%: ratio 3, 4 ready replicas ask for 12.
+    o.service_metrics.insert("errors".into(), 0.03);
+    let d = run(&spec, &o);
+    assert_eq!((d.target_kind, d.target), ("below", 0.01));
+    assert!((d.ratio.unwrap() - 3.0).abs() < 1e-9);
+    assert_eq!((d.current, d.proposal), (Some(0.03), Some(12)));
+    o.service_metrics.insert("errors".into(), 0.0105);
+    assert_eq!(run(&spec, &o).status, MetricStatus::WithinTolerance);
+}

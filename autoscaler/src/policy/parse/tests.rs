@@ -125,7 +125,7 @@ predictive: { horizon: 10m, enabled: yes }
         "p.yaml:5:1: policy: unknown field `surprise`",
         "p.yaml:8:13: target: expected exactly one of: utilization, average, value, below",
         "p.yaml:10:24: target.average: must be greater than 0, got -1",
-        "p.yaml:12:22: target.below: a duration needs a unit, e.g. 15s, 5m or 250ms",
+        "p.yaml:12:22: target.below: a number is a ratio bound (an error_ratio, 0 < r <= 1), got 250; a latency needs a unit, e.g. 250ms",
         "p.yaml:14:23: scale_up.select: expected max, min or disabled",
         "p.yaml:14:55: scale_up policy percent: must be an integer >= 1, got 0",
         "p.yaml:14:66: scale_up policy period: must be greater than 0",
@@ -445,7 +445,7 @@ fn bad_queries_are_reported_where_they_are_all_at_once() {
             "p.yaml:6:58: query.matchers: label name \"__name__\" is reserved (starts with __)",
             "p.yaml:6:71: query.matchers: label name \"1st\" is not a valid Prometheus label name",
             "p.yaml:6:83: query.matchers.ok: expected a string",
-            "p.yaml:6:90: query: unknown field `sum`, expected one of: metric, matchers, rate",
+            "p.yaml:6:90: query: unknown field `sum`, expected one of: metric, matchers, rate, quantile, error_ratio, window",
         ]
     );
     let window = errors(&format!(
@@ -500,5 +500,96 @@ fn cooldown_is_a_duration_per_direction_zero_by_default() {
     assert!(
         e.contains("scale_up.cooldown: invalid duration `soon`"),
         "{e}"
+    );
+}
+
+#[test]
+fn a_latency_quantile_and_an_error_ratio_for_below_targets() {
+    let p = parse_policy(
+        "p.yaml",
+        &format!(
+            "{QUERY_HEAD}  - name: p95\n    query: {{ metric: traces_span_metrics_duration_milliseconds, quantile: 0.95, window: 5m, matchers: {{ service_name: checkout }} }}\n    target: {{ below: 300ms }}\n  - name: errors\n    query: {{ metric: traces_span_metrics_calls_total, error_ratio: {{ status_code: STATUS_CODE_ERROR }}, window: 1m, matchers: {{ service_name: checkout }} }}\n    target: {{ below: 0.01 }}\n  - name: lat\n    query: {{ metric: http_request_duration_seconds, quantile: 0.5, window: 30s }}\n    target: {{ below: 1s }}\n"
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        p.metrics[0].query.as_ref().unwrap().read,
+        Read::Quantile {
+            phi: 0.95,
+            window: Duration::from_secs(300),
+            scale: 0.001
+        }
+    );
+    assert_eq!(
+        p.metrics[0].target,
+        Target::Below(Duration::from_millis(300))
+    );
+    assert_eq!(p.metrics[0].scope(), Scope::Service);
+    assert_eq!(
+        p.metrics[1].query.as_ref().unwrap().read,
+        Read::ErrorRatio {
+            errors: BTreeMap::from([("status_code".into(), "STATUS_CODE_ERROR".into())]),
+            window: Duration::from_secs(60)
+        }
+    );
+    assert_eq!(p.metrics[1].target, Target::BelowRatio(0.01));
+    assert_eq!(p.metrics[1].target.kind(), "below");
+    match &p.metrics[2].query.as_ref().unwrap().read {
+        Read::Quantile { scale, .. } => assert_eq!(*scale, 1.0),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn quantiles_and_error_ratios_are_checked_against_their_target_and_window() {
+    let one = |query: &str, target: &str| {
+        errors(&format!(
+            "{QUERY_HEAD}  - {{ name: m, query: {query}, target: {target} }}\n"
+        ))
+    };
+    assert_eq!(
+        one("{ metric: x_seconds, quantile: 0.95 }", "{ below: 1s }"),
+        ["p.yaml:5:23: query: missing field `window` (the window of the quantile)"]
+    );
+    assert_eq!(
+        one(
+            "{ metric: x_seconds, quantile: 1.5, window: 1m }",
+            "{ below: 1s }"
+        ),
+        ["p.yaml:5:54: query.quantile: must be between 0 and 1 (exclusive), got 1.5"]
+    );
+    assert_eq!(
+        one("{ metric: latency, quantile: 0.9, window: 1m }", "{ below: 1s }"),
+        ["p.yaml:5:33: query.metric: a quantile needs the histogram's unit in its name (`_seconds` or `_milliseconds`), got `latency`"]
+    );
+    assert_eq!(
+        one("{ metric: x_seconds, quantile: 0.9, window: 1m }", "{ value: 3 }"),
+        ["p.yaml:5:54: query.quantile: a quantile is a latency: give it a `below` duration target (e.g. below: 300ms)"]
+    );
+    assert_eq!(
+        one(
+            "{ metric: calls_total, error_ratio: { status: error }, window: 1m }",
+            "{ below: 300ms }"
+        ),
+        ["p.yaml:5:59: query.error_ratio: give it a `below` ratio target (e.g. below: 0.01)"]
+    );
+    assert_eq!(
+        one("{ metric: calls_total, error_ratio: {}, window: 1m }", "{ below: 0.1 }"),
+        ["p.yaml:5:59: query.error_ratio: name the labels of the errors, e.g. { status_code: STATUS_CODE_ERROR }"]
+    );
+    assert_eq!(
+        one(
+            "{ metric: calls_total, rate: 1m, quantile: 0.5 }",
+            "{ value: 1 }"
+        ),
+        ["p.yaml:5:23: query: give one of rate, quantile or error_ratio, not rate and quantile"]
+    );
+    assert_eq!(
+        one("{ metric: calls_total, window: 1m }", "{ value: 1 }"),
+        ["p.yaml:5:54: query.window: is the window of a quantile or an error_ratio (a counter's rate takes its window as `rate: 1m`)"]
+    );
+    assert_eq!(
+        one("{ metric: depth }", "{ below: 0.5 }"),
+        ["p.yaml:5:23: query: a `below` ratio target bounds an error_ratio (or a gauge without query)"]
     );
 }

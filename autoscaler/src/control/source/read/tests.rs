@@ -190,11 +190,11 @@ fn a_policys_metric_reads_are_its_non_built_in_metrics() {
         ]
     );
     assert_eq!(
-        window_of(reads[1].query.read, Duration::from_secs(2)),
+        window_of(&reads[1].query.read, Duration::from_secs(2)),
         Duration::from_secs(2)
     );
     assert_eq!(
-        window_of(reads[0].query.read, Duration::from_secs(2)),
+        window_of(&reads[0].query.read, Duration::from_secs(2)),
         Duration::from_secs(60)
     );
 }
