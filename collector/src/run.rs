@@ -39,6 +39,10 @@ pub fn prometheus_handle() -> PrometheusHandle {
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Full(telemetry::PASS_DURATION.to_string()), telemetry::PASS_DURATION_BUCKETS)
                 .expect("buckets are not empty")
+                // Histograms, not summaries, for every `_seconds` histogram (a full-name match wins):
+                // quantiles can then be aggregated over instances and chosen at query time.
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".to_string()), telemetry::SECONDS_BUCKETS)
+                .expect("buckets are not empty")
                 .build_recorder();
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_err() {

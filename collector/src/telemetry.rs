@@ -45,6 +45,12 @@ pub const PASS_DURATION_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
 ];
 
+/// Buckets of every other histogram of the process whose name ends in `_seconds` (the autoscaler's
+/// decision, convergence and node provider times): a millisecond to two minutes.
+pub const SECONDS_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+];
+
 /// Describes the collector's own metrics once, so /metrics carries their HELP lines.
 pub fn describe() {
     metrics::describe_counter!(ERRORS, "Samples or calls that failed, by kind.");
