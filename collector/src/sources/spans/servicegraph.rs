@@ -162,8 +162,8 @@ type Key = (TraceId, Option<SpanId>);
 
 #[derive(Debug)]
 struct Pending {
-    client: Option<EdgeHalf>,
-    server: Option<EdgeHalf>,
+    /// The half that came first; the other one completes the call at once.
+    half: EdgeHalf,
     since: Millis,
     /// Tells this entry from a later one of the same key in the expiry queue.
     seq: u64,
@@ -302,29 +302,29 @@ impl ServiceGraph {
         }
         let key = (h.trace_id, h.span_id);
         if let Some(p) = self.pending.get_mut(&key) {
-            let slot = match h.side {
-                Side::Client => &mut p.client,
-                Side::Server => &mut p.server,
-            };
-            // A second span for the same side (a retried export) replaces the first.
-            *slot = Some(h);
-            if p.client.is_some() && p.server.is_some() {
-                let p = self.pending.remove(&key).expect("just found");
-                let (c, s) = (p.client.expect("set"), p.server.expect("set"));
-                self.counts.paired += 1;
-                self.record(Edge {
-                    connection_type: if c.messaging || s.messaging {
-                        ConnectionType::MessagingSystem
-                    } else {
-                        ConnectionType::Plain
-                    },
-                    failed: c.failed || s.failed,
-                    client_seconds: c.seconds,
-                    server_seconds: s.seconds,
-                    client: c.service,
-                    server: s.service,
-                });
+            if p.half.side == h.side {
+                // A second span for the same side (a retried export) replaces the first.
+                p.half = h;
+                return;
             }
+            let p = self.pending.remove(&key).expect("just found");
+            let (c, s) = match h.side {
+                Side::Client => (h, p.half),
+                Side::Server => (p.half, h),
+            };
+            self.counts.paired += 1;
+            self.record(Edge {
+                connection_type: if c.messaging || s.messaging {
+                    ConnectionType::MessagingSystem
+                } else {
+                    ConnectionType::Plain
+                },
+                failed: c.failed || s.failed,
+                client_seconds: c.seconds,
+                server_seconds: s.seconds,
+                client: c.service,
+                server: s.service,
+            });
             return;
         }
         if self.pending.len() >= self.s.max_items {
@@ -335,15 +335,10 @@ impl ServiceGraph {
             }
         }
         self.seq += 1;
-        let (client, server) = match h.side {
-            Side::Client => (Some(h), None),
-            Side::Server => (None, Some(h)),
-        };
         self.pending.insert(
             key,
             Pending {
-                client,
-                server,
+                half: h,
                 since: now,
                 seq: self.seq,
             },
@@ -370,8 +365,8 @@ impl ServiceGraph {
             self.queue.pop_front();
             let p = self.pending.remove(&key).expect("just found");
             self.counts.expired += 1;
-            match (p.client, p.server) {
-                (None, Some(s)) if key.1.is_none() => {
+            match p.half {
+                s if s.side == Side::Server && key.1.is_none() => {
                     self.counts.virtual_edges += 1;
                     self.record(Edge {
                         client: USER.into(),
@@ -382,7 +377,7 @@ impl ServiceGraph {
                         server_seconds: s.seconds,
                     });
                 }
-                (Some(c), None) => {
+                c if c.side == Side::Client => {
                     self.counts.virtual_edges += 1;
                     self.record(Edge {
                         server: c.peer.unwrap_or_else(|| UNKNOWN.into()),
