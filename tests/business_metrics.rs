@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use plimsoll_autoscaler::control::{
     CollectorsSource, MetricRead, MetricSource, PrometheusSource, Readings, Request,
 };
-use plimsoll_autoscaler::policy::{Missing, Read, Scope, SeriesQuery};
+use plimsoll_autoscaler::policy::{Missing, Read, Scope};
 use support::{free_addr, replicas, running_tasks, Plimsoll, Prometheus, Service};
 
 /// The OTel Python SDK exporting, for `service.name` SERVICE, every 500 ms: a counter `orders`
@@ -74,18 +74,7 @@ impl Drop for Sender {
 }
 
 fn metric(name: &str, family: &str, read: Read, matchers: &[(&str, &str)]) -> MetricRead {
-    MetricRead {
-        name: name.into(),
-        query: SeriesQuery {
-            metric: family.into(),
-            matchers: matchers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            read,
-        },
-        scope: Scope::Service,
-    }
+    MetricRead::new(name, family, read, Scope::Service, matchers)
 }
 
 /// The metrics every source is asked for: the `ok` order rate, the queue depth, a metric nobody

@@ -72,6 +72,30 @@ pub struct MetricRead {
     pub scope: Scope,
 }
 
+impl MetricRead {
+    /// `name` reading the series `metric{matchers}` as `read`.
+    pub fn new(
+        name: &str,
+        metric: &str,
+        read: Read,
+        scope: Scope,
+        matchers: &[(&str, &str)],
+    ) -> Self {
+        MetricRead {
+            name: name.into(),
+            query: SeriesQuery {
+                metric: metric.into(),
+                matchers: matchers
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                read,
+            },
+            scope,
+        }
+    }
+}
+
 /// A replica as sources match series to it: its id (a Swarm task id, matched against `task`
 /// labels) and its container's full id.
 #[derive(Debug, Clone, PartialEq, Eq)]

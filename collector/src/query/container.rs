@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Query, Selector};
-use crate::store::{Kind, Millis};
+use crate::store::Millis;
 
 /// A container's latest figures, as `/api/v1/containers` serves them and the autoscaler reads them.
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,27 +48,6 @@ impl Query<'_> {
             network_transmit_bytes_per_second: summed_rate(
                 "container_network_transmit_bytes_total",
             ),
-        }
-    }
-
-    /// A per-replica value of the metric `name` for a container: for counters the summed
-    /// per-second rate of its series over `rate_window` (each ending at its newest sample), for
-    /// gauges their largest current value. The same reading as `sum by (id) (rate(m[w]))` and
-    /// `max by (id) (m)` in PromQL.
-    pub fn container_value(&self, container: &str, name: &str, rate_window: Millis) -> Option<f64> {
-        let series = self.select(&Selector {
-            name,
-            matchers: &[],
-            container: Some(container),
-        });
-        let kind = self.kind(*series.first()?)?;
-        let vals = series.iter().filter_map(|s| match kind {
-            Kind::Counter => self.rate_to_newest(*s, rate_window),
-            _ => self.latest(*s).map(|(_, v)| v),
-        });
-        match kind {
-            Kind::Counter => vals.reduce(|a, b| a + b),
-            _ => vals.reduce(f64::max),
         }
     }
 }

@@ -87,22 +87,42 @@ impl CollectorsSource {
     }
 
     async fn get<T: for<'de> Deserialize<'de>>(&self, url: String) -> Result<T, SourceError> {
+        let shown = url.clone();
+        self.get_unless_404(url)
+            .await?
+            .ok_or_else(|| SourceError::BadAnswer {
+                url: shown,
+                message: "404 Not Found".into(),
+            })
+    }
+
+    /// A GET answered with JSON; `None` on 404.
+    async fn get_unless_404<T: for<'de> Deserialize<'de>>(
+        &self,
+        url: String,
+    ) -> Result<Option<T>, SourceError> {
         let resp = self
             .client
             .get(&url)
             .send()
             .await
             .map_err(|e| SourceError::Unavailable(format!("{url}: {e}")))?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
         if !resp.status().is_success() {
             return Err(SourceError::BadAnswer {
                 url,
                 message: resp.status().to_string(),
             });
         }
-        resp.json::<T>().await.map_err(|e| SourceError::BadAnswer {
-            url,
-            message: e.to_string(),
-        })
+        resp.json::<T>()
+            .await
+            .map(Some)
+            .map_err(|e| SourceError::BadAnswer {
+                url,
+                message: e.to_string(),
+            })
     }
 
     /// One policy metric's series on the collector at `base`, over the metric's window, that pass
@@ -114,25 +134,9 @@ impl CollectorsSource {
             m.query.metric,
             window.as_millis()
         );
-        let resp = self
-            .client
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| SourceError::Unavailable(format!("{url}: {e}")))?;
-        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+        let Some(answer) = self.get_unless_404::<SeriesAnswer>(url).await? else {
             return Ok(Vec::new());
-        }
-        if !resp.status().is_success() {
-            return Err(SourceError::BadAnswer {
-                url,
-                message: resp.status().to_string(),
-            });
-        }
-        let answer: SeriesAnswer = resp.json().await.map_err(|e| SourceError::BadAnswer {
-            url,
-            message: e.to_string(),
-        })?;
+        };
         Ok(answer
             .series
             .into_iter()

@@ -309,21 +309,12 @@ impl MetricSource for PrometheusSource {
 mod tests {
     use super::super::container_id_of;
     use super::*;
-    use crate::policy::{Scope, SeriesQuery};
+    use crate::policy::Scope;
 
     #[test]
     fn metric_queries_sum_by_what_attributes_a_series() {
-        let m = |metric: &str, read: Read, matchers: &[(&str, &str)]| MetricRead {
-            name: "x".into(),
-            query: SeriesQuery {
-                metric: metric.into(),
-                matchers: matchers
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-                read,
-            },
-            scope: Scope::Service,
+        let m = |metric: &str, read: Read, matchers: &[(&str, &str)]| {
+            MetricRead::new("x", metric, read, Scope::Service, matchers)
         };
         let w = Duration::from_secs(2);
         assert_eq!(
@@ -344,15 +335,13 @@ mod tests {
     }
     #[test]
     fn quantiles_and_error_ratios_read_buckets_and_rates_by_owner() {
-        let m = MetricRead {
-            name: "p95".into(),
-            query: SeriesQuery {
-                metric: "traces_span_metrics_duration_milliseconds".into(),
-                matchers: [("service_name".to_string(), "checkout".to_string())].into(),
-                read: Read::Auto,
-            },
-            scope: Scope::Service,
-        };
+        let m = MetricRead::new(
+            "p95",
+            "traces_span_metrics_duration_milliseconds",
+            Read::Auto,
+            Scope::Service,
+            &[("service_name", "checkout")],
+        );
         assert_eq!(
             quantile_promql(&m, Duration::from_secs(300)),
             "sum by (le, id, container_id, task, service) (rate(traces_span_metrics_duration_milliseconds_bucket{service_name=\"checkout\"}[300000ms]))"

@@ -112,18 +112,7 @@ fn metric(
     scope: Scope,
     matchers: &[(&str, &str)],
 ) -> MetricRead {
-    MetricRead {
-        name: name.into(),
-        query: SeriesQuery {
-            metric: family.into(),
-            matchers: matchers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            read: r,
-        },
-        scope,
-    }
+    MetricRead::new(name, family, r, scope, matchers)
 }
 
 #[test]

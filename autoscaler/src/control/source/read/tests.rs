@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::control::source::{ContainerSample, ReplicaRef};
-use crate::policy::{parse_policy, SeriesQuery};
+use crate::policy::parse_policy;
 
 const C1: &str = "1111111111111111111111111111111111111111111111111111111111111111";
 const C2: &str = "2222222222222222222222222222222222222222222222222222222222222222";
@@ -22,18 +22,8 @@ fn replicas() -> Vec<ReplicaRef> {
 }
 
 fn metric(scope: Scope, matchers: &[(&str, &str)]) -> MetricRead {
-    MetricRead {
-        name: "orders".into(),
-        query: SeriesQuery {
-            metric: "orders_total".into(),
-            matchers: matchers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            read: Read::Rate(Duration::from_secs(60)),
-        },
-        scope,
-    }
+    let rate = Read::Rate(Duration::from_secs(60));
+    MetricRead::new("orders", "orders_total", rate, scope, matchers)
 }
 
 fn reading(owner: Owner, value: Result<f64, Missing>) -> SeriesReading {
