@@ -52,18 +52,19 @@ pub trait TracesSink: Send + Sync + 'static {
     fn export(&self, request: ExportTraceServiceRequest, peer: Option<IpAddr>) -> Rejected;
 }
 
-/// Why the servers could not start.
+/// Why the servers could not start. The I/O error is part of the message (not a `source`), so that
+/// the chain `{:#}` prints does not repeat it.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("OTLP: cannot listen for gRPC on {addr}: {source} (choose another address with --otlp-grpc ADDR, or turn it off with --otlp-grpc off)")]
+    #[error("OTLP: cannot listen for gRPC on {addr}: {io} (choose another address with --otlp-grpc ADDR, or turn it off with --otlp-grpc off)")]
     BindGrpc {
         addr: SocketAddr,
-        source: std::io::Error,
+        io: std::io::Error,
     },
-    #[error("OTLP: cannot listen for HTTP on {addr}: {source} (choose another address with --otlp-http ADDR, or turn it off with --otlp-http off)")]
+    #[error("OTLP: cannot listen for HTTP on {addr}: {io} (choose another address with --otlp-http ADDR, or turn it off with --otlp-http off)")]
     BindHttp {
         addr: SocketAddr,
-        source: std::io::Error,
+        io: std::io::Error,
     },
 }
 

@@ -45,11 +45,11 @@ impl Servers {
         };
         let grpc = config
             .grpc
-            .map(|addr| bind(addr).map_err(|source| StartError::BindGrpc { addr, source }))
+            .map(|addr| bind(addr).map_err(|io| StartError::BindGrpc { addr, io }))
             .transpose()?;
         let http = config
             .http
-            .map(|addr| bind(addr).map_err(|source| StartError::BindHttp { addr, source }))
+            .map(|addr| bind(addr).map_err(|io| StartError::BindHttp { addr, io }))
             .transpose()?;
         let (stop, _) = tokio::sync::watch::channel(false);
         let stopped = |stop: &tokio::sync::watch::Sender<bool>| {
