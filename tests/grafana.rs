@@ -26,10 +26,6 @@ const PENDING: &[(&str, &str)] = &[
         "traces_service_graph_",
         "the service graph from OTLP spans (servicegraph names): exposed once spans arrive (tests/traces.rs); this workload sends none",
     ),
-    (
-        "node_filesystem_",
-        "filesystems under node_exporter's names: issue 9 section 1, not landed",
-    ),
     ("plimsoll_nodes", "node autoscaling: issue 10, not landed"),
     (
         "plimsoll_node_scale_events_total",

@@ -32,6 +32,10 @@ pub struct CollectorArgs {
     /// The host's /proc (e.g. /host/proc inside a container).
     #[arg(long, default_value = "/proc")]
     pub proc_root: PathBuf,
+    /// Where the host's root filesystem is mounted (e.g. /host): filesystems are measured under it
+    /// and reported without it, as node_exporter's --path.rootfs.
+    #[arg(long, default_value = "/")]
+    pub rootfs: PathBuf,
     /// The host's cgroup mount.
     #[arg(long, default_value = "/sys/fs/cgroup")]
     pub cgroup_root: PathBuf,
@@ -71,6 +75,8 @@ impl CollectorArgs {
             window: self.window,
             host: HostConfig {
                 proc_root: self.proc_root.clone(),
+                rootfs: self.rootfs.clone(),
+                ..defaults.host
             },
             cgroup: CgroupConfig {
                 root: self.cgroup_root.clone(),

@@ -63,6 +63,7 @@ fn sampler(
     let config = CollectorConfig {
         host: HostConfig {
             proc_root: proc_root.to_path_buf(),
+            ..HostConfig::default()
         },
         cgroup: crate::sources::cgroup::CgroupConfig {
             root: cgroup_root

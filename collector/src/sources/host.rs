@@ -1,6 +1,7 @@
 //! Host sampler: /proc read into node_exporter's metric names and labels.
 
 mod config;
+pub mod filesystem;
 #[cfg(test)]
 mod tests;
 
@@ -68,6 +69,8 @@ struct Families {
     disk: [FamilyId; 8],
     net: [FamilyId; 8],
     pressure: [(FamilyId, FamilyId); 3],
+    /// size, free, avail, files, files_free, readonly, device_error.
+    fs: [FamilyId; 7],
 }
 
 impl Families {
@@ -225,6 +228,50 @@ impl Families {
                 )?,
             ],
             pressure: crate::sources::kernel::register_pressure(ingest, "node", "the host")?,
+            fs: [
+                f(
+                    "node_filesystem_size_bytes",
+                    "Filesystem size in bytes.",
+                    Gauge,
+                    Scale::One,
+                )?,
+                f(
+                    "node_filesystem_free_bytes",
+                    "Filesystem free space in bytes.",
+                    Gauge,
+                    Scale::One,
+                )?,
+                f(
+                    "node_filesystem_avail_bytes",
+                    "Filesystem space available to non-root users in bytes.",
+                    Gauge,
+                    Scale::One,
+                )?,
+                f(
+                    "node_filesystem_files",
+                    "Filesystem total file nodes.",
+                    Gauge,
+                    Scale::One,
+                )?,
+                f(
+                    "node_filesystem_files_free",
+                    "Filesystem total free file nodes.",
+                    Gauge,
+                    Scale::One,
+                )?,
+                f(
+                    "node_filesystem_readonly",
+                    "Filesystem read-only status.",
+                    Gauge,
+                    Scale::One,
+                )?,
+                f(
+                    "node_filesystem_device_error",
+                    "Whether an error occurred while getting statistics for the given device.",
+                    Gauge,
+                    Scale::One,
+                )?,
+            ],
         })
     }
 }
@@ -256,6 +303,8 @@ pub struct HostSource {
     cursor: SeriesCursor,
     buf: ReadBuf,
     cpu_label: Vec<String>,
+    /// None when its thread could not start (counted at build).
+    filesystems: Option<filesystem::FsWorker>,
 }
 
 impl HostSource {
@@ -300,6 +349,18 @@ impl HostSource {
             limits: Limits::UNLIMITED,
         })?;
         let fams = Families::register(ingest, clk_tck)?;
+        let filesystems =
+            match filesystem::FsWorker::start(proc_root, &config.rootfs, config.statfs_timeout) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    SampleFailed {
+                        kind: ErrorKind::HostRead,
+                    }
+                    .emit();
+                    tracing::warn!(error = %e, "filesystems not sampled: no statfs thread");
+                    None
+                }
+            };
         Ok(Self {
             files,
             fams,
@@ -309,6 +370,7 @@ impl HostSource {
             cursor: SeriesCursor::default(),
             buf: ReadBuf::with_capacity(16 << 10),
             cpu_label: Vec::new(),
+            filesystems,
         })
     }
 
@@ -330,6 +392,7 @@ impl HostSource {
             cursor,
             buf,
             cpu_label,
+            filesystems,
             ..
         } = self;
         let mut w = Writer::new(b, cursor, &[], None);
@@ -456,6 +519,42 @@ impl HostSource {
                 if let Some(v) = p.full_us {
                     w.put(stalled, &[], v as i64);
                 }
+            }
+        }
+        match filesystems.as_mut().map(filesystem::FsWorker::sample) {
+            None => {}
+            Some(Some(Ok(mounts))) => {
+                for (m, st) in &mounts {
+                    let labels = [
+                        ("device", m.device.as_str()),
+                        ("fstype", m.fstype.as_str()),
+                        ("mountpoint", m.mountpoint.as_str()),
+                    ];
+                    let [size, free, avail, files, files_free, readonly, device_error] = fams.fs;
+                    w.put(device_error, &labels, i64::from(st.is_none()));
+                    let Some(st) = st else { continue };
+                    let big = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+                    w.put(size, &labels, big(st.size_bytes));
+                    w.put(free, &labels, big(st.free_bytes));
+                    w.put(avail, &labels, big(st.avail_bytes));
+                    w.put(files, &labels, big(st.files));
+                    w.put(files_free, &labels, big(st.files_free));
+                    w.put(readonly, &labels, i64::from(st.readonly));
+                }
+            }
+            Some(Some(Err(e))) => {
+                SampleFailed {
+                    kind: ErrorKind::HostRead,
+                }
+                .emit();
+                tracing::debug!(error = %e, "mount table not read");
+            }
+            Some(None) => {
+                SampleFailed {
+                    kind: ErrorKind::HostRead,
+                }
+                .emit();
+                tracing::debug!("filesystems not sampled: statfs still running");
             }
         }
     }

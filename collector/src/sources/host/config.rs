@@ -1,6 +1,7 @@
 //! Configuration of the host source.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -11,24 +12,40 @@ use crate::config::Problems;
 pub struct HostConfig {
     /// The host's /proc (e.g. /host/proc when the collector runs in a container).
     pub proc_root: PathBuf,
+    /// Where the host's root filesystem is mounted (node_exporter's `--path.rootfs`): filesystems are
+    /// measured under it and reported without it.
+    pub rootfs: PathBuf,
+    /// How long a pass waits for the filesystems' `statvfs` calls (node_exporter's mount timeout).
+    #[serde(with = "crate::serde_duration")]
+    pub statfs_timeout: Duration,
 }
 
 impl Default for HostConfig {
     fn default() -> Self {
         HostConfig {
             proc_root: PathBuf::from("/proc"),
+            rootfs: PathBuf::from("/"),
+            statfs_timeout: Duration::from_millis(200),
         }
     }
 }
 
 impl HostConfig {
     pub fn validate(&self, errs: &mut Problems) {
-        if !self.proc_root.is_absolute() {
+        for (name, p) in [("proc_root", &self.proc_root), ("rootfs", &self.rootfs)] {
+            if !p.is_absolute() {
+                errs.push(
+                    "host",
+                    format!("{name} {} must be an absolute path", p.display()),
+                );
+            }
+        }
+        if self.statfs_timeout.is_zero() || self.statfs_timeout > Duration::from_secs(5) {
             errs.push(
                 "host",
                 format!(
-                    "proc_root {} must be an absolute path",
-                    self.proc_root.display()
+                    "statfs_timeout {:?} must be above 0 and at most 5s",
+                    self.statfs_timeout
                 ),
             );
         }

@@ -19,6 +19,7 @@ fn host(proc_root: &Path) -> (Ingest, HostSource) {
     let ingest = Ingest::new(Duration::from_secs(60));
     let config = HostConfig {
         proc_root: proc_root.to_path_buf(),
+        ..HostConfig::default()
     };
     let s = HostSource::build(&config, &ingest).unwrap();
     (ingest, s)
@@ -133,4 +134,43 @@ fn live_proc_gives_cpu_and_memory() {
     assert!(out.contains("node_cpu_seconds_total{cpu=\"0\",mode=\"user\"}"));
     assert!(out.contains("node_memory_MemAvailable_bytes "));
     assert!(out.contains("node_network_receive_bytes_total{device=\"lo\"}"));
+}
+
+#[test]
+fn filesystems_under_a_host_root_with_node_exporter_labels() {
+    let d = fixture_proc();
+    let root = tempfile::tempdir().unwrap();
+    fs::create_dir_all(d.path().join("1")).unwrap();
+    fs::create_dir_all(root.path().join("boot")).unwrap();
+    let r = root.path().display();
+    fs::write(
+        d.path().join("1/mounts"),
+        format!("/dev/sda1 {r} ext4 rw 0 0\n/dev/sda2 {r}/boot vfat rw 0 0\nproc {r}/proc proc rw 0 0\n/dev/sdz {r}/gone ext4 rw 0 0\n"),
+    )
+    .unwrap();
+    let ingest = Ingest::new(Duration::from_secs(60));
+    let config = HostConfig {
+        proc_root: d.path().to_path_buf(),
+        rootfs: root.path().to_path_buf(),
+        ..HostConfig::default()
+    };
+    let mut s = HostSource::build(&config, &ingest).unwrap();
+    s.sample(&ingest, 1000);
+    let out = rendered(&ingest);
+    let want = crate::sources::host::filesystem::statvfs(root.path()).unwrap();
+    for line in [
+        format!("node_filesystem_size_bytes{{device=\"/dev/sda1\",fstype=\"ext4\",mountpoint=\"/\"}} {}", want.size_bytes),
+        format!("node_filesystem_files{{device=\"/dev/sda2\",fstype=\"vfat\",mountpoint=\"/boot\"}} {}", want.files),
+        "node_filesystem_device_error{device=\"/dev/sda1\",fstype=\"ext4\",mountpoint=\"/\"} 0".into(),
+        "node_filesystem_readonly{device=\"/dev/sda1\",fstype=\"ext4\",mountpoint=\"/\"} 0".into(),
+        "node_filesystem_device_error{device=\"/dev/sdz\",fstype=\"ext4\",mountpoint=\"/gone\"} 1".into(),
+        "# TYPE node_filesystem_avail_bytes gauge".into(),
+    ] {
+        assert!(out.contains(&line), "missing {line:?} in\n{out}");
+    }
+    assert!(!out.contains("mountpoint=\"/proc\""), "proc is left out");
+    assert!(
+        !out.contains("node_filesystem_size_bytes{device=\"/dev/sdz\""),
+        "a failed statvfs gives only device_error"
+    );
 }
