@@ -128,10 +128,15 @@ pub fn decode<T: prost::Message + DeserializeOwned + Default>(
     }
 }
 
-/// Encodes a response message in `format`.
-pub fn encode<T: prost::Message + serde::Serialize>(format: Format, msg: &T) -> Vec<u8> {
+/// Encodes a response message in `format`. An empty message is `{}` in JSON, as the protobuf JSON
+/// mapping writes it (not `{"partialSuccess":null}`).
+pub fn encode<T: prost::Message + serde::Serialize + Default + PartialEq>(
+    format: Format,
+    msg: &T,
+) -> Vec<u8> {
     match format {
         Format::Protobuf => msg.encode_to_vec(),
+        Format::Json if *msg == T::default() => b"{}".to_vec(),
         // Serializing generated OTLP messages to JSON cannot fail (no maps with non-string keys).
         Format::Json => serde_json::to_vec(msg).unwrap_or_default(),
     }

@@ -283,7 +283,7 @@ fn error_response(format: Option<Format>, e: &DecodeError) -> Response {
     encoded(format, e.status(), &status)
 }
 
-fn encoded<T: prost::Message + serde::Serialize>(
+fn encoded<T: prost::Message + serde::Serialize + Default + PartialEq>(
     format: Format,
     status: StatusCode,
     msg: &T,

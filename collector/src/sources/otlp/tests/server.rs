@@ -44,6 +44,7 @@ async fn http_takes_protobuf_json_and_gzip_and_answers_as_the_spec_says() {
         "{}",
         String::from_utf8_lossy(&body)
     );
+    assert_eq!(body, b"{}", "all accepted: an empty response");
     let hdrs = [
         ("content-type", "application/json"),
         ("content-encoding", "gzip"),
