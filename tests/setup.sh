@@ -4,7 +4,8 @@
 # Prometheus (for promtool and the Prometheus-backed tests), node_exporter (the Hosts dashboard is
 # checked on its output too), busybox-static (the test images
 # are built FROM scratch around it, since no registry is reachable), and iproute2, iptables and
-# util-linux for the extra Swarm nodes of the multi-node tests.
+# util-linux for the extra Swarm nodes of the multi-node tests, and chromium (headless, for the status
+# page test).
 set -euo pipefail
 
 log() { echo "[setup $(date +%T)] $*" >&2; }
@@ -18,6 +19,8 @@ command -v docker >/dev/null 2>&1 || missing+=(docker.io)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v iptables >/dev/null 2>&1 || missing+=(iptables)
 command -v nsenter >/dev/null 2>&1 || missing+=(util-linux)
+# tests/status_page.rs renders the status page in headless Chromium.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if ! docker info >/dev/null 2>&1 && ! command -v dockerd >/dev/null 2>&1; then
   missing+=(docker.io)
 fi

@@ -1,7 +1,8 @@
-//! HTTP API: /metrics (Prometheus text), /healthz, and the JSON API over the in-memory window. Every
-//! figure is read through `crate::query`.
+//! HTTP API: the status page at /, /metrics (Prometheus text), /healthz, and the JSON API over the
+//! in-memory window. Every figure is read through `crate::query`.
 
 pub mod exposition;
+pub mod status;
 
 use std::time::Duration;
 
@@ -32,6 +33,7 @@ pub struct ApiState {
 
 pub fn router(state: ApiState) -> Router {
     Router::new()
+        .route("/", get(status::page))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/api/v1/containers", get(containers))

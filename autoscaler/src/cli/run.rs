@@ -250,10 +250,12 @@ pub fn run(args: RunArgs) -> ExitCode {
     })
 }
 
-/// /metrics (the autoscaler's own) and /healthz, when no collector runs in this process.
+/// The status page, /metrics (the autoscaler's own) and /healthz, when no collector runs in this
+/// process.
 fn self_metrics_router() -> axum::Router {
     let handle = plimsoll_collector::run::prometheus_handle();
     axum::Router::new()
+        .route("/", get(plimsoll_collector::http::status::page))
         .route("/metrics", get(move || std::future::ready(handle.render())))
         .route("/healthz", get(|| std::future::ready("ok")))
 }

@@ -1,0 +1,191 @@
+//! The status page at `/`, rendered by a real headless Chromium (Debian's `chromium`) against a real
+//! `plimsoll run` scaling a labelled Compose service (dry run) and a real `plimsoll collect`: the
+//! rendered DOM shows the target's identity, its replicas and a decision reason, the invalid policy
+//! file with its error, and the host's containers. Screenshots are kept in target/tmp/ as artifacts.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use support::{Plimsoll, ProjectCleanup};
+
+/// Chromium, or a panic saying how to get it (tests/setup.sh installs it).
+fn chromium() -> &'static str {
+    let ok = Command::new("chromium")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "chromium is missing: tests/setup.sh installs Debian's chromium"
+    );
+    "chromium"
+}
+
+/// Headless Chromium on `url` with its own profile folder, given 5 s of virtual time to run the page's
+/// scripts; `extra` are more flags (`--dump-dom`, `--screenshot=...`). Its stdout.
+fn headless(url: &str, extra: &[&str]) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--virtual-time-budget=5000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(extra)
+        .arg(url)
+        .output()
+        .expect("running chromium");
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The DOM of the page at `p`/ after its scripts ran.
+fn rendered(p: &Plimsoll) -> String {
+    headless(&format!("http://{}/", p.addr), &["--dump-dom"])
+}
+
+/// A screenshot of the page at `p`/ in target/tmp/NAME, kept after the test.
+fn screenshot(p: &Plimsoll, name: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_file(&path);
+    headless(
+        &format!("http://{}/", p.addr),
+        &[
+            &format!("--screenshot={}", path.display()),
+            "--window-size=1280,900",
+        ],
+    );
+    let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    assert!(len > 10_000, "screenshot {} is {len} bytes", path.display());
+    path
+}
+
+#[test]
+fn the_status_page_of_plimsoll_run_shows_the_target_its_replicas_and_reasons() {
+    let project = support::unique("stpage");
+    let _cleanup = ProjectCleanup(project.clone());
+    let ctl = tempfile::tempdir().unwrap();
+    #[rustfmt::skip]
+    let labels = ["--label", "plimsoll.min=1", "--label", "plimsoll.max=3", "--label", "plimsoll.cpu=20"];
+    let _web = support::compose_burner(&project, "web", 1, "0.25", ctl.path(), &labels);
+    let policies = tempfile::tempdir().unwrap();
+    std::fs::write(
+        policies.path().join("broken.yaml"),
+        "service: web\nmin: [\n",
+    )
+    .unwrap();
+    let p = Plimsoll::run(
+        policies.path(),
+        &["--interval", "1s", "--project", &project, "--dry-run"],
+    );
+    let id = format!("compose/{project}/web");
+
+    // Under load the dry run records a scale-up it does not carry out.
+    std::fs::write(ctl.path().join("on"), "").unwrap();
+    p.wait_for("a dry-run scale-up", Duration::from_secs(60), |p| {
+        p.decisions("web")
+            .iter()
+            .any(|d| d["action"] == "dry_run" && d["desired"].as_u64() > d["current"].as_u64())
+    });
+
+    let dom = rendered(&p);
+    let decisions = p.decisions("web");
+    assert!(dom.contains("plimsoll run"), "mode missing:\n{dom}");
+    assert!(
+        dom.contains(&id),
+        "the target's identity {id} missing:\n{dom}"
+    );
+    assert!(
+        dom.contains("origin: </span>labels"),
+        "origin missing:\n{dom}"
+    );
+    assert!(
+        dom.contains("policy: </span>min 1 · max 3 · cpu (utilization 20)"),
+        "policy missing:\n{dom}"
+    );
+    // The replicas and reasons shown are those of recorded decisions.
+    let shown_replicas = decisions.iter().any(|d| {
+        dom.contains(&format!(
+            "<span class=\"replicas\">{} → {}</span>",
+            d["current"], d["desired"]
+        ))
+    });
+    assert!(
+        shown_replicas,
+        "no recorded current → desired shown:\n{dom}\n{decisions:?}"
+    );
+    let reasons: Vec<String> = decisions
+        .iter()
+        .rev()
+        .take(20)
+        .filter_map(|d| d["reason"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| dom.contains(&format!("</span> {r}</span>"))),
+        "none of the recent reasons {reasons:?} shown:\n{dom}"
+    );
+    assert!(
+        dom.contains("dry_run"),
+        "the dry-run action missing:\n{dom}"
+    );
+    assert!(dom.contains("<svg"), "no chart:\n{dom}");
+    // The invalid file with its file:line:col error.
+    assert!(dom.contains("broken.yaml"), "invalid file missing:\n{dom}");
+    assert!(
+        dom.contains("tag invalid"),
+        "invalid status missing:\n{dom}"
+    );
+    assert!(
+        dom.contains("broken.yaml:3:1: "),
+        "the file:line:col error missing:\n{dom}"
+    );
+    // The host and its containers (the embedded collector).
+    assert!(dom.contains("Memory used"), "host missing:\n{dom}");
+    assert!(
+        dom.contains(&format!("{project}-web-1")),
+        "the container missing:\n{dom}"
+    );
+
+    let shot = screenshot(&p, "status_page_run.png");
+    eprintln!("screenshot: {}", shot.display());
+}
+
+#[test]
+fn plimsoll_collect_serves_the_status_page_with_the_host_and_containers() {
+    let name = support::unique("stpagec");
+    let _c = support::Container::run(&name, &[], &[]);
+    let p = Plimsoll::start("collect", &["--interval", "500ms"]);
+    p.wait_for("the container", Duration::from_secs(20), |p| {
+        p.container(&name).is_some()
+    });
+    let (code, body) = p.get("/").unwrap();
+    assert_eq!(code, 200);
+    assert!(body.contains("<title>Plimsoll status</title>"));
+    assert!(
+        !body.contains("src=\"http") && !body.contains("href=\"http"),
+        "the page must load no external asset"
+    );
+
+    let dom = rendered(&p);
+    assert!(dom.contains("plimsoll collect"), "mode missing:\n{dom}");
+    assert!(dom.contains(&name), "the container {name} missing:\n{dom}");
+    assert!(dom.contains("CPU busy"), "host missing:\n{dom}");
+    // No autoscaler here: the targets section stays hidden.
+    assert!(
+        dom.contains("<section id=\"targets-section\" hidden=\"\">"),
+        "targets shown by a collector:\n{dom}"
+    );
+    screenshot(&p, "status_page_collect.png");
+}
