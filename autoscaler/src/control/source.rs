@@ -144,6 +144,8 @@ pub trait MetricSource: Send + Sync + 'static {
 pub struct EmbeddedSource {
     shared: Shared,
     rate_window: Duration,
+    /// Queries already warned about for a window longer than the store keeps.
+    warned: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl EmbeddedSource {
@@ -152,6 +154,27 @@ impl EmbeddedSource {
         Self {
             shared,
             rate_window,
+            warned: Default::default(),
+        }
+    }
+
+    /// Logs once per query a window longer than the store keeps (`--window`): its rate or quantile
+    /// then covers only what the store has.
+    fn check_window(&self, m: &MetricRead, store_window_ms: Millis) {
+        let Some(w) = m.query.read.window() else {
+            return;
+        };
+        if w.as_millis() as Millis <= store_window_ms {
+            return;
+        }
+        let query = m.query.describe();
+        if self.warned.lock().expect("warned lock").insert(query.clone()) {
+            tracing::warn!(
+                metric = %m.name,
+                query = %query,
+                store_window_ms,
+                "the policy metric's window is longer than the collector keeps (--window): it covers only the kept part"
+            );
         }
     }
 
@@ -175,6 +198,7 @@ impl EmbeddedSource {
             out.containers.insert(id.to_string(), s);
         }
         for m in req.metrics {
+            self.check_window(m, store.window_ms());
             match m.query.read {
                 Read::Auto | Read::Rate(_) => {
                     let series = embedded_series(&q, m, self.rate_window);
