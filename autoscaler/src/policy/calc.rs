@@ -81,6 +81,26 @@ pub struct MetricDetail {
     pub load_per_replica_at_target: Option<f64>,
 }
 
+impl MetricDetail {
+    /// A metric not computed (yet): no level, no vote.
+    pub fn unread(name: &str, target_kind: &'static str, target: f64) -> Self {
+        MetricDetail {
+            name: name.to_string(),
+            target_kind,
+            target,
+            current: None,
+            ratio: None,
+            proposal: None,
+            status: MetricStatus::Missing,
+            counted: 0,
+            missing: None,
+            problem: None,
+            load: None,
+            load_per_replica_at_target: None,
+        }
+    }
+}
+
 /// Computes one metric's vote. `current` is the service's current replica count (> 0).
 pub fn compute(
     spec: &MetricSpec,
@@ -88,20 +108,7 @@ pub fn compute(
     tolerance: Tolerance,
     current: u32,
 ) -> MetricDetail {
-    let mut detail = MetricDetail {
-        name: spec.name.clone(),
-        target_kind: spec.target.kind(),
-        target: spec.target.as_f64(),
-        current: None,
-        ratio: None,
-        proposal: None,
-        status: MetricStatus::Missing,
-        counted: 0,
-        missing: None,
-        problem: None,
-        load: None,
-        load_per_replica_at_target: None,
-    };
+    let mut detail = MetricDetail::unread(&spec.name, spec.target.kind(), spec.target.as_f64());
     // What the source could not read is reported as the source saw it.
     if let Some(&why) = obs.missing.get(&spec.name) {
         detail.missing = Some(why);

@@ -1,22 +1,12 @@
 use metrics_exporter_prometheus::PrometheusBuilder;
 
 use super::*;
-use crate::policy::{parse_policy, MetricStatus};
+use crate::policy::parse_policy;
 
 fn detail(name: &str, kind: &'static str, target: f64, current: Option<f64>) -> MetricDetail {
     MetricDetail {
-        name: name.into(),
-        target_kind: kind,
-        target,
         current,
-        ratio: None,
-        proposal: None,
-        status: MetricStatus::Missing,
-        counted: 0,
-        missing: None,
-        problem: None,
-        load: None,
-        load_per_replica_at_target: None,
+        ..MetricDetail::unread(name, kind, target)
     }
 }
 

@@ -16,18 +16,9 @@ pub(crate) fn decision(
     let metrics = loads
         .iter()
         .map(|(name, load)| MetricDetail {
-            name: name.to_string(),
-            target_kind: "utilization",
-            target: 50.0,
-            current: None,
-            ratio: None,
-            proposal: None,
-            status: MetricStatus::Missing,
-            counted: 0,
-            missing: None,
-            problem: None,
             load: Some(*load),
             load_per_replica_at_target: Some(1.0),
+            ..MetricDetail::unread(name, "utilization", 50.0)
         })
         .collect();
     Decision {
