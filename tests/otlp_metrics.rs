@@ -274,7 +274,13 @@ fn a_container_id_attributes_series_to_that_container() {
     let service = format!("py-attr-{}", std::process::id());
     python(&["http", &endpoint, &service, "cumulative", &c.id]);
     // Its labels are the container's, as on its cgroup series (it has no scheduler service, so
-    // `service` is the resource's); the series is found by container.
-    check(&p, &format!(r#"name="{name}",service="{service}""#));
+    // `service` is the resource's), and its full id; the series is found by container.
+    check(
+        &p,
+        &format!(
+            r#"name="{name}",service="{service}",container_id="{}""#,
+            c.id
+        ),
+    );
     check_api(&p, &service, Some(&name));
 }

@@ -219,7 +219,8 @@ impl MetricsReceiver {
 
 /// The labels of a series attributed to a container, as its cgroup series have them: `name`, and
 /// the `service`, `task` and `slot` its scheduler gave it (the resource's `service.name` when it
-/// has no service).
+/// has no service); then `container_id`, the full id, by which readers of the exposition (a
+/// Prometheus) attribute it to the replica as the store does.
 fn container_labels(c: &ContainerInfo, service: Option<String>) -> Vec<(String, String)> {
     let mut l = vec![("name".to_string(), c.name.clone())];
     if let Some(s) = c.service.clone().or(service) {
@@ -230,6 +231,7 @@ fn container_labels(c: &ContainerInfo, service: Option<String>) -> Vec<(String, 
             l.push((k.into(), v.clone()));
         }
     }
+    l.push(("container_id".into(), c.id.clone()));
     l
 }
 

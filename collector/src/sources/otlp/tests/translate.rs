@@ -151,11 +151,15 @@ fn a_container_id_attributes_series_to_that_container_with_its_labels() {
     let text = exposition(&ingest);
     assert_has(
         &text,
-        r#"busy{name="shop_web.2.t1",service="shop_web",task="t1",slot="2"} 1"#,
+        &format!(
+            r#"busy{{name="shop_web.2.t1",service="shop_web",task="t1",slot="2",container_id="{id}"}} 1"#
+        ),
     );
     assert_has(
         &text,
-        r#"idle{name="shop_web.2.t1",service="shop_web",task="t1",slot="2"} 2"#,
+        &format!(
+            r#"idle{{name="shop_web.2.t1",service="shop_web",task="t1",slot="2",container_id="{id}"}} 2"#
+        ),
     );
     assert_has(&text, r#"other{service="web"} 3"#);
     let store = ingest.read();
