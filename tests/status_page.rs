@@ -158,6 +158,14 @@ fn the_status_page_of_plimsoll_run_shows_the_target_its_replicas_and_reasons() {
         "the container missing:\n{dom}"
     );
 
+    // Where to look, and what it found, at start.
+    let logs = p.logs();
+    assert!(
+        logs.contains(&format!("status page: http://{}/", p.addr)),
+        "{logs}"
+    );
+    assert!(logs.contains("found 1 scaled target"), "{logs}");
+
     let shot = screenshot(&p, "status_page_run.png");
     eprintln!("screenshot: {}", shot.display());
 }
@@ -188,4 +196,29 @@ fn plimsoll_collect_serves_the_status_page_with_the_host_and_containers() {
         "targets shown by a collector:\n{dom}"
     );
     screenshot(&p, "status_page_collect.png");
+}
+
+#[test]
+fn plimsoll_run_without_targets_says_how_to_label_a_service() {
+    let policies = tempfile::tempdir().unwrap();
+    let nothing = support::unique("stpagenone");
+    let p = Plimsoll::run(
+        policies.path(),
+        &["--interval", "1s", "--project", &nothing],
+    );
+    p.wait_for("the first discovery", Duration::from_secs(20), |p| {
+        p.logs().contains("found no scaled target")
+    });
+    let logs = p.logs();
+    assert!(
+        logs.contains(
+            "--label-add plimsoll.min=1 --label-add plimsoll.max=5 --label-add plimsoll.cpu=70"
+        ),
+        "{logs}"
+    );
+    let dom = rendered(&p);
+    assert!(
+        dom.contains("No scaled targets yet."),
+        "no hint on the page:\n{dom}"
+    );
 }

@@ -101,6 +101,7 @@ pub fn run(args: CollectArgs) -> ExitCode {
             .await
             .with_context(|| format!("binding {}", config.listen))?;
         tracing::info!(listen = %config.listen, interval = ?config.interval, "collector serving /metrics and /api/v1");
+        tracing::info!("status page: {}", super::status_page_url(&listener));
         axum::serve(listener, collector.router())
             .with_graceful_shutdown(super::shutdown_signal())
             .await

@@ -76,6 +76,16 @@ fn init_logging(format: LogFormat) {
 }
 
 /// Runs a long-lived async command on a multi-threaded runtime; errors end the process with 1.
+/// Where the status page of a process listening on `listener` is: `localhost` for an unspecified
+/// address.
+fn status_page_url(listener: &tokio::net::TcpListener) -> String {
+    match listener.local_addr() {
+        Ok(a) if a.ip().is_unspecified() => format!("http://localhost:{}/", a.port()),
+        Ok(a) => format!("http://{a}/"),
+        Err(_) => "unknown (no local address)".to_string(),
+    }
+}
+
 fn run_async(fut: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

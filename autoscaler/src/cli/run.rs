@@ -273,6 +273,7 @@ async fn serve<S: MetricSource>(
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
+    tracing::info!("status page: {}", super::status_page_url(&listener));
     tokio::spawn(controller.run());
     tokio::spawn(nodes.run());
     axum::serve(listener, app)

@@ -111,6 +111,7 @@ impl<A: Actuator, S: MetricSource> Controller<A, S> {
         let mut tasks: HashMap<TargetId, (watch::Sender<Policy>, JoinHandle<()>)> = HashMap::new();
         let mut dir = PolicyDir::default();
         let mut warned_unreachable = false;
+        let mut first_discovery = true;
         loop {
             let files = match &self.config.policies_dir {
                 Some(d) => read_service_policies(&mut dir, d),
@@ -125,6 +126,9 @@ impl<A: Actuator, S: MetricSource> Controller<A, S> {
                         .collect();
                     let Resolution { entries, files } = resolve(&targets, &files);
                     self.report_changes(&files);
+                    if std::mem::take(&mut first_discovery) {
+                        self.report_first_discovery(entries.len(), targets.len());
+                    }
                     tasks.retain(|id, (_, handle)| {
                         let keep = entries.contains_key(id);
                         if !keep {
@@ -173,6 +177,28 @@ impl<A: Actuator, S: MetricSource> Controller<A, S> {
             }
             tokio::time::sleep(self.config.discovery_interval).await;
         }
+    }
+
+    /// Says after the first discovery how many targets have a policy, with how to give one a policy
+    /// when none does.
+    fn report_first_discovery(&self, scaled: usize, in_scope: usize) {
+        if scaled > 0 {
+            tracing::info!(
+                targets = scaled,
+                services = in_scope,
+                "found {scaled} scaled target(s)"
+            );
+            return;
+        }
+        let dir = self.config.policies_dir.as_ref().map_or_else(
+            || "the policies folder".to_string(),
+            |d| d.display().to_string(),
+        );
+        tracing::info!(
+            targets = 0,
+            services = in_scope,
+            "found no scaled target among {in_scope} service(s): label one, e.g. `docker service update --label-add plimsoll.min=1 --label-add plimsoll.max=5 --label-add plimsoll.cpu=70 SERVICE` (Compose: the same labels under the service's `labels:`), or add a policy file to {dir}"
+        );
     }
 
     /// Logs what became of a policy file when it changed since the last discovery (invalid files are
