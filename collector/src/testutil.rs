@@ -30,6 +30,11 @@ pub fn proc_fixture(p: &Path) {
     )
     .unwrap();
     fs::write(p.join("loadavg"), "0.50 1.25 10.00 1/234 5678\n").unwrap();
+    fs::create_dir_all(p.join("sys/fs")).unwrap();
+    fs::create_dir_all(p.join("sys/kernel/random")).unwrap();
+    fs::write(p.join("sys/fs/file-nr"), "2520\t0\t2466170\n").unwrap();
+    fs::write(p.join("sys/kernel/random/entropy_avail"), "256\n").unwrap();
+    fs::write(p.join("sys/kernel/random/poolsize"), "4096\n").unwrap();
     fs::write(
         p.join("pressure/cpu"),
         "some avg10=0.00 avg60=0.50 avg300=0.38 total=2500000\n",

@@ -32,6 +32,9 @@ pub struct CollectorArgs {
     /// The host's /proc (e.g. /host/proc inside a container).
     #[arg(long, default_value = "/proc")]
     pub proc_root: PathBuf,
+    /// The host's /sys (e.g. /host/sys inside a container).
+    #[arg(long, default_value = "/sys")]
+    pub sys_root: PathBuf,
     /// Where the host's root filesystem is mounted (e.g. /host): filesystems are measured under it
     /// and reported without it, as node_exporter's --path.rootfs.
     #[arg(long, default_value = "/")]
@@ -75,6 +78,7 @@ impl CollectorArgs {
             window: self.window,
             host: HostConfig {
                 proc_root: self.proc_root.clone(),
+                sys_root: self.sys_root.clone(),
                 rootfs: self.rootfs.clone(),
                 ..defaults.host
             },

@@ -63,6 +63,7 @@ fn sampler(
     let config = CollectorConfig {
         host: HostConfig {
             proc_root: proc_root.to_path_buf(),
+            sys_root: proc_root.join("no-sysfs"),
             ..HostConfig::default()
         },
         cgroup: crate::sources::cgroup::CgroupConfig {
@@ -261,6 +262,10 @@ fn canonical(text: &str) -> String {
         }
     };
     for line in text.lines() {
+        // The labels of node_uname_info are this machine's kernel; its HELP and TYPE stay pinned.
+        if line.starts_with("node_uname_info{") {
+            continue;
+        }
         if line.starts_with('#') {
             flush(&mut block, &mut out);
             out.push_str(line);

@@ -2,6 +2,8 @@
 
 mod config;
 pub mod filesystem;
+pub mod netclass;
+pub mod system;
 #[cfg(test)]
 mod tests;
 
@@ -71,6 +73,13 @@ struct Families {
     pressure: [(FamilyId, FamilyId); 3],
     /// size, free, avail, files, files_free, readonly, device_error.
     fs: [FamilyId; 7],
+    uname: FamilyId,
+    time: FamilyId,
+    /// allocated, maximum.
+    filefd: [FamilyId; 2],
+    /// available, pool size.
+    entropy: [FamilyId; 2],
+    netclass: netclass::Families,
 }
 
 impl Families {
@@ -228,6 +237,47 @@ impl Families {
                 )?,
             ],
             pressure: crate::sources::kernel::register_pressure(ingest, "node", "the host")?,
+            uname: f(
+                "node_uname_info",
+                "Labeled system information as provided by the uname system call.",
+                Gauge,
+                Scale::One,
+            )?,
+            time: f(
+                "node_time_seconds",
+                "System time in seconds since epoch (1970).",
+                Gauge,
+                Scale::Div(1000.0),
+            )?,
+            filefd: [
+                f(
+                    "node_filefd_allocated",
+                    "File descriptor statistics: allocated.",
+                    Gauge,
+                    Scale::One,
+                )?,
+                f(
+                    "node_filefd_maximum",
+                    "File descriptor statistics: maximum.",
+                    Gauge,
+                    Scale::One,
+                )?,
+            ],
+            entropy: [
+                f(
+                    "node_entropy_available_bits",
+                    "Bits of available entropy.",
+                    Gauge,
+                    Scale::One,
+                )?,
+                f(
+                    "node_entropy_pool_size_bits",
+                    "Bits of entropy pool.",
+                    Gauge,
+                    Scale::One,
+                )?,
+            ],
+            netclass: netclass::Families::register(ingest)?,
             fs: [
                 f(
                     "node_filesystem_size_bytes",
@@ -289,6 +339,9 @@ struct Files {
     net_dev: Option<KeptFile>,
     loadavg: Option<KeptFile>,
     pressure: [Option<KeptFile>; 3],
+    file_nr: Option<KeptFile>,
+    /// entropy_avail, poolsize.
+    entropy: [Option<KeptFile>; 2],
 }
 
 /// Samples the host into the store under node_exporter's names.
@@ -305,6 +358,8 @@ pub struct HostSource {
     cpu_label: Vec<String>,
     /// None when its thread could not start (counted at build).
     filesystems: Option<filesystem::FsWorker>,
+    uname: system::Uname,
+    netclass: netclass::NetClass,
 }
 
 impl HostSource {
@@ -335,6 +390,11 @@ impl HostSource {
                 open("pressure/cpu"),
                 open("pressure/memory"),
                 open("pressure/io"),
+            ],
+            file_nr: open("sys/fs/file-nr"),
+            entropy: [
+                open("sys/kernel/random/entropy_avail"),
+                open("sys/kernel/random/poolsize"),
             ],
         };
         // SAFETY: sysconf has no preconditions.
@@ -371,7 +431,14 @@ impl HostSource {
             buf: ReadBuf::with_capacity(16 << 10),
             cpu_label: Vec::new(),
             filesystems,
+            uname: system::Uname::default(),
+            netclass: netclass::NetClass::new(&config.sys_root),
         })
+    }
+
+    #[cfg(test)]
+    fn netclass_devices(&self) -> usize {
+        self.netclass.devices()
     }
 
     pub fn device_name(&self, major: u32, minor: u32) -> Option<&str> {
@@ -380,10 +447,10 @@ impl HostSource {
 
     /// Reads every host file once and appends its values at `ts`, in one batch.
     pub fn sample(&mut self, ingest: &Ingest, ts: i64) {
-        ingest.batch(self.src, ts, |b| self.write(b));
+        ingest.batch(self.src, ts, |b| self.write(b, ts));
     }
 
-    fn write(&mut self, b: &mut Batch<'_>) {
+    fn write(&mut self, b: &mut Batch<'_>, ts: i64) {
         let Self {
             files,
             fams,
@@ -393,6 +460,8 @@ impl HostSource {
             buf,
             cpu_label,
             filesystems,
+            uname,
+            netclass,
             ..
         } = self;
         let mut w = Writer::new(b, cursor, &[], None);
@@ -499,8 +568,28 @@ impl HostSource {
             }
         }
         if read(&files.net_dev, buf) {
+            netclass.begin();
             for (dev, c) in kernel::net_dev(buf.content()) {
                 put_net(&mut |m, v| w.put(m, &[("device", dev)], v), &fams.net, &c);
+                netclass.write(&fams.netclass, &mut w, dev);
+            }
+            netclass.end();
+        }
+        w.put(fams.time, &[], ts);
+        if uname.refresh() {
+            w.put(fams.uname, &uname.labels(), 1);
+        }
+        if read(&files.file_nr, buf) {
+            if let Some((allocated, maximum)) = system::file_nr(buf.content()) {
+                w.put(fams.filefd[0], &[], allocated as i64);
+                w.put(fams.filefd[1], &[], maximum as i64);
+            }
+        }
+        for (file, fam) in files.entropy.iter().zip(fams.entropy) {
+            if read(file, buf) {
+                if let Some((v, _)) = parse_u64(buf.content()) {
+                    w.put(fam, &[], v as i64);
+                }
             }
         }
         if read(&files.loadavg, buf) {

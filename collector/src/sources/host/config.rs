@@ -12,6 +12,8 @@ use crate::config::Problems;
 pub struct HostConfig {
     /// The host's /proc (e.g. /host/proc when the collector runs in a container).
     pub proc_root: PathBuf,
+    /// The host's /sys (node_exporter's `--path.sysfs`), for /sys/class/net.
+    pub sys_root: PathBuf,
     /// Where the host's root filesystem is mounted (node_exporter's `--path.rootfs`): filesystems are
     /// measured under it and reported without it.
     pub rootfs: PathBuf,
@@ -24,6 +26,7 @@ impl Default for HostConfig {
     fn default() -> Self {
         HostConfig {
             proc_root: PathBuf::from("/proc"),
+            sys_root: PathBuf::from("/sys"),
             rootfs: PathBuf::from("/"),
             statfs_timeout: Duration::from_millis(200),
         }
@@ -32,7 +35,11 @@ impl Default for HostConfig {
 
 impl HostConfig {
     pub fn validate(&self, errs: &mut Problems) {
-        for (name, p) in [("proc_root", &self.proc_root), ("rootfs", &self.rootfs)] {
+        for (name, p) in [
+            ("proc_root", &self.proc_root),
+            ("sys_root", &self.sys_root),
+            ("rootfs", &self.rootfs),
+        ] {
             if !p.is_absolute() {
                 errs.push(
                     "host",

@@ -5,6 +5,21 @@ use super::*;
 fn fixture_proc() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
     crate::testutil::proc_fixture(d.path());
+    // A sysfs with eth0 (a 1 Gbit/s link that is up) for the netclass series.
+    let eth0 = d.path().join("sysfs/class/net/eth0");
+    fs::create_dir_all(&eth0).unwrap();
+    for (f, v) in [
+        ("operstate", "up\n"),
+        ("mtu", "1500\n"),
+        ("speed", "1000\n"),
+        ("duplex", "full\n"),
+        ("flags", "0x1003\n"),
+        ("address", "02:42:ac:11:00:02\n"),
+        ("broadcast", "ff:ff:ff:ff:ff:ff\n"),
+        ("ifalias", "\n"),
+    ] {
+        fs::write(eth0.join(f), v).unwrap();
+    }
     d
 }
 
@@ -19,6 +34,7 @@ fn host(proc_root: &Path) -> (Ingest, HostSource) {
     let ingest = Ingest::new(Duration::from_secs(60));
     let config = HostConfig {
         proc_root: proc_root.to_path_buf(),
+        sys_root: proc_root.join("sysfs"),
         ..HostConfig::default()
     };
     let s = HostSource::build(&config, &ingest).unwrap();
@@ -59,6 +75,17 @@ fn samples_a_fixture_proc_under_node_exporter_names() {
         "node_load15 10\n".into(),
         "node_pressure_cpu_waiting_seconds_total 2.5".into(),
         "node_pressure_memory_stalled_seconds_total 0.5".into(),
+        "node_time_seconds 1\n".into(),
+        "node_filefd_allocated 2520".into(),
+        "node_filefd_maximum 2466170".into(),
+        "node_entropy_available_bits 256".into(),
+        "node_entropy_pool_size_bits 4096".into(),
+        "node_network_up{device=\"eth0\"} 1".into(),
+        "node_network_mtu_bytes{device=\"eth0\"} 1500".into(),
+        "node_network_speed_bytes{device=\"eth0\"} 125000000".into(),
+        "node_network_info{address=\"02:42:ac:11:00:02\",adminstate=\"up\",broadcast=\"ff:ff:ff:ff:ff:ff\",device=\"eth0\",duplex=\"full\",ifalias=\"\",operstate=\"up\"} 1".into(),
+        "node_uname_info{domainname=".into(),
+        "sysname=\"Linux\"".into(),
     ] {
         assert!(out.contains(&want), "missing {want:?} in\n{out}");
     }
@@ -173,4 +200,27 @@ fn filesystems_under_a_host_root_with_node_exporter_labels() {
         !out.contains("node_filesystem_size_bytes{device=\"/dev/sdz\""),
         "a failed statvfs gives only device_error"
     );
+}
+
+#[test]
+fn netclass_follows_the_devices_and_their_state() {
+    let d = fixture_proc();
+    let (store, mut s) = host(d.path());
+    s.sample(&store, 1000);
+    let eth0 = d.path().join("sysfs/class/net/eth0");
+    fs::write(eth0.join("operstate"), "down\n").unwrap();
+    fs::write(eth0.join("speed"), "-1\n").unwrap();
+    s.sample(&store, 2000);
+    let out = rendered(&store);
+    assert!(out.contains("node_network_up{device=\"eth0\"} 0"), "{out}");
+    assert!(out.contains("operstate=\"down\"} 1"), "{out}");
+    assert!(
+        !out.contains("node_network_speed_bytes"),
+        "an unknown speed is left out: {out}"
+    );
+    // A device /proc/net/dev no longer lists is forgotten.
+    fs::write(d.path().join("net/dev"), "h1\nh2\n").unwrap();
+    s.sample(&store, 3000);
+    assert!(!rendered(&store).contains("node_network_up{"));
+    assert!(s.netclass_devices() == 0);
 }
