@@ -168,7 +168,12 @@ impl EmbeddedSource {
             return;
         }
         let query = m.query.describe();
-        if self.warned.lock().expect("warned lock").insert(query.clone()) {
+        if self
+            .warned
+            .lock()
+            .expect("warned lock")
+            .insert(query.clone())
+        {
             tracing::warn!(
                 metric = %m.name,
                 query = %query,
