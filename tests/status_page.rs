@@ -84,6 +84,9 @@ fn the_status_page_of_plimsoll_run_shows_the_target_its_replicas_and_reasons() {
         "service: web\nmin: [\n",
     )
     .unwrap();
+    // A file name that would be markup if the page inserted it as HTML.
+    let markup = "<img src=x onerror=alert(1)>.yaml";
+    std::fs::write(policies.path().join(markup), "service: [\n").unwrap();
     let p = Plimsoll::run(
         policies.path(),
         &["--interval", "1s", "--project", &project, "--dry-run"],
@@ -151,6 +154,12 @@ fn the_status_page_of_plimsoll_run_shows_the_target_its_replicas_and_reasons() {
         dom.contains("broken.yaml:3:1: "),
         "the file:line:col error missing:\n{dom}"
     );
+    // Inserted as text: the file name is escaped, no element made of it.
+    assert!(
+        dom.contains("&lt;img src=x onerror=alert(1)&gt;.yaml"),
+        "the markup file name not shown escaped:\n{dom}"
+    );
+    assert!(!dom.contains("<img"), "data became markup:\n{dom}");
     // The host and its containers (the embedded collector).
     assert!(dom.contains("Memory used"), "host missing:\n{dom}");
     assert!(
