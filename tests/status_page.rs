@@ -1,7 +1,8 @@
 //! The status page at `/`, rendered by a real headless Chromium (Debian's `chromium`) against a real
 //! `plimsoll run` scaling a labelled Compose service (dry run) and a real `plimsoll collect`: the
 //! rendered DOM shows the target's identity, its replicas and a decision reason, the invalid policy
-//! file with its error, and the host's containers. Screenshots are kept in target/tmp/ as artifacts.
+//! file with its error, the host's containers and the service graph of spans from the OpenTelemetry
+//! Python SDK. Screenshots are kept in target/tmp/ as artifacts.
 
 mod support;
 
@@ -180,12 +181,41 @@ fn the_status_page_of_plimsoll_run_shows_the_target_its_replicas_and_reasons() {
 }
 
 #[test]
-fn plimsoll_collect_serves_the_status_page_with_the_host_and_containers() {
+fn plimsoll_collect_serves_the_status_page_with_the_host_containers_and_service_graph() {
     let name = support::unique("stpagec");
     let _c = support::Container::run(&name, &[], &[]);
-    let p = Plimsoll::start("collect", &["--interval", "500ms"]);
+    let otlp = support::free_addr();
+    let p = Plimsoll::start(
+        "collect",
+        &["--interval", "500ms", "--otlp-http", &otlp.to_string()],
+    );
     p.wait_for("the container", Duration::from_secs(20), |p| {
         p.container(&name).is_some()
+    });
+    // Two services calling each other, reported by the OpenTelemetry Python SDK.
+    let suffix = format!("-{name}");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/support/send_spans.py"
+    );
+    let out = Command::new("python3")
+        .args([
+            script,
+            "http",
+            &format!("http://{otlp}/v1/traces"),
+            "20",
+            &suffix,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "send_spans.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (front, back) = (format!("front{suffix}"), format!("back{suffix}"));
+    p.wait_for("the front -> back edge", Duration::from_secs(20), |p| {
+        p.json("/api/v1/topology").to_string().contains(&back)
     });
     let (code, body) = p.get("/").unwrap();
     assert_eq!(code, 200);
@@ -199,6 +229,11 @@ fn plimsoll_collect_serves_the_status_page_with_the_host_and_containers() {
     assert!(dom.contains("plimsoll collect"), "mode missing:\n{dom}");
     assert!(dom.contains(&name), "the container {name} missing:\n{dom}");
     assert!(dom.contains("CPU busy"), "host missing:\n{dom}");
+    // The service graph table, with the edge between the two services.
+    assert!(
+        dom.contains(&format!("<td>{front}</td><td>{back}</td>")),
+        "the edge {front} -> {back} missing:\n{dom}"
+    );
     // No autoscaler here: the targets section stays hidden.
     assert!(
         dom.contains("<section id=\"targets-section\" hidden=\"\">"),
