@@ -30,6 +30,26 @@ pub fn proc_fixture(p: &Path) {
     )
     .unwrap();
     fs::write(p.join("loadavg"), "0.50 1.25 10.00 1/234 5678\n").unwrap();
+    fs::write(
+        p.join("vmstat"),
+        "nr_free_pages 100\npgpgin 11\npgmajfault 3\noom_kill 1\n",
+    )
+    .unwrap();
+    fs::write(
+        p.join("net/netstat"),
+        "TcpExt: TW ListenOverflows ListenDrops\nTcpExt: 5 2 4\nIpExt: InOctets OutOctets\nIpExt: 1000 2000\n",
+    )
+    .unwrap();
+    fs::write(
+        p.join("net/snmp"),
+        "Ip: Forwarding DefaultTTL\nIp: 1 64\nTcp: MaxConn ActiveOpens CurrEstab\nTcp: -1 12 3\n",
+    )
+    .unwrap();
+    fs::write(
+        p.join("net/sockstat"),
+        "sockets: used 38\nTCP: inuse 1 orphan 0 tw 20 alloc 4 mem 2\nUDP: inuse 1 mem 0\n",
+    )
+    .unwrap();
     fs::create_dir_all(p.join("sys/fs")).unwrap();
     fs::create_dir_all(p.join("sys/kernel/random")).unwrap();
     fs::write(p.join("sys/fs/file-nr"), "2520\t0\t2466170\n").unwrap();

@@ -3,6 +3,7 @@
 mod config;
 pub mod filesystem;
 pub mod netclass;
+pub mod netstat;
 pub mod system;
 #[cfg(test)]
 mod tests;
@@ -342,6 +343,11 @@ struct Files {
     file_nr: Option<KeptFile>,
     /// entropy_avail, poolsize.
     entropy: [Option<KeptFile>; 2],
+    vmstat: Option<KeptFile>,
+    /// net/netstat, net/snmp (pairs of lines), net/snmp6.
+    netstat: [Option<KeptFile>; 3],
+    /// net/sockstat, net/sockstat6.
+    sockstat: [Option<KeptFile>; 2],
 }
 
 /// Samples the host into the store under node_exporter's names.
@@ -360,6 +366,7 @@ pub struct HostSource {
     filesystems: Option<filesystem::FsWorker>,
     uname: system::Uname,
     netclass: netclass::NetClass,
+    stats: netstat::Families,
 }
 
 impl HostSource {
@@ -396,6 +403,9 @@ impl HostSource {
                 open("sys/kernel/random/entropy_avail"),
                 open("sys/kernel/random/poolsize"),
             ],
+            vmstat: open("vmstat"),
+            netstat: [open("net/netstat"), open("net/snmp"), open("net/snmp6")],
+            sockstat: [open("net/sockstat"), open("net/sockstat6")],
         };
         // SAFETY: sysconf has no preconditions.
         let clk_tck = match unsafe { libc::sysconf(libc::_SC_CLK_TCK) } {
@@ -433,6 +443,7 @@ impl HostSource {
             filesystems,
             uname: system::Uname::default(),
             netclass: netclass::NetClass::new(&config.sys_root),
+            stats: netstat::Families::default(),
         })
     }
 
@@ -462,6 +473,7 @@ impl HostSource {
             filesystems,
             uname,
             netclass,
+            stats,
             ..
         } = self;
         let mut w = Writer::new(b, cursor, &[], None);
@@ -583,6 +595,19 @@ impl HostSource {
             if let Some((allocated, maximum)) = system::file_nr(buf.content()) {
                 w.put(fams.filefd[0], &[], allocated as i64);
                 w.put(fams.filefd[1], &[], maximum as i64);
+            }
+        }
+        if read(&files.vmstat, buf) {
+            stats.write_vmstat(&mut w, buf.content());
+        }
+        for (i, file) in files.netstat.iter().enumerate() {
+            if read(file, buf) {
+                stats.write_netstat(&mut w, buf.content(), i == 2);
+            }
+        }
+        for file in &files.sockstat {
+            if read(file, buf) {
+                stats.write_sockstat(&mut w, buf.content());
             }
         }
         for (file, fam) in files.entropy.iter().zip(fams.entropy) {

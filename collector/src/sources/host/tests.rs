@@ -86,6 +86,20 @@ fn samples_a_fixture_proc_under_node_exporter_names() {
         "node_network_info{address=\"02:42:ac:11:00:02\",adminstate=\"up\",broadcast=\"ff:ff:ff:ff:ff:ff\",device=\"eth0\",duplex=\"full\",ifalias=\"\",operstate=\"up\"} 1".into(),
         "node_uname_info{domainname=".into(),
         "sysname=\"Linux\"".into(),
+        "node_vmstat_pgpgin 11".into(),
+        "node_vmstat_pgmajfault 3".into(),
+        "node_vmstat_oom_kill 1".into(),
+        "node_netstat_TcpExt_ListenDrops 4".into(),
+        "node_netstat_TcpExt_ListenOverflows 2".into(),
+        "node_netstat_IpExt_OutOctets 2000".into(),
+        "node_netstat_Ip_Forwarding 1".into(),
+        "node_netstat_Tcp_ActiveOpens 12".into(),
+        "node_netstat_Tcp_CurrEstab 3".into(),
+        "node_sockstat_sockets_used 38".into(),
+        "node_sockstat_TCP_tw 20".into(),
+        "node_sockstat_TCP_mem 2".into(),
+        format!("node_sockstat_TCP_mem_bytes {}", 2 * unsafe { libc::sysconf(libc::_SC_PAGESIZE) }),
+        "node_sockstat_UDP_inuse 1".into(),
     ] {
         assert!(out.contains(&want), "missing {want:?} in\n{out}");
     }
@@ -94,6 +108,17 @@ fn samples_a_fixture_proc_under_node_exporter_names() {
         "partitions are left out like node_exporter does"
     );
     assert!(!out.contains("loop0"));
+    for left_out in [
+        "node_vmstat_nr_free_pages",
+        "node_netstat_TcpExt_TW",
+        "node_netstat_Tcp_MaxConn",
+        "DefaultTTL",
+    ] {
+        assert!(
+            !out.contains(left_out),
+            "{left_out} is not in node_exporter's default fields"
+        );
+    }
     assert!(
         !out.contains("node_pressure_io"),
         "absent PSI file gives no series"
