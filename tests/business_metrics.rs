@@ -419,3 +419,48 @@ fn a_compose_service_scales_on_the_queue_depth_gauge_of_its_service() {
         running() == 1
     });
 }
+
+/// `plimsoll run` says at start which policy metrics no source has: the first decision of a target
+/// whose metric nobody sends logs it (with the reason), and the record shows it as missing.
+#[test]
+fn plimsoll_run_says_at_start_which_policy_metric_it_cannot_find() {
+    let project = support::unique("bizmiss");
+    let name = support::unique("lonely");
+    let metric = format!("{}_total", name.replace('-', "_"));
+    let _cleanup = support::ProjectCleanup(project.clone());
+    let labels = [
+        format!("com.docker.compose.project={project}"),
+        format!("com.docker.compose.service={name}"),
+        "com.docker.compose.container-number=1".to_string(),
+    ];
+    let mut flags = Vec::new();
+    for l in &labels {
+        flags.extend(["--label", l.as_str()]);
+    }
+    let _first =
+        support::Container::run(&format!("{project}-{name}-1"), &flags, &["sleep", "100000"]);
+    let policies = support::policy_dir(&format!(
+        "service: {name}\nproject: {project}\nmin: 1\nmax: 3\nmetrics:\n  - name: orders\n    query: {{ metric: {metric}, rate: 1m }}\n    target: {{ value: 10 }}\n"
+    ));
+    let p = Plimsoll::run(
+        policies.path(),
+        &["--interval", "1s", "--project", &project],
+    );
+    p.wait_for("the missing metric logged", Duration::from_secs(30), |p| {
+        p.logs().contains("policy metric cannot be read")
+    });
+    let logs = p.logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("policy metric cannot be read"))
+        .unwrap();
+    assert!(
+        line.contains("orders") && line.contains("no_series"),
+        "{line}"
+    );
+    // The record says the same, and the replica count holds.
+    let records = p.decisions(&name);
+    let last = records.last().expect("a decision record");
+    assert_eq!(last["metrics"][0]["missing"], "no_series", "{last}");
+    assert_eq!(last["desired"], 1, "{last}");
+}
