@@ -7,7 +7,7 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use support::{docker, Container, Network, Plimsoll, Service};
+use support::{docker, Container, Network, Overlay, Plimsoll, Service};
 
 const EXPOSITION: &str = r#"# HELP orders_total Orders taken.
 # TYPE orders_total counter
@@ -244,25 +244,9 @@ fn scrape_off_scrapes_nothing() {
     assert!(lines(&p, "up", &name).is_empty());
 }
 
-/// An overlay network, removed when dropped (after the services on it, which take a moment to go).
-struct Overlay(String);
-
-impl Drop for Overlay {
-    fn drop(&mut self) {
-        for _ in 0..120 {
-            if docker(&["network", "rm", &self.0]).status.success() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
-}
-
 #[test]
 fn swarm_tasks_on_an_overlay_network_are_scraped_at_their_gateway_bridge_address() {
-    support::ensure_swarm();
-    let net = Overlay(support::unique("scrape-ov"));
-    support::docker_ok(&["network", "create", "-d", "overlay", &net.0]);
+    let net = Overlay::create("scrape-ov");
     let dir = www(EXPOSITION);
     let svc = support::unique("scrape-svc");
     let mount = format!("type=bind,src={},dst=/www,readonly", dir.path().display());

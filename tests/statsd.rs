@@ -8,7 +8,9 @@ use std::net::{SocketAddr, UdpSocket};
 use std::process::Command;
 use std::time::Duration;
 
-use support::{docker_ok, free_udp_addr, metric_value, unique, Container, Network, Plimsoll};
+use support::{
+    docker_ok, free_udp_addr, metric_value, unique, Container, Network, Overlay, Plimsoll, Service,
+};
 
 /// Runs a Python script with the receiver's port as `PORT` and `HOST`; panics with its stderr.
 fn python(addr: SocketAddr, script: &str) {
@@ -381,6 +383,76 @@ statsd.StatsClient(HOST, PORT).incr('app.orders', 1)
     let m = metrics(&p);
     assert_eq!(metric_value(&m, "app_orders_total", &[]), Some(1.0), "{m}");
     assert!(!m.contains(&name), "{m}");
+}
+
+/// A Swarm task on an overlay network sends to its default gateway (docker_gwbridge's): the datagram
+/// leaves from the task's docker_gwbridge address, which discovery records, so the series carries the
+/// task's labels as the cluster-mode design says.
+#[test]
+fn a_swarm_tasks_datagrams_from_an_overlay_network_carry_its_task_labels() {
+    let port = free_udp_addr().port();
+    let p = Plimsoll::start(
+        "collect",
+        &[
+            "--interval",
+            "200ms",
+            "--statsd-udp",
+            &format!("0.0.0.0:{port}"),
+        ],
+    );
+    let net = Overlay::create("statsd-ov");
+    let svc = unique("statsd-svc");
+    let _s = Service::create(&svc, 1, &["--network", &net.0]);
+    let mut id = String::new();
+    p.wait_for("the task's container", Duration::from_secs(60), |_| {
+        id = docker_ok(&[
+            "ps",
+            "-q",
+            "--no-trunc",
+            "--filter",
+            &format!("label=com.docker.swarm.service.name={svc}"),
+        ]);
+        !id.is_empty()
+    });
+    let id = id.lines().next().unwrap().to_string();
+    let cname = docker_ok(&["inspect", "-f", "{{.Name}}", &id])
+        .trim_start_matches('/')
+        .to_string();
+    p.wait_for("the task in the directory", Duration::from_secs(20), |p| {
+        p.container(&cname).is_some()
+    });
+    let pid = docker_ok(&["inspect", "-f", "{{.State.Pid}}", &id]);
+    let gateway = docker_ok(&[
+        "network",
+        "inspect",
+        "docker_gwbridge",
+        "-f",
+        "{{(index .IPAM.Config 0).Gateway}}",
+    ]);
+    let to_host: SocketAddr = format!("{gateway}:{port}").parse().unwrap();
+    python_in(
+        &["nsenter", "-t", &pid, "-n"],
+        to_host,
+        r#"
+import statsd
+statsd.StatsClient(HOST, PORT).incr('ov.orders', 3)
+"#,
+    );
+    wait_metric(
+        &p,
+        "ov_orders_total",
+        &[("name", cname.as_str()), ("service", svc.as_str())],
+        3.0,
+    );
+    let m = metrics(&p);
+    let line = m
+        .lines()
+        .find(|l| l.starts_with("ov_orders_total{"))
+        .unwrap();
+    assert!(
+        line.contains("task=\"") && line.contains("slot=\"1\""),
+        "{line}"
+    );
 }
 
 /// Resident memory of a process, in bytes.

@@ -370,6 +370,30 @@ pub fn local_node_id() -> String {
 }
 
 /// A Swarm service of the test image, removed when dropped.
+/// An overlay network of the swarm, removed when dropped (after the services on it, which take a
+/// moment to go, so it is retried for up to 30 s).
+pub struct Overlay(pub String);
+
+impl Overlay {
+    pub fn create(prefix: &str) -> Overlay {
+        ensure_swarm();
+        let name = unique(prefix);
+        docker_ok(&["network", "create", "-d", "overlay", &name]);
+        Overlay(name)
+    }
+}
+
+impl Drop for Overlay {
+    fn drop(&mut self) {
+        for _ in 0..120 {
+            if docker(&["network", "rm", &self.0]).status.success() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
 pub struct Service {
     pub name: String,
 }
