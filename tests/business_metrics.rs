@@ -262,6 +262,20 @@ while True:
     time.sleep(1)
 "#;
 
+/// Replica 1 of Compose service `name` in `project`: an idle container with Compose's labels.
+fn first_compose_replica(project: &str, name: &str) -> support::Container {
+    let labels = [
+        format!("com.docker.compose.project={project}"),
+        format!("com.docker.compose.service={name}"),
+        "com.docker.compose.container-number=1".to_string(),
+    ];
+    let mut flags = Vec::new();
+    for l in &labels {
+        flags.extend(["--label", l.as_str()]);
+    }
+    support::Container::run(&format!("{project}-{name}-1"), &flags, &["sleep", "100000"])
+}
+
 fn decided_scale(p: &Plimsoll, service: &str, up: bool) -> Option<serde_json::Value> {
     p.decisions(service).into_iter().find(|r| {
         r["action"] == "scaled"
@@ -354,17 +368,7 @@ fn a_compose_service_scales_on_the_queue_depth_gauge_of_its_service() {
     // A service name of this test's own: the gauge is the service's, not a container's.
     let name = support::unique("worker");
     let _cleanup = support::ProjectCleanup(project.clone());
-    let labels = [
-        format!("com.docker.compose.project={project}"),
-        format!("com.docker.compose.service={name}"),
-        "com.docker.compose.container-number=1".to_string(),
-    ];
-    let mut flags = Vec::new();
-    for l in &labels {
-        flags.extend(["--label", l.as_str()]);
-    }
-    let _first =
-        support::Container::run(&format!("{project}-{name}-1"), &flags, &["sleep", "100000"]);
+    let _first = first_compose_replica(&project, &name);
     let ctl = tempfile::tempdir().unwrap();
     let depth = ctl.path().join("depth");
     std::fs::write(&depth, "250").unwrap();
@@ -428,17 +432,7 @@ fn plimsoll_run_says_at_start_which_policy_metric_it_cannot_find() {
     let name = support::unique("lonely");
     let metric = format!("{}_total", name.replace('-', "_"));
     let _cleanup = support::ProjectCleanup(project.clone());
-    let labels = [
-        format!("com.docker.compose.project={project}"),
-        format!("com.docker.compose.service={name}"),
-        "com.docker.compose.container-number=1".to_string(),
-    ];
-    let mut flags = Vec::new();
-    for l in &labels {
-        flags.extend(["--label", l.as_str()]);
-    }
-    let _first =
-        support::Container::run(&format!("{project}-{name}-1"), &flags, &["sleep", "100000"]);
+    let _first = first_compose_replica(&project, &name);
     let policies = support::policy_dir(&format!(
         "service: {name}\nproject: {project}\nmin: 1\nmax: 3\nmetrics:\n  - name: orders\n    query: {{ metric: {metric}, rate: 1m }}\n    target: {{ value: 10 }}\n"
     ));

@@ -46,6 +46,15 @@ fn start_with(flags: &[&str]) -> (Plimsoll, SocketAddr) {
     (Plimsoll::start("collect", &args), udp)
 }
 
+/// `plimsoll collect` at a 200 ms interval with StatsD on a free port of every address, so that
+/// containers reach it at their gateway; returns the port.
+fn start_for_containers() -> (Plimsoll, u16) {
+    let port = free_udp_addr().port();
+    let addr = format!("0.0.0.0:{port}");
+    let p = Plimsoll::start("collect", &["--interval", "200ms", "--statsd-udp", &addr]);
+    (p, port)
+}
+
 fn metrics(p: &Plimsoll) -> String {
     p.get("/metrics").map(|(_, b)| b).unwrap_or_default()
 }
@@ -290,16 +299,7 @@ fn a_taken_statsd_port_stops_the_start_with_a_clear_message_and_off_turns_it_off
 
 #[test]
 fn a_containers_datagrams_carry_its_labels_and_are_forgotten_with_it() {
-    let port = free_udp_addr().port();
-    let p = Plimsoll::start(
-        "collect",
-        &[
-            "--interval",
-            "200ms",
-            "--statsd-udp",
-            &format!("0.0.0.0:{port}"),
-        ],
-    );
+    let (p, port) = start_for_containers();
     let net = Network::create("statsd");
     let name = unique("statsd-app");
     let c = Container::run(
@@ -390,16 +390,7 @@ statsd.StatsClient(HOST, PORT).incr('app.orders', 1)
 /// task's labels as the cluster-mode design says.
 #[test]
 fn a_swarm_tasks_datagrams_from_an_overlay_network_carry_its_task_labels() {
-    let port = free_udp_addr().port();
-    let p = Plimsoll::start(
-        "collect",
-        &[
-            "--interval",
-            "200ms",
-            "--statsd-udp",
-            &format!("0.0.0.0:{port}"),
-        ],
-    );
+    let (p, port) = start_for_containers();
     let net = Overlay::create("statsd-ov");
     let svc = unique("statsd-svc");
     let _s = Service::create(&svc, 1, &["--network", &net.0]);
