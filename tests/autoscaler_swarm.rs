@@ -1,6 +1,7 @@
 //! `plimsoll run` against a real single-node Swarm: a service under CPU load scales up within seconds
 //! and back down when the load stops; the API explains every step; the Docker engine going away makes
-//! the loop hold with a reason and recover by itself.
+//! the loop hold with a reason and recover by itself. Tasks that all fail their health check under load
+//! still scale up (the HPA's issue #64088), and tasks failing it while idle do not.
 
 mod support;
 
@@ -282,4 +283,69 @@ async fn a_task_whose_health_check_has_not_passed_is_starting_not_running() {
         (Health::None, 1),
         "passed its check: running {f:?}"
     );
+}
+
+#[test]
+fn tasks_that_all_fail_their_health_check_under_load_are_not_stuck() {
+    // Each task burns CPU while <ctl>/on exists and then fails its health check, as a saturated app
+    // misses its health endpoint. Swarm shows such a task as `starting` (never `running`) and replaces
+    // it once the check has failed past the start period and the retries: the HPA would see no ready
+    // replica and never scale. Docker runs the check with /bin/sh: the image has busybox alone.
+    let sh = "type=bind,src=/bin/busybox,dst=/bin/sh,readonly";
+    #[rustfmt::skip]
+    let check = |cmd: &'static str| [ "--mount", sh, "--health-cmd", cmd, "--health-interval", "1s",
+        "--health-retries", "3", "--health-timeout", "5s", "--health-start-period", "20s"];
+    let (busy, broken) = (support::unique("swarmunh"), support::unique("swarmunx"));
+    let busy_svc = BurnerService::create_with(&busy, "0.25", true, &check("test ! -e /ctl/on"));
+    // The control: failing its check while idle (a broken dependency, not load): never scaled.
+    let _broken_svc = BurnerService::create_with(&broken, "0.25", false, &check("false"));
+    let policies = tempfile::tempdir().unwrap();
+    for service in [&busy, &broken] {
+        // A low target: the burners reach it even when other builds share the CPUs.
+        let text = format!("service: {service}\nmin: 1\nmax: 3\nmetrics:\n  - name: cpu\n    target: {{ utilization: 20 }}\nbehavior:\n  scale_down: {{ stabilization: 3s, select: max, policies: [ {{ percent: 100, period: 3s }} ] }}\n");
+        std::fs::write(policies.path().join(format!("{service}.yaml")), text).unwrap();
+    }
+    let p = Plimsoll::run(policies.path(), &["--interval", "1s"]);
+    p.wait_for_policy(&busy, Duration::from_secs(20));
+    p.wait_for_policy(&broken, Duration::from_secs(20));
+    p.wait_for(
+        "the failing idle task decided on",
+        Duration::from_secs(40),
+        |p| {
+            p.decisions(&broken)
+                .iter()
+                .any(|r| r["reason"] == "missing_data_hold")
+        },
+    );
+    p.wait_for("3 replicas asked for", Duration::from_secs(60), |_| {
+        replicas(&busy) == 3
+    });
+    let scaled: Vec<serde_json::Value> = p
+        .decisions(&busy)
+        .into_iter()
+        .filter(|r| r["action"] == "scaled")
+        .collect();
+    let first = &scaled[0];
+    assert_eq!(first["reason"], "all_replicas_unready", "{scaled:?}");
+    assert_eq!(first["current"], 1, "{first}");
+    let cpu = &first["metrics"][0];
+    assert_eq!(cpu["status"], "all_replicas_unready", "{first}");
+    assert!(
+        scaled.iter().all(|r| r["desired"].as_u64() <= Some(3)),
+        "max holds: {scaled:?}"
+    );
+    assert_eq!(running_tasks(&busy), 0, "no task ever passed its check");
+    // The control never moved.
+    assert_eq!(replicas(&broken), 1);
+    let held = p.decisions(&broken);
+    assert!(
+        held.iter()
+            .all(|r| r["action"] == "none" && r["desired"].as_u64() <= Some(1)),
+        "{held:?}"
+    );
+    // Load off: the tasks pass their checks, run idle, and the service goes back to one.
+    busy_svc.set_load(false);
+    p.wait_for("back to one replica", Duration::from_secs(90), |_| {
+        replicas(&busy) == 1 && running_tasks(&busy) == 1
+    });
 }

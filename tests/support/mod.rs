@@ -493,17 +493,19 @@ pub struct BurnerService {
 impl BurnerService {
     /// `limit_cpu` is `--limit-cpu`; `load` switches the load on before the service starts.
     pub fn create(name: &str, limit_cpu: &str, load: bool) -> BurnerService {
+        BurnerService::create_with(name, limit_cpu, load, &[])
+    }
+
+    /// As [`BurnerService::create`], with extra `docker service create` flags.
+    pub fn create_with(name: &str, limit_cpu: &str, load: bool, flags: &[&str]) -> BurnerService {
         let ctl = tempfile::tempdir().unwrap();
         if load {
             std::fs::write(ctl.path().join("on"), "").unwrap();
         }
         let mount = format!("type=bind,src={},dst=/ctl", ctl.path().display());
-        let service = Service::create_cmd(
-            name,
-            1,
-            &["--limit-cpu", limit_cpu, "--mount", &mount],
-            &["sh", "-c", BURNER],
-        );
+        let mut all = vec!["--limit-cpu", limit_cpu, "--mount", &mount];
+        all.extend_from_slice(flags);
+        let service = Service::create_cmd(name, 1, &all, &["sh", "-c", BURNER]);
         BurnerService { service, ctl }
     }
 

@@ -231,7 +231,9 @@ pub fn observation(
         replicas.push(ReplicaObservation {
             id: r.id.clone(),
             ready: r.running && initialized && r.health.allows_ready() && sample.is_some(),
-            unhealthy: r.running && failing,
+            // A Swarm task whose check has not passed is `starting`, not `running`, but its container
+            // runs: it fails its check all the same (Compose reports health only for running ones).
+            unhealthy: (r.running || r.health == Health::Starting) && failing,
             metrics,
             capacity,
         });

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use bollard::models::{ServiceUpdateStatusStateEnum, TaskState};
+use bollard::models::{ServiceUpdateStatusStateEnum, Task, TaskState};
 use bollard::query_parameters::{
     InspectServiceOptions, ListServicesOptions, ListTasksOptions, UpdateServiceOptions,
 };
@@ -77,34 +77,7 @@ pub(super) async fn observe(
         }))
         .await
         .map_err(|e| docker_error(target, e))?;
-    let replicas = tasks
-        .into_iter()
-        .filter_map(|t| {
-            let status = t.status?;
-            let running = status.state == Some(TaskState::RUNNING);
-            // Swarm reports a task with a health check as starting until the check passes, and
-            // replaces it once the check fails: the task state is its health.
-            let health = if status.state == Some(TaskState::STARTING) {
-                Health::Starting
-            } else {
-                Health::None
-            };
-            Some(Replica {
-                id: t.id?,
-                container_id: status
-                    .container_status
-                    .and_then(|c| c.container_id)
-                    .filter(|c| !c.is_empty()),
-                running,
-                started_at: if running {
-                    status.timestamp.as_deref().and_then(parse_docker_time)
-                } else {
-                    None
-                },
-                health,
-            })
-        })
-        .collect();
+    let replicas = tasks.into_iter().filter_map(replica).collect();
     Ok(TargetState {
         spec_replicas,
         replicas,
@@ -118,6 +91,34 @@ pub(super) async fn observe(
             .and_then(|r| r.memory_bytes)
             .filter(|m| *m > 0)
             .map(|m| m as f64),
+    })
+}
+
+/// One task as a replica. Swarm reports a task with a health check as `starting` until the check passes,
+/// and replaces it once the check fails: the task state is its health. A `starting` task's container
+/// runs (and uses CPU) although the task is not `running`: its start is kept, so that one whose check
+/// keeps failing past the policy's `initialization` counts as failing it (see `plan::observation`).
+fn replica(t: Task) -> Option<Replica> {
+    let status = t.status?;
+    let running = status.state == Some(TaskState::RUNNING);
+    let starting = status.state == Some(TaskState::STARTING);
+    Some(Replica {
+        id: t.id?,
+        container_id: status
+            .container_status
+            .and_then(|c| c.container_id)
+            .filter(|c| !c.is_empty()),
+        running,
+        started_at: if running || starting {
+            status.timestamp.as_deref().and_then(parse_docker_time)
+        } else {
+            None
+        },
+        health: if starting {
+            Health::Starting
+        } else {
+            Health::None
+        },
     })
 }
 
@@ -174,4 +175,48 @@ pub(super) async fn scale(
         target: target.to_string(),
         message: format!("update kept racing: {}", last.unwrap_or_default()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use bollard::models::{ContainerStatus, TaskStatus};
+
+    use super::*;
+
+    fn task(state: TaskState) -> Task {
+        Task {
+            id: Some("t1".into()),
+            status: Some(TaskStatus {
+                state: Some(state),
+                timestamp: Some("2026-11-29T14:00:00.5Z".into()),
+                container_status: Some(ContainerStatus {
+                    container_id: Some("c1".into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_starting_task_keeps_its_start_and_container() {
+        let started = parse_docker_time("2026-11-29T14:00:00.5Z");
+        assert!(started.is_some());
+        let r = replica(task(TaskState::STARTING)).unwrap();
+        assert_eq!(
+            (r.running, r.health, r.started_at, r.container_id.as_deref()),
+            (false, Health::Starting, started, Some("c1"))
+        );
+        let r = replica(task(TaskState::RUNNING)).unwrap();
+        assert_eq!(
+            (r.running, r.health, r.started_at),
+            (true, Health::None, started)
+        );
+        let r = replica(task(TaskState::PREPARING)).unwrap();
+        assert_eq!(
+            (r.running, r.health, r.started_at),
+            (false, Health::None, None)
+        );
+    }
 }

@@ -184,7 +184,7 @@ fn readiness_follows_start_time_health_and_samples() {
 #[test]
 fn failing_checks_mark_replicas_unhealthy_but_starting_ones_only_after_initialization() {
     let p = policy("initialization: 30s\n");
-    let mut st = state(5);
+    let mut st = state(6);
     st.replicas[0].health = Health::Unhealthy;
     // Started 60 s ago and still not healthy: its check fails (Swarm shows such a task as starting).
     st.replicas[1].health = Health::Starting;
@@ -193,10 +193,14 @@ fn failing_checks_mark_replicas_unhealthy_but_starting_ones_only_after_initializ
     st.replicas[2].started_at = Some(NOW.minus(Duration::from_secs(10)));
     st.replicas[3].health = Health::Unhealthy;
     st.replicas[3].running = false;
-    let s = samples(5, cpu(0.9, Some(1.0)));
+    // A Swarm task whose check has not passed is in state starting, not running; its container runs.
+    st.replicas[5].health = Health::Starting;
+    st.replicas[5].running = false;
+    let s = samples(6, cpu(0.9, Some(1.0)));
     let obs = observation(&p, &st, &s, NOW, STALE).unwrap();
     let unhealthy: Vec<bool> = obs.replicas.iter().map(|r| r.unhealthy).collect();
-    assert_eq!(unhealthy, vec![true, true, false, false, false]);
+    assert_eq!(unhealthy, vec![true, true, false, false, false, true]);
+    assert!(!obs.replicas[5].ready);
     let all_failing = {
         let mut st = st.clone();
         st.replicas.truncate(2);
