@@ -180,6 +180,12 @@ fn every_cluster_source_reads_service_rates_and_gauges_and_says_what_it_lacks() 
         "{r:?}"
     );
     assert!(r.containers.is_empty(), "no replica was asked for");
+    // The error ratio, and p95 from the buckets the collector serves: among the 700 ms calls, in the
+    // SDK's (500, 750] ms bucket, as Prometheus computes it below.
+    let r = read_until(&collectors, &service, "collectors: p95 of 625 ms", |r| {
+        near(r.service.get("p95"), 0.625, 0.06)
+    });
+    assert!(near(r.service.get("errors"), 1.0 / 21.0, 0.02), "{r:?}");
 
     let prom = Prometheus::start(collector.addr);
     let prometheus =

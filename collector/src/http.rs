@@ -147,6 +147,12 @@ pub struct SeriesData {
     /// For counters: [timestamp_ms, per-second rate since the previous point].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rates: Option<Vec<(Millis, f64)>>,
+    /// For histograms: [le, cumulative count] per bucket, ascending, the last `"+Inf"`: the
+    /// reset-aware increase over the points served, so that a reader can sum them by `le` across
+    /// series and collectors and take a quantile (`histogram_quantile` over
+    /// `sum by (le) (increase(x_bucket[since]))`); absent with fewer than two points.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub buckets: Option<Vec<(String, f64)>>,
 }
 
 fn bad_request(msg: String) -> Response {
@@ -221,6 +227,11 @@ async fn series(
             let kind = q.kind(sid)?;
             let points = q.points(sid, since);
             let rates = (kind == Kind::Counter).then(|| rates(&points).collect());
+            let buckets = q.bucket_increases(sid, since, Millis::MAX).map(|b| {
+                b.into_iter()
+                    .map(|(le, c)| (exposition::Num(le).to_string(), c))
+                    .collect()
+            });
             Some(SeriesData {
                 name: q_in.name.clone(),
                 kind,
@@ -228,6 +239,7 @@ async fn series(
                 container: store.attribution(sid).map(str::to_string),
                 points,
                 rates,
+                buckets,
             })
         })
         .collect();

@@ -15,7 +15,7 @@ mod tests;
 use crate::store::{Kind, Millis, SeriesRef, Store};
 
 pub use container::Latest;
-pub use histogram::bucket_quantile;
+pub use histogram::{bucket_quantile, quantile_of_sum};
 
 /// Which series to read: a family name, label matchers (equality) and an optional container.
 #[derive(Debug, Clone, Copy, Default)]
@@ -129,6 +129,19 @@ impl<'a> Query<'a> {
         window: Millis,
     ) -> Option<f64> {
         histogram::quantile(self.store, phi, series, end, window)
+    }
+
+    /// A histogram series' increase per bucket over the samples with `start <= t <= end`, as
+    /// (upper bound, cumulative count) pairs ascending, the last +Inf; None for a series without
+    /// buckets or with fewer than two samples in the range. [`quantile_of_sum`] of these (from one
+    /// store or several) is [`Query::histogram_quantile`].
+    pub fn bucket_increases(
+        &self,
+        s: SeriesRef,
+        start: Millis,
+        end: Millis,
+    ) -> Option<Vec<(f64, f64)>> {
+        histogram::bucket_increases(self.store, s, start, end)
     }
 
     /// Observations per second over the window, summed across histogram (or summary) series.

@@ -41,8 +41,8 @@ pub enum Missing {
     NotACounter,
     /// `quantile` asked of series that are not histograms.
     NotAHistogram,
-    /// The metric source cannot serve this read (a quantile over the collectors' JSON API, which
-    /// serves no histogram buckets).
+    /// The metric source cannot serve this read (a quantile from a collector whose JSON API serves
+    /// no histogram buckets: one older than the reader).
     NotServed,
     /// Series exist but none has a fresh sample (or, for a rate, two samples in its window).
     NoRecentSample,

@@ -37,37 +37,66 @@ pub(super) fn quantile(
     end: Millis,
     window: Millis,
 ) -> Option<f64> {
-    let mut by_le: BTreeMap<Le, f64> = BTreeMap::new();
-    for s in series {
-        let Some(bounds) = store.layout(*s) else {
-            continue;
-        };
-        // Cumulative counts per le of the previous and current sample, and increases so far.
-        let n = bounds.len() + 1;
-        let (mut prev, mut cur, mut inc) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
-        let mut samples = 0usize;
-        store.for_each_row(*s, end - window, |t, row| {
-            if t > end {
-                return;
-            }
-            let mut acc = 0.0;
-            for (i, b) in row[2..].iter().enumerate() {
-                acc += b;
-                cur[i] = acc;
-            }
-            if samples > 0 {
-                for i in 0..n {
-                    inc[i] += counter_increase(prev[i], cur[i]);
-                }
-            }
-            std::mem::swap(&mut prev, &mut cur);
-            samples += 1;
-        });
-        if samples < 2 {
-            continue;
+    quantile_of_sum(
+        phi,
+        series
+            .iter()
+            .filter_map(|s| bucket_increases(store, *s, end - window, end)),
+    )
+}
+
+/// One histogram series' reset-aware increase per bucket over the samples with
+/// `start <= t <= end`, as (upper bound, cumulative count) ascending, the last bound +Inf (what
+/// `increase(x_bucket[w])` gives per `le`, without extrapolation). None with fewer than two samples.
+pub(super) fn bucket_increases(
+    store: &Store,
+    s: SeriesRef,
+    start: Millis,
+    end: Millis,
+) -> Option<Vec<(f64, f64)>> {
+    let bounds = store.layout(s)?;
+    // Cumulative counts per le of the previous and current sample, and increases so far.
+    let n = bounds.len() + 1;
+    let (mut prev, mut cur, mut inc) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+    let mut samples = 0usize;
+    store.for_each_row(s, start, |t, row| {
+        if t > end {
+            return;
         }
-        for (i, v) in inc.into_iter().enumerate() {
-            let le = bounds.get(i).copied().unwrap_or(f64::INFINITY);
+        let mut acc = 0.0;
+        for (i, b) in row[2..].iter().enumerate() {
+            acc += b;
+            cur[i] = acc;
+        }
+        if samples > 0 {
+            for i in 0..n {
+                inc[i] += counter_increase(prev[i], cur[i]);
+            }
+        }
+        std::mem::swap(&mut prev, &mut cur);
+        samples += 1;
+    });
+    (samples >= 2).then(|| {
+        inc.into_iter()
+            .enumerate()
+            .map(|(i, v)| (bounds.get(i).copied().unwrap_or(f64::INFINITY), v))
+            .collect()
+    })
+}
+
+/// The φ-quantile of histograms given as per-series (upper bound, cumulative count) buckets, summed
+/// by `le` across them first (series with different bounds add up where their bounds agree, as
+/// `sum by (le)` does). None without buckets or when [`bucket_quantile`] cannot say.
+pub fn quantile_of_sum(
+    phi: f64,
+    per_series: impl IntoIterator<Item = Vec<(f64, f64)>>,
+) -> Option<f64> {
+    let mut by_le: BTreeMap<Le, f64> = BTreeMap::new();
+    for buckets in per_series {
+        for (le, v) in buckets {
+            if le.is_nan() {
+                continue;
+            }
             *by_le.entry(Le(le)).or_default() += v;
         }
     }

@@ -255,6 +255,44 @@ fn histogram_quantile_sums_series_and_handles_resets() {
 }
 
 #[test]
+fn bucket_increases_summed_elsewhere_give_the_same_quantile() {
+    let mut l = Latency::new();
+    let a = l.series(
+        "a",
+        &[(0, [1.0, 2.0, 1.0, 0.0]), (10_000, [3.0, 6.0, 2.0, 1.0])],
+    );
+    let b = l.series(
+        "b",
+        &[
+            (0, [5.0, 0.0, 0.0, 0.0]),
+            (5_000, [0.0, 1.0, 0.0, 0.0]),
+            (10_000, [1.0, 2.0, 0.0, 0.0]),
+        ],
+    );
+    let q = Query::new(&l.st);
+    let inf = f64::INFINITY;
+    // Cumulative per le, reset-aware: a 2, 6, 7, 8; b 1, 3, 3, 3.
+    let ba = q.bucket_increases(a, 0, 10_000).unwrap();
+    assert_eq!(ba, vec![(0.1, 2.0), (0.5, 6.0), (1.0, 7.0), (inf, 8.0)]);
+    let bb = q.bucket_increases(b, 0, 10_000).unwrap();
+    assert_eq!(bb, vec![(0.1, 1.0), (0.5, 3.0), (1.0, 3.0), (inf, 3.0)]);
+    assert_eq!(q.bucket_increases(a, 5_000, 10_000), None, "one sample");
+    // As another store (a collector on another node) would sum them.
+    for phi in [0.1, 0.5, 0.9, 0.99] {
+        assert_eq!(
+            quantile_of_sum(phi, [ba.clone(), bb.clone()]),
+            q.histogram_quantile(phi, &[a, b], 10_000, 10_000),
+        );
+    }
+    // Different bounds add where they agree; NaN bounds are ignored, nothing is no answer.
+    let other = vec![(0.5, 4.0), (f64::NAN, 1.0), (inf, 4.0)];
+    let got = quantile_of_sum(0.5, [ba, other]).unwrap();
+    // Summed: 0.1 -> 2, 0.5 -> 10, 1.0 -> 7 (evened out to 10), +Inf -> 12; rank 6 in (0.1, 0.5].
+    assert!((got - (0.1 + 0.4 * 4.0 / 8.0)).abs() < 1e-12, "{got}");
+    assert_eq!(quantile_of_sum(0.5, Vec::<Vec<(f64, f64)>>::new()), None);
+}
+
+#[test]
 fn bucket_quantile_edge_cases_follow_prometheus() {
     let inf = f64::INFINITY;
     assert!(

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use plimsoll_collector::query::{rate_of, Latest};
+use plimsoll_collector::query::{quantile_of_sum, rate_of, Latest};
 use serde::Deserialize;
 
 use super::read::{self, Owner, SeriesReading};
@@ -35,6 +35,9 @@ struct RemoteSeries {
     #[serde(default)]
     container: Option<String>,
     points: Vec<(i64, f64)>,
+    /// A histogram's (le, cumulative increase) per bucket over the window served.
+    #[serde(default)]
+    buckets: Option<Vec<(String, f64)>>,
 }
 
 impl RemoteSeries {
@@ -192,6 +195,43 @@ fn error_ratio(
         .ok_or(Missing::NoRecentSample)
 }
 
+/// The φ-quantile of the histograms that count for the service: their buckets' increases over the
+/// window, summed by `le` across series and collectors (a quantile of each would not add up), in
+/// seconds.
+fn quantile(
+    req: &Request<'_>,
+    m: &MetricRead,
+    phi: f64,
+    scale: f64,
+    series: Vec<RemoteSeries>,
+) -> Result<f64, Missing> {
+    let items: Vec<(Owner, RemoteSeries)> = series.into_iter().map(|s| (s.owner(), s)).collect();
+    let counted = read::counted(req, m, items);
+    if counted.is_empty() {
+        return Err(Missing::NoSeries);
+    }
+    if counted.iter().any(|s| s.kind != "histogram") {
+        return Err(Missing::NotAHistogram);
+    }
+    // Points enough for an increase but no buckets: a collector from before they were served.
+    if counted
+        .iter()
+        .any(|s| s.points.len() >= 2 && s.buckets.is_none())
+    {
+        return Err(Missing::NotServed);
+    }
+    let per_series = counted.into_iter().filter_map(|s| {
+        s.buckets.map(|b| {
+            b.into_iter()
+                .filter_map(|(le, c)| le.parse::<f64>().ok().map(|le| (le, c)))
+                .collect()
+        })
+    });
+    quantile_of_sum(phi, per_series)
+        .map(|v| v * scale)
+        .ok_or(Missing::NoRecentSample)
+}
+
 impl MetricSource for CollectorsSource {
     async fn sample(&self, req: &Request<'_>) -> Result<Readings, SourceError> {
         let window = humantime::format_duration(self.rate_window)
@@ -234,9 +274,10 @@ impl MetricSource for CollectorsSource {
         // Each metric's series from every collector that answered, summed across them.
         for m in req.metrics {
             match &m.query.read {
-                // The JSON API serves a histogram's count, not its buckets.
-                Read::Quantile { .. } => {
-                    read::set_service_value(m, Err(Missing::NotServed), &mut out)
+                Read::Quantile { phi, scale, .. } => {
+                    let series = self.all_series(&up, m).await;
+                    let value = quantile(req, m, *phi, *scale, series);
+                    read::set_service_value(m, value, &mut out);
                 }
                 Read::ErrorRatio { errors, .. } => {
                     let series = self.all_series(&up, m).await;
@@ -252,3 +293,6 @@ impl MetricSource for CollectorsSource {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests;
