@@ -164,6 +164,25 @@ impl CollectorsSource {
     }
 }
 
+/// The series that count for the service, all of `kind` (else `wrong`); `NoSeries` without any.
+fn counted_of_kind(
+    req: &Request<'_>,
+    m: &MetricRead,
+    series: Vec<RemoteSeries>,
+    kind: &str,
+    wrong: Missing,
+) -> Result<Vec<RemoteSeries>, Missing> {
+    let items: Vec<(Owner, RemoteSeries)> = series.into_iter().map(|s| (s.owner(), s)).collect();
+    let counted = read::counted(req, m, items);
+    if counted.is_empty() {
+        return Err(Missing::NoSeries);
+    }
+    if counted.iter().any(|s| s.kind != kind) {
+        return Err(wrong);
+    }
+    Ok(counted)
+}
+
 /// The error ratio of the counters that count for the service: summed rates of the errors over
 /// summed rates of all, each over the points the collector served for the window.
 fn error_ratio(
@@ -172,14 +191,7 @@ fn error_ratio(
     errors: &BTreeMap<String, String>,
     series: Vec<RemoteSeries>,
 ) -> Result<f64, Missing> {
-    let items: Vec<(Owner, RemoteSeries)> = series.into_iter().map(|s| (s.owner(), s)).collect();
-    let counted = read::counted(req, m, items);
-    if counted.is_empty() {
-        return Err(Missing::NoSeries);
-    }
-    if counted.iter().any(|s| s.kind != "counter") {
-        return Err(Missing::NotACounter);
-    }
+    let counted = counted_of_kind(req, m, series, "counter", Missing::NotACounter)?;
     let (mut all, mut bad) = (0.0, 0.0);
     for s in &counted {
         let Some(r) = rate_of(&s.points) else {
@@ -205,14 +217,7 @@ fn quantile(
     scale: f64,
     series: Vec<RemoteSeries>,
 ) -> Result<f64, Missing> {
-    let items: Vec<(Owner, RemoteSeries)> = series.into_iter().map(|s| (s.owner(), s)).collect();
-    let counted = read::counted(req, m, items);
-    if counted.is_empty() {
-        return Err(Missing::NoSeries);
-    }
-    if counted.iter().any(|s| s.kind != "histogram") {
-        return Err(Missing::NotAHistogram);
-    }
+    let counted = counted_of_kind(req, m, series, "histogram", Missing::NotAHistogram)?;
     // Points enough for an increase but no buckets: a collector from before they were served.
     if counted
         .iter()
