@@ -42,6 +42,11 @@ pub struct CollectorArgs {
     /// The host's cgroup mount.
     #[arg(long, default_value = "/sys/fs/cgroup")]
     pub cgroup_root: PathBuf,
+    /// More Docker labels to copy onto container series as cAdvisor's `container_label_<name>`
+    /// (comma-separated; `prefix*` allows every label with that prefix). The Docker, Compose and
+    /// Swarm labels are always copied; copying every label (`*`) multiplies series, so ask by name.
+    #[arg(long, value_delimiter = ',')]
+    pub container_labels: Vec<String>,
     /// Docker engine socket; defaults to $DOCKER_HOST when it is a unix:// address.
     #[arg(long)]
     pub docker_socket: Option<String>,
@@ -84,6 +89,7 @@ impl CollectorArgs {
             },
             cgroup: CgroupConfig {
                 root: self.cgroup_root.clone(),
+                container_labels: self.container_labels.clone(),
             },
             docker: DockerConfig {
                 socket: socket.trim_start_matches("unix://").to_string(),

@@ -70,6 +70,7 @@ fn sampler(
             root: cgroup_root
                 .map(Path::to_path_buf)
                 .unwrap_or_else(|| proc_root.join("no-cgroupfs")),
+            ..Default::default()
         },
         ..Default::default()
     };
@@ -166,7 +167,9 @@ fn tracks_samples_and_forgets_a_container() {
     assert_eq!(s.tracked(), 0);
     s.pass(3000);
     let out = render(&s);
-    assert!(!out.contains("container_"), "{out}");
+    assert!(!out.contains("/docker/"), "{out}");
+    // The root cgroup (id="/") stays: it is the machine, not a container.
+    assert!(out.contains("container_last_seen{id=\"/\"} 3\n"), "{out}");
     assert!(s.shared().containers.read().unwrap().is_empty());
     assert_eq!(s.shared().ingest.read().container_series(ID).count(), 0);
 }
@@ -336,13 +339,46 @@ fn exposition_of_a_fixture_host_is_pinned_v1() {
         "dev",
         "h\nh\n    lo: 10 1 0 0 0 0 0 0 10 1 0 0 0 0 0 0\n  eth0: 100 1 0 0 0 0 0 0 200 2 0 0 0 0 0 0\n",
     );
+    // The root cgroup (id="/"), with the host's interfaces as pid 1 sees them: cAdvisor leaves out
+    // loopback, veths and Docker's bridges.
+    write(&cg.join("cpuacct"), "cpuacct.usage", "90000000000\n");
+    write(&cg.join("memory"), "memory.usage_in_bytes", "800000\n");
+    write(
+        &cg.join("memory"),
+        "memory.stat",
+        "total_cache 300000\ntotal_rss 400000\ntotal_inactive_file 100000\n",
+    );
+    write(
+        &proc_root.join("1/net"),
+        "dev",
+        "h\nh\n    lo: 1 1 0 0 0 0 0 0 1 1 0 0 0 0 0 0\n  eth0: 700 7 0 0 0 0 0 0 800 8 0 0 0 0 0 0\nveth1a2b: 5 1 0 0 0 0 0 0 5 1 0 0 0 0 0 0\ndocker0: 5 1 0 0 0 0 0 0 5 1 0 0 0 0 0 0\n",
+    );
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let mut s = sampler(&proc_root, Some(&cg), Some(tx));
-    s.apply(DiscoveryEvent::Upsert(container(ID, "web-1", Some(4242))));
+    let mut web = container(ID, "web-1", Some(4242));
+    web.started_at = Some("2026-11-29T13:36:19.250000000Z".into());
+    web.labels = [
+        ("com.docker.compose.project", "shop"),
+        ("com.docker.compose.service", "web"),
+        ("com.docker.compose.container-number", "1"),
+        ("org.opencontainers.image.title", "not copied"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    s.apply(DiscoveryEvent::Upsert(web));
     let mut task = container(ID2, "api.2.xyz", None);
     task.service = Some("api".into());
     task.swarm_task_id = Some("xyz".into());
     task.swarm_slot = Some("2".into());
+    task.labels = [
+        ("com.docker.swarm.service.name", "shop_api"),
+        ("com.docker.swarm.task.name", "shop_api.2.xyz"),
+        ("com.docker.stack.namespace", "shop"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
     task.image = "api:\"quoted\"\\1".into();
     s.apply(DiscoveryEvent::Upsert(task));
     let mut hostnet = container(ID3, "hostnet", Some(999));
@@ -381,6 +417,17 @@ fn exposition_of_a_fixture_host_is_pinned_v1() {
 fn exposition_of_a_fixture_host_is_pinned_v2() {
     let (_t, proc_root, cg) = fixture_host();
     crate::testutil::v2_container(&cg, &format!("system.slice/docker-{ID}.scope"));
+    // The v2 root has cpu.stat but no memory.current: its memory comes from /proc/meminfo.
+    write(
+        &cg,
+        "cpu.stat",
+        "usage_usec 90000000\nuser_usec 60000000\nsystem_usec 30000000\n",
+    );
+    write(
+        &proc_root,
+        "meminfo",
+        "MemTotal:       2048 kB\nMemFree:         512 kB\nCached:          256 kB\nInactive(file):  128 kB\nAnonPages:       640 kB\n",
+    );
     let mut s = sampler(&proc_root, Some(&cg), None);
     s.apply(DiscoveryEvent::Upsert(container(ID, "web-1", None)));
     s.pass(1000);

@@ -107,6 +107,20 @@ impl CgroupLayout {
     }
 }
 
+impl CgroupLayout {
+    /// Opens the root cgroup, which holds every process of the machine (cAdvisor's `id="/"`).
+    pub fn open_root(&self) -> Result<ContainerCgroup, CgroupError> {
+        let inner = match self.version {
+            CgroupVersion::V1 => Hierarchy::V1(v1::Files::open(&|c: &str| self.root.join(c))),
+            CgroupVersion::V2 => Hierarchy::V2(v2::Files::open(&self.root)),
+        };
+        Ok(ContainerCgroup {
+            name: "/".to_string(),
+            inner,
+        })
+    }
+}
+
 /// The container's cgroup path relative to the mount, from a `/proc/<pid>/cgroup` file.
 fn path_from_proc_cgroup(content: &str, version: CgroupVersion) -> Option<String> {
     content.lines().find_map(|line| {

@@ -4,6 +4,7 @@
 
 mod config;
 mod discovery;
+mod labels;
 mod stats;
 #[cfg(test)]
 mod tests;
@@ -19,6 +20,7 @@ use crate::store::Labels;
 
 pub use config::DockerConfig;
 pub use discovery::{info_from_inspect, run, GATEWAY_BRIDGE};
+pub use labels::{check_entry, label_name, LabelAllowList, DEFAULT_CONTAINER_LABELS};
 pub use stats::{poll_stats, sample_from_stats};
 
 #[derive(Debug, thiserror::Error)]
@@ -84,15 +86,20 @@ impl ContainerInfo {
         self.networks.values().flatten().copied()
     }
 
-    /// Labels of every series of this container: cAdvisor's `id`, `name`, `image`, and the service,
-    /// task and slot a scheduler gave it.
-    pub fn series_labels(&self, cgroup_name: &str) -> Labels {
+    /// Labels of every series of this container: cAdvisor's `id`, `name`, `image`, the service,
+    /// task and slot a scheduler gave it, and cAdvisor's `container_label_<name>` for the Docker
+    /// labels `allowed`.
+    pub fn series_labels(&self, cgroup_name: &str, allowed: &LabelAllowList) -> Labels {
         let mut l: Labels = vec![
-            ("id", cgroup_name.to_string()),
-            ("name", self.name.clone()),
-            ("image", self.image.clone()),
+            ("id".into(), cgroup_name.to_string()),
+            ("name".into(), self.name.clone()),
+            ("image".into(), self.image.clone()),
         ];
-        l.extend(self.scheduler_labels().map(|(k, v)| (k, v.to_string())));
+        l.extend(
+            self.scheduler_labels()
+                .map(|(k, v)| (k.into(), v.to_string())),
+        );
+        l.extend(allowed.series_labels(&self.labels));
         l
     }
 

@@ -14,6 +14,7 @@
 //! working. Sampled sources put the same series in the same order every pass and use a
 //! [`SeriesCursor`] (through [`Writer`]) to skip the hash lookup.
 
+use std::borrow::Cow;
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
@@ -486,8 +487,9 @@ fn fill(
     Ok(())
 }
 
-/// Labels with names known at compile time, as sampled sources give an entity's base labels.
-pub type Labels = Vec<(&'static str, String)>;
+/// An entity's base labels as sampled sources give them: names mostly known at compile time, some
+/// made at run time (cAdvisor's `container_label_<name>`).
+pub type Labels = Vec<(Cow<'static, str>, String)>;
 
 /// Remembers which series a writer's n-th `put` went to last pass, so the next pass, which puts the
 /// same metrics in the same order, skips the hash lookup.
@@ -509,7 +511,7 @@ struct CursorSlot {
 pub struct Writer<'b, 's> {
     batch: &'b mut Batch<'s>,
     cursor: &'b mut SeriesCursor,
-    base: &'b [(&'static str, String)],
+    base: &'b [(Cow<'static, str>, String)],
     attribution: Option<&'b str>,
 }
 
@@ -517,7 +519,7 @@ impl<'b, 's> Writer<'b, 's> {
     pub fn new(
         batch: &'b mut Batch<'s>,
         cursor: &'b mut SeriesCursor,
-        base: &'b [(&'static str, String)],
+        base: &'b [(Cow<'static, str>, String)],
         attribution: Option<&'b str>,
     ) -> Self {
         cursor.pos = 0;
@@ -555,7 +557,7 @@ impl<'b, 's> Writer<'b, 's> {
         let full: Vec<(&str, &str)> = self
             .base
             .iter()
-            .map(|(k, v)| (*k, v.as_str()))
+            .map(|(k, v)| (k.as_ref(), v.as_str()))
             .chain(labels.iter().copied())
             .collect();
         let Ok(series) = self.batch.series(fam, &full, self.attribution) else {

@@ -1,3 +1,4 @@
+use std::borrow::Cow;
 use std::time::Duration;
 
 use super::*;
@@ -49,7 +50,7 @@ fn pass(
     src: SourceId,
     ts: Millis,
     cur: &mut SeriesCursor,
-    base: &[(&'static str, String)],
+    base: &[(Cow<'static, str>, String)],
     who: Option<&str>,
     puts: &[Put<'_>],
 ) {
@@ -77,7 +78,7 @@ fn keeps_a_bounded_window_and_reads_it_back_scaled() {
     let mut st = Store::new(60_000);
     let src = sampled(&mut st);
     let m = st.family(counter_ns("cpu_seconds_total")).unwrap();
-    let base = vec![("name", "web".to_string())];
+    let base = vec![("name".into(), "web".to_string())];
     let mut cur = SeriesCursor::default();
     for k in 0..1000i64 {
         pass(
@@ -111,9 +112,9 @@ fn renders_exposition_with_escaped_labels_and_drops_removed_entities() {
     let src = sampled(&mut st);
     let g = st.family(gauge("mem_bytes")).unwrap();
     let c = st.family(counter_ns("cpu_seconds_total")).unwrap();
-    let (la, lb) = (
-        vec![("name", "a\"b".to_string())],
-        vec![("name", "b".to_string())],
+    let (la, lb): (Labels, Labels) = (
+        vec![("name".into(), "a\"b".to_string())],
+        vec![("name".into(), "b".to_string())],
     );
     let (mut ca, mut cb) = (SeriesCursor::default(), SeriesCursor::default());
     st.batch(src, 1000, |b| {
@@ -189,7 +190,12 @@ fn a_day_of_idle_containers_fits_the_memory_budget() {
         .map(|k| st.family(gauge(&format!("m{k}"))).unwrap())
         .collect();
     let mut ents: Vec<_> = (0..100)
-        .map(|k| (vec![("name", format!("c{k}"))], SeriesCursor::default()))
+        .map(|k| {
+            (
+                vec![("name".into(), format!("c{k}"))],
+                SeriesCursor::default(),
+            )
+        })
         .collect();
     for t in 0..(15 * 60 + 200) {
         st.batch(src, t * 1000, |b| {
@@ -225,7 +231,7 @@ fn the_running_byte_count_matches_the_chunks() {
     let bounds: Arc<[f64]> = vec![1.0, 2.0].into();
     let mut hist = Histogram::new(bounds);
     let (mut ca, mut cb) = (SeriesCursor::default(), SeriesCursor::default());
-    let lb = vec![("name", "b".to_string())];
+    let lb: Labels = vec![("name".into(), "b".to_string())];
     for t in 0..500 {
         hist.observe((t % 3) as f64, 1.0);
         st.batch(src, t * 1000, |b| {
@@ -366,7 +372,7 @@ fn staleness_is_per_series_so_no_source_hides_another() {
     let orders = st
         .family(FamilyDesc::float("orders_total", "h", Kind::Counter))
         .unwrap();
-    let base = vec![("name", "web-1".to_string())];
+    let base: Labels = vec![("name".into(), "web-1".to_string())];
     let mut cur = SeriesCursor::default();
     let statsd_write = |st: &mut Store, t: Millis| {
         st.batch(statsd, t, |b| {

@@ -6,7 +6,7 @@ use crate::sources::host::put_net;
 use crate::sources::kernel::NetCounters;
 use crate::sources::procfile::{KeptFile, ReadBuf};
 use crate::store::{
-    FamilyDesc, FamilyId, Ingest, IngestError, Kind, Labels, Scale, SeriesCursor, Writer,
+    FamilyDesc, FamilyId, Ingest, IngestError, Kind, Labels, Millis, Scale, SeriesCursor, Writer,
 };
 
 /// Ids of cAdvisor's container families.
@@ -30,6 +30,8 @@ pub struct Families {
     fs: [FamilyId; 4],
     net: [FamilyId; 8],
     pressure: [(FamilyId, FamilyId); 3],
+    last_seen: FamilyId,
+    start_time: FamilyId,
 }
 
 impl Families {
@@ -71,6 +73,8 @@ impl Families {
                 f("container_network_transmit_packets_dropped_total", "Cumulative count of packets dropped while transmitting.", Counter, Scale::One)?,
             ],
             pressure: crate::sources::kernel::register_pressure(ingest, "container", "the container")?,
+            last_seen: f("container_last_seen", "Last time a container was seen by the exporter", Gauge, Scale::Div(1e3))?,
+            start_time: f("container_start_time_seconds", "Start time of the container since unix epoch in seconds.", Gauge, Scale::Div(1e3))?,
         })
     }
 
@@ -135,6 +139,17 @@ impl Families {
     }
 }
 
+impl Families {
+    /// cAdvisor's `container_last_seen` (the pass's time, in milliseconds like `now`) and, when
+    /// known, `container_start_time_seconds` (when the container's process started).
+    pub fn write_times(&self, w: &mut Writer<'_, '_>, now: Millis, started_ms: Option<Millis>) {
+        w.put(self.last_seen, &[], now);
+        if let Some(t) = started_ms {
+            w.put(self.start_time, &[], t);
+        }
+    }
+}
+
 /// Where a container's numbers come from.
 #[derive(Debug)]
 pub enum Source {
@@ -159,6 +174,8 @@ pub struct Tracked {
     /// Interfaces as the stats API reported them (fallback mode only).
     pub stats_net: Vec<(String, NetCounters)>,
     pub sample: CgroupSample,
+    /// When its process started (Docker's `State.StartedAt`), Unix milliseconds.
+    pub started_ms: Option<Millis>,
     /// Whether `sample` holds this pass's values.
     pub fresh: bool,
 }

@@ -15,11 +15,11 @@ use serde::Serialize;
 use super::container::{Families, Source, Tracked};
 use super::{CgroupConfig, CgroupError, CgroupLayout, CgroupSample, CgroupSpec};
 use crate::sampler::StatsRequest;
-use crate::sources::docker::ContainerInfo;
+use crate::sources::docker::{ContainerInfo, LabelAllowList};
 use crate::sources::kernel::{self, NetCounters};
 use crate::sources::procfile::{KeptFile, ReadBuf};
 use crate::store::{
-    Ingest, IngestError, Limits, Millis, SeriesCursor, SourceDesc, SourceId, Writer,
+    Ingest, IngestError, Labels, Limits, Millis, SeriesCursor, SourceDesc, SourceId, Writer,
 };
 use crate::telemetry::{ErrorKind, SampleFailed};
 
@@ -58,6 +58,31 @@ pub struct CgroupSource {
     failures: Vec<CgroupError>,
     vanished: Vec<String>,
     views: Views,
+    /// Docker labels copied as `container_label_<name>`.
+    allowed: LabelAllowList,
+    /// The whole machine as cAdvisor's `id="/"`; None without a readable hierarchy.
+    root: Option<RootCgroup>,
+}
+
+/// The root cgroup: what every process of the machine uses, as cAdvisor's `id="/"` series.
+struct RootCgroup {
+    cgroup: super::ContainerCgroup,
+    labels: Labels,
+    cursor: SeriesCursor,
+    sample: CgroupSample,
+    spec: CgroupSpec,
+    /// The host's interfaces (pid 1's network namespace).
+    net: Option<KeptFile>,
+    net_buf: ReadBuf,
+    /// cgroup v2 has no memory.current at the root: memory comes from /proc/meminfo then.
+    meminfo: Option<KeptFile>,
+    fresh: bool,
+}
+
+/// cAdvisor leaves these interfaces out of a cgroup's network series: loopback, the host ends of
+/// containers' veth pairs and Docker's bridges (their traffic is the containers', counted there).
+fn ignored_interface(name: &str) -> bool {
+    ["lo", "veth", "docker"].iter().any(|p| name.starts_with(p))
 }
 
 impl CgroupSource {
@@ -93,6 +118,29 @@ impl CgroupSource {
             stale_after: (interval * 5).max(Duration::from_secs(5)),
             limits: Limits::UNLIMITED,
         })?;
+        let root = layout.as_ref().and_then(|l| {
+            let cgroup = l
+                .open_root()
+                .map_err(|e| tracing::warn!(error = %e, "root cgroup (id=\"/\") not sampled"))
+                .ok()?;
+            let meminfo = (l.version == super::CgroupVersion::V2)
+                .then(|| KeptFile::open(proc_root.join("meminfo")).ok())
+                .flatten();
+            let net = KeptFile::open(proc_root.join("1/net/dev"))
+                .or_else(|_| KeptFile::open(proc_root.join("net/dev")))
+                .ok();
+            Some(RootCgroup {
+                spec: cgroup.spec(),
+                cgroup,
+                labels: vec![("id".into(), "/".to_string())],
+                cursor: SeriesCursor::default(),
+                sample: CgroupSample::default(),
+                net,
+                net_buf: ReadBuf::with_capacity(4096),
+                meminfo,
+                fresh: false,
+            })
+        });
         Ok(Self {
             fams: Families::register(ingest)?,
             src,
@@ -106,6 +154,8 @@ impl CgroupSource {
             failures: Vec::new(),
             vanished: Vec::new(),
             views: Views::default(),
+            allowed: LabelAllowList::new(&config.container_labels),
+            root,
         })
     }
 
@@ -120,7 +170,9 @@ impl CgroupSource {
     /// A container started or changed (rename, update, health).
     pub fn upsert(&mut self, ingest: &Ingest, info: ContainerInfo) {
         if let Some(t) = self.tracked.get_mut(&info.id) {
-            if t.info.series_labels("") == info.series_labels("") && t.info.pid == info.pid {
+            if t.info.series_labels("", &self.allowed) == info.series_labels("", &self.allowed)
+                && t.info.pid == info.pid
+            {
                 // Same series and process: only metadata and limits may have changed.
                 t.spec = match &t.source {
                     Source::Cgroup(cg) => cg.spec(),
@@ -195,7 +247,13 @@ impl CgroupSource {
         self.tracked.insert(
             info.id.clone(),
             Tracked {
-                labels: info.series_labels(&cgroup_name),
+                labels: info.series_labels(&cgroup_name, &self.allowed),
+                started_ms: info
+                    .started_at
+                    .as_deref()
+                    .and_then(|s| humantime::parse_rfc3339_weak(s).ok())
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| d.as_millis() as Millis),
                 info,
                 source,
                 spec,
@@ -250,6 +308,9 @@ impl CgroupSource {
     /// Reads every container's cgroup and net/dev files, outside the store's lock. Containers whose
     /// cgroup vanished are forgotten.
     pub fn read(&mut self, ingest: &Ingest) {
+        if let Some(r) = &mut self.root {
+            r.read(&mut self.buf, &mut self.failures);
+        }
         for (id, t) in self.tracked.iter_mut() {
             if let Source::Cgroup(cg) = &t.source {
                 match cg.read(&mut self.buf, &mut t.sample, &mut self.failures) {
@@ -299,7 +360,7 @@ impl CgroupSource {
         device: &dyn Fn(u32, u32) -> Option<String>,
     ) {
         for (src, stats_api) in [(self.src, false), (self.stats_src, true)] {
-            let (fams, tracked) = (&self.fams, &mut self.tracked);
+            let (fams, tracked, root) = (&self.fams, &mut self.tracked, &mut self.root);
             ingest.batch(src, now, |b| {
                 for t in tracked.values_mut() {
                     if matches!(t.source, Source::StatsApi) != stats_api
@@ -311,8 +372,49 @@ impl CgroupSource {
                     let net = kernel::net_dev(t.net_buf.content())
                         .chain(t.stats_net.iter().map(|(n, c)| (n.as_str(), *c)));
                     fams.write(&mut w, &t.sample, &t.spec, net, device);
+                    fams.write_times(&mut w, now, t.started_ms);
+                }
+                if let Some(r) = root.as_mut().filter(|r| !stats_api && r.fresh) {
+                    r.fresh = false;
+                    let mut w = Writer::new(b, &mut r.cursor, &r.labels, None);
+                    let net =
+                        kernel::net_dev(r.net_buf.content()).filter(|(n, _)| !ignored_interface(n));
+                    fams.write(&mut w, &r.sample, &r.spec, net, device);
+                    fams.write_times(&mut w, now, None);
                 }
             });
+        }
+    }
+}
+
+impl RootCgroup {
+    fn read(&mut self, buf: &mut ReadBuf, failures: &mut Vec<CgroupError>) {
+        self.fresh = match self.cgroup.read(buf, &mut self.sample, failures) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!(error = %e, "root cgroup read failed");
+                SampleFailed {
+                    kind: ErrorKind::CgroupRead,
+                }
+                .emit();
+                false
+            }
+        };
+        for e in failures.drain(..) {
+            tracing::debug!(error = %e, "root cgroup file not read");
+            SampleFailed {
+                kind: ErrorKind::CgroupRead,
+            }
+            .emit();
+        }
+        if let Some(f) = &self.meminfo {
+            if self.sample.memory_usage.is_none() && f.read(buf).is_ok() {
+                super::v2::root_memory(buf.content(), &mut self.sample);
+            }
+        }
+        self.net_buf.clear();
+        if let Some(f) = &self.net {
+            let _ = f.read(&mut self.net_buf);
         }
     }
 }

@@ -99,6 +99,36 @@ impl Files {
     }
 }
 
+/// Memory of the v2 root cgroup, which has no memory.current: from /proc/meminfo as runc does for
+/// cAdvisor (usage = MemTotal - MemFree, working set = usage - Inactive(file)); rss and cache only
+/// where the root's memory.stat did not give them.
+pub(super) fn root_memory(meminfo: &[u8], out: &mut CgroupSample) {
+    let (mut total, mut free, mut inactive, mut anon, mut cached) = (None, None, 0, None, None);
+    for line in meminfo.split(|c| *c == b'\n') {
+        let mut f = fields(line);
+        let (Some(k), Some(v)) = (f.next(), f.next().and_then(parse_u64)) else {
+            continue;
+        };
+        let bytes = v.0.saturating_mul(1024);
+        match k {
+            b"MemTotal:" => total = Some(bytes),
+            b"MemFree:" => free = Some(bytes),
+            b"Inactive(file):" => inactive = bytes,
+            b"AnonPages:" => anon = Some(bytes),
+            b"Cached:" => cached = Some(bytes),
+            _ => {}
+        }
+    }
+    let (Some(total), Some(free)) = (total, free) else {
+        return;
+    };
+    let usage = total.saturating_sub(free);
+    out.memory_usage = Some(usage);
+    out.memory_working_set = Some(usage.saturating_sub(inactive));
+    out.memory_rss = out.memory_rss.or(anon);
+    out.memory_cache = out.memory_cache.or(cached);
+}
+
 /// Parses `MAJ:MIN rbytes=.. wbytes=.. rios=.. wios=..` lines.
 fn io_stat(s: &[u8], io: &mut Vec<IoDevice>) {
     for line in s.split(|c| *c == b'\n') {
