@@ -158,7 +158,7 @@ fn started_and_stopped_containers_come_and_go() {
         .expect("the container in /metrics");
     assert!(
         line.contains(&format!(
-            "name=\"{name}\",image=\"{}\",service=\"shop\"}}",
+            "name=\"{name}\",image=\"{}\",service=\"shop\",container_label_com_docker_compose_project=\"demo\",container_label_com_docker_compose_service=\"shop\"}}",
             support::IMAGE
         )),
         "{line}"
@@ -345,7 +345,10 @@ fn swarm_tasks_carry_service_task_and_slot() {
             b.lines().any(|l| {
                 l.starts_with("container_cpu_usage_seconds_total{")
                     && l.contains(&format!("service=\"{service}\",task=\""))
-                    && l.contains(",slot=\"2\"}")
+                    && l.contains(",slot=\"2\",")
+                    && l.contains(&format!(
+                        "container_label_com_docker_swarm_service_name=\"{service}\""
+                    ))
             })
         })
     });
