@@ -163,7 +163,7 @@ fn every_cluster_source_reads_service_rates_and_gauges_and_says_what_it_lacks() 
     let other = support::unique("bizother");
     let _other = Sender::start(otlp, &other, 500.0, 1000.0);
 
-    let collectors = CollectorsSource::new(
+    let collectors = CollectorsSource::listed(
         vec![format!("http://{}", collector.addr)],
         Duration::from_secs(2),
     );

@@ -35,7 +35,7 @@ pub use resolve::{
 };
 pub use runner::{Clock, ControlState, Controller, SystemClock};
 pub use source::{
-    parse_docker_time, read, CollectorsSource, ContainerSample, EmbeddedSource, MetricRead,
-    MetricSource, PrometheusSource, Readings, ReplicaRef, Request, SourceError,
+    collectors, parse_docker_time, read, CollectorsSource, ContainerSample, EmbeddedSource,
+    MetricRead, MetricSource, PrometheusSource, Readings, ReplicaRef, Request, SourceError,
 };
 pub use target::{Health, Replica, TargetId, TargetInfo, TargetState, STACK_LABEL};

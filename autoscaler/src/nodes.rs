@@ -18,7 +18,7 @@ pub mod provider;
 mod swarm;
 
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 pub use api::router;
 pub use controller::{NodeConfig, NodeControlState, NodeController, PoolEntry, ProviderFactory};

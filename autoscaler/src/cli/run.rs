@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -12,6 +13,8 @@ use axum::routing::get;
 use plimsoll_collector::{Collector, CollectorConfig};
 
 use super::collect::CollectorArgs;
+use crate::control::collectors::discovery::{self, Collectors, Discovery, Listed, SwarmCollectors};
+use crate::control::collectors::fetch::{Reader, ReqwestHttp};
 use crate::control::{
     self, show_duration as show, ApiToken, CollectorsSource, ConfigError, ControlConfig,
     Controller, DockerActuator, EmbeddedSource, MetricSource, Problems, PrometheusSource,
@@ -23,42 +26,75 @@ use crate::nodes::{DockerSwarm, NodeConfig, NodeController};
 pub enum SourceArg {
     /// The collector in this process (samples this host only).
     Embedded,
-    /// `plimsoll collect` on every node, by base URL.
-    Collectors(Vec<String>),
+    /// `plimsoll collect` on every node, listed or found on the Swarm.
+    Collectors(CollectorsArg),
     /// A Prometheus server scraping the collectors, by base URL.
     Prometheus(String),
+}
+
+/// Where the collectors are.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CollectorsArg {
+    /// By base URL (`collectors=URL[,URL...]`).
+    Urls(Vec<String>),
+    /// The running tasks of a Swarm service, at their nodes' addresses (`collectors=swarm[:NAME[:PORT]]`).
+    Swarm { service: String, port: u16 },
+}
+
+impl FromStr for CollectorsArg {
+    type Err = String;
+
+    fn from_str(list: &str) -> Result<Self, String> {
+        if let Some(rest) = list
+            .strip_prefix("swarm")
+            .filter(|r| r.is_empty() || r.starts_with(':'))
+        {
+            let mut parts = rest.trim_start_matches(':').splitn(2, ':');
+            let service = match parts.next() {
+                Some("") | None => discovery::DEFAULT_SERVICE.to_string(),
+                Some(s) => s.to_string(),
+            };
+            let port = match parts.next() {
+                None => discovery::DEFAULT_PORT,
+                Some(p) => p.parse().ok().filter(|p| *p > 0).ok_or(format!(
+                    "collectors=swarm:{service}:{p}: the port must be a number from 1 to 65535"
+                ))?,
+            };
+            return Ok(CollectorsArg::Swarm { service, port });
+        }
+        let urls: Vec<String> = list
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_string)
+            .collect();
+        if urls.is_empty() {
+            return Err("collectors= needs at least one URL, or swarm[:SERVICE[:PORT]]".into());
+        }
+        urls.iter().try_for_each(|u| url_ok(u))?;
+        Ok(CollectorsArg::Urls(urls))
+    }
+}
+
+fn url_ok(u: &str) -> Result<(), String> {
+    (u.starts_with("http://") || u.starts_with("https://"))
+        .then_some(())
+        .ok_or(format!("{u:?} is not an http:// URL"))
 }
 
 impl FromStr for SourceArg {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        let url_ok = |u: &str| {
-            (u.starts_with("http://") || u.starts_with("https://"))
-                .then_some(())
-                .ok_or(format!("{u:?} is not an http:// URL"))
-        };
         match s.split_once('=') {
             None if s == "embedded" => Ok(SourceArg::Embedded),
-            Some(("collectors", list)) => {
-                let urls: Vec<String> = list
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|u| !u.is_empty())
-                    .map(str::to_string)
-                    .collect();
-                if urls.is_empty() {
-                    return Err("collectors= needs at least one URL".into());
-                }
-                urls.iter().try_for_each(|u| url_ok(u))?;
-                Ok(SourceArg::Collectors(urls))
-            }
+            Some(("collectors", list)) => list.parse().map(SourceArg::Collectors),
             Some(("prometheus", url)) => {
                 url_ok(url)?;
                 Ok(SourceArg::Prometheus(url.to_string()))
             }
             _ => Err(format!(
-                "unknown source {s:?}: use embedded, collectors=URL[,URL...] or prometheus=URL"
+                "unknown source {s:?}: use embedded, collectors=URL[,URL...], collectors=swarm[:SERVICE[:PORT]] or prometheus=URL"
             )),
         }
     }
@@ -83,9 +119,18 @@ pub struct RunArgs {
     /// Only scale this Compose project or Swarm stack (repeatable); default: every service on the engine.
     #[arg(long = "project", value_name = "NAME")]
     pub projects: Vec<String>,
-    /// Metric source: embedded, collectors=URL[,URL...] or prometheus=URL.
+    /// Metric source: embedded, collectors=URL[,URL...], collectors=swarm[:SERVICE[:PORT]] (the
+    /// running tasks of the collector's global service, at their nodes' addresses; default service
+    /// `collector`, or STACK_collector, port 9180) or prometheus=URL.
     #[arg(long, default_value = "embedded")]
     pub source: SourceArg,
+    /// With collectors=: longest wait for one request to a collector; one that does not answer in
+    /// time leaves the replicas on its node missing for that decision.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub collector_timeout: Duration,
+    /// With collectors=: collectors read at once.
+    #[arg(long, default_value_t = crate::control::collectors::DEFAULT_CONCURRENCY)]
+    pub collector_concurrency: usize,
     /// How far back CPU and counter rates look; default two intervals, at least 2s. With Prometheus
     /// it must span two scrapes.
     #[arg(long, value_parser = humantime::parse_duration)]
@@ -150,6 +195,18 @@ fn settings(args: &RunArgs) -> Result<Settings, ConfigError> {
                 show(collector.window)
             ),
         );
+    }
+    if !(Duration::from_millis(100)..=Duration::from_secs(60)).contains(&args.collector_timeout) {
+        problems.push(
+            "--collector-timeout",
+            format!(
+                "must be within 100ms..=1m, got {}",
+                show(args.collector_timeout)
+            ),
+        );
+    }
+    if args.collector_concurrency == 0 {
+        problems.push("--collector-concurrency", "must be at least 1");
     }
     let token = match &args.api_token_file {
         Some(f) => match std::fs::read_to_string(f) {
@@ -226,11 +283,31 @@ pub fn run(args: RunArgs) -> ExitCode {
                 )
                 .await
             }
-            SourceArg::Collectors(urls) => {
+            SourceArg::Collectors(where_) => {
+                let found = match where_ {
+                    CollectorsArg::Urls(urls) => {
+                        Discovery::Listed(Listed(Arc::new(Collectors::listed(urls))))
+                    }
+                    CollectorsArg::Swarm { service, port } => {
+                        Discovery::Swarm(Box::new(SwarmCollectors::new(
+                            DockerSwarm::new(&config.docker.socket),
+                            &service,
+                            port,
+                            control.discovery_interval,
+                            args.collector_timeout.max(Duration::from_secs(5)),
+                        )))
+                    }
+                };
+                let reader = Reader::new(
+                    ReqwestHttp::default(),
+                    args.collector_concurrency,
+                    args.collector_timeout,
+                    rate_window,
+                );
                 serve(
                     config.listen,
                     self_metrics_router(),
-                    Controller::new(actuator, CollectorsSource::new(urls, rate_window), control),
+                    Controller::new(actuator, CollectorsSource::new(found, reader), control),
                     nodes,
                     token,
                 )
@@ -287,7 +364,7 @@ async fn serve<S: MetricSource>(
 mod tests {
     use clap::Parser;
 
-    use super::{settings, RunArgs, SourceArg};
+    use super::{settings, CollectorsArg, RunArgs, SourceArg};
 
     #[derive(Parser)]
     struct Cli {
@@ -411,11 +488,41 @@ mod tests {
         assert_eq!("embedded".parse::<SourceArg>(), Ok(SourceArg::Embedded));
         assert_eq!(
             "collectors=http://a:9180, http://b:9180".parse::<SourceArg>(),
-            Ok(SourceArg::Collectors(vec![
+            Ok(SourceArg::Collectors(CollectorsArg::Urls(vec![
                 "http://a:9180".into(),
                 "http://b:9180".into()
-            ]))
+            ])))
         );
+        let swarm = |service: &str, port| {
+            Ok(SourceArg::Collectors(CollectorsArg::Swarm {
+                service: service.into(),
+                port,
+            }))
+        };
+        assert_eq!(
+            "collectors=swarm".parse::<SourceArg>(),
+            swarm("collector", 9180)
+        );
+        assert_eq!(
+            "collectors=swarm:plim_coll".parse::<SourceArg>(),
+            swarm("plim_coll", 9180)
+        );
+        assert_eq!(
+            "collectors=swarm:c:9999".parse::<SourceArg>(),
+            swarm("c", 9999)
+        );
+        assert!("collectors=swarm:c:0"
+            .parse::<SourceArg>()
+            .unwrap_err()
+            .contains("port"));
+        assert!("collectors=swarm:c:http"
+            .parse::<SourceArg>()
+            .unwrap_err()
+            .contains("port"));
+        assert!("collectors=swarmy"
+            .parse::<SourceArg>()
+            .unwrap_err()
+            .contains("not an http:// URL"));
         assert_eq!(
             "prometheus=http://p:9090".parse::<SourceArg>(),
             Ok(SourceArg::Prometheus("http://p:9090".into()))

@@ -1,7 +1,7 @@
 //! Where the control loop reads replica metrics: the trait, the embedded collector's store, and (in
 //! submodules) remote collectors and Prometheus for clusters.
 
-mod collectors;
+pub mod collectors;
 mod prometheus;
 pub mod read;
 

@@ -1,15 +1,27 @@
-//! `--source collectors=URL,...`: the `plimsoll collect` of every node (e.g. a Swarm global service),
-//! read over its JSON API. Containers are matched by id across all collectors.
+//! `--source collectors=...`: the `plimsoll collect` of every node (a Swarm global service), read over
+//! its JSON API. Which collectors there are comes from [`discovery`] (a list of URLs, or the collector
+//! service's tasks on the Swarm); [`fetch`] reads them concurrently. With Swarm discovery a replica's
+//! own figures are asked of the collector on its node only; service-level metrics of every collector.
+//! A collector that cannot be read leaves the replicas on its node without figures: the decision
+//! counts them as missing, as the HPA does missing pods.
 
-use std::collections::BTreeMap;
+pub mod discovery;
+pub mod fetch;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use plimsoll_collector::query::{quantile_of_sum, rate_of, Latest};
 use serde::Deserialize;
 
+use self::discovery::{Collectors, Discover, Listed};
+use self::fetch::{Http, Outages, Plan, Reader, ReqwestHttp};
 use super::read::{self, Owner, SeriesReading};
 use super::{ContainerSample, MetricRead, MetricSource, Readings, Request, SourceError};
-use crate::policy::{Missing, Read};
+use crate::policy::{Missing, Read, Scope};
 
 /// A container entry of `GET /api/v1/containers`, as far as the loop needs it.
 #[derive(Debug, Deserialize)]
@@ -19,11 +31,6 @@ struct RemoteContainer {
     cpu_limit_cores: Option<f64>,
     memory_limit_bytes: Option<u64>,
     latest: Latest,
-}
-
-#[derive(Debug, Deserialize)]
-struct SeriesAnswer {
-    series: Vec<RemoteSeries>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -67,101 +74,98 @@ impl RemoteSeries {
     }
 }
 
-pub struct CollectorsSource {
-    urls: Vec<String>,
-    client: reqwest::Client,
-    rate_window: Duration,
+pub struct CollectorsSource<D, H> {
+    discovery: D,
+    reader: Reader<H>,
+    outages: Outages,
+    /// Nodes already logged as running replicas but no collector.
+    uncovered: Mutex<HashSet<String>>,
 }
 
-impl CollectorsSource {
-    pub fn new(urls: Vec<String>, rate_window: Duration) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .build()
-            .expect("a plain HTTP client");
+/// `plimsoll run`'s defaults: one request waits at most this long...
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+/// ...and this many collectors are read at once.
+pub const DEFAULT_CONCURRENCY: usize = 32;
+
+impl CollectorsSource<Listed, ReqwestHttp> {
+    /// The collectors at `urls`, read with the default timeout and concurrency.
+    pub fn listed(urls: Vec<String>, rate_window: Duration) -> Self {
+        CollectorsSource::new(
+            Listed(Arc::new(Collectors::listed(urls))),
+            Reader::new(
+                ReqwestHttp::default(),
+                DEFAULT_CONCURRENCY,
+                DEFAULT_TIMEOUT,
+                rate_window,
+            ),
+        )
+    }
+}
+
+impl<D: Discover, H: Http> CollectorsSource<D, H> {
+    pub fn new(discovery: D, reader: Reader<H>) -> Self {
+        fetch::describe();
         Self {
-            urls: urls
-                .into_iter()
-                .map(|u| u.trim_end_matches('/').to_string())
-                .collect(),
-            client,
-            rate_window,
+            discovery,
+            reader,
+            outages: Outages::default(),
+            uncovered: Default::default(),
         }
     }
 
-    async fn get<T: for<'de> Deserialize<'de>>(&self, url: String) -> Result<T, SourceError> {
-        let shown = url.clone();
-        self.get_unless_404(url)
-            .await?
-            .ok_or_else(|| SourceError::BadAnswer {
-                url: shown,
-                message: "404 Not Found".into(),
-            })
-    }
-
-    /// A GET answered with JSON; `None` on 404.
-    async fn get_unless_404<T: for<'de> Deserialize<'de>>(
-        &self,
-        url: String,
-    ) -> Result<Option<T>, SourceError> {
-        let resp = self
-            .client
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| SourceError::Unavailable(format!("{url}: {e}")))?;
-        if resp.status() == reqwest::StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        if !resp.status().is_success() {
-            return Err(SourceError::BadAnswer {
-                url,
-                message: resp.status().to_string(),
-            });
-        }
-        resp.json::<T>()
-            .await
-            .map(Some)
-            .map_err(|e| SourceError::BadAnswer {
-                url,
-                message: e.to_string(),
-            })
-    }
-
-    /// One policy metric's series on the collector at `base`, over the metric's window, that pass
-    /// its matchers. A collector that has no such metric answers 404: no series there.
-    async fn series(&self, base: &str, m: &MetricRead) -> Result<Vec<RemoteSeries>, SourceError> {
-        let window = read::window_of(&m.query.read, self.rate_window);
-        let url = format!(
-            "{base}/api/v1/series?name={}&since={}ms",
-            m.query.metric,
-            window.as_millis()
-        );
-        let Some(answer) = self.get_unless_404::<SeriesAnswer>(url).await? else {
-            return Ok(Vec::new());
-        };
-        Ok(answer
-            .series
-            .into_iter()
-            .filter(|s| read::matches(&m.query.matchers, |k| s.labels.get(k).cloned()))
-            .collect())
-    }
-
-    /// `m`'s series from every collector that answered (a collector that fails is left out).
-    async fn all_series(&self, up: &[&str], m: &MetricRead) -> Vec<RemoteSeries> {
-        let per_collector =
-            futures_util::future::join_all(up.iter().map(|base| self.series(base, m))).await;
-        let mut series = Vec::new();
-        for (base, answer) in up.iter().zip(per_collector) {
-            match answer {
-                Ok(s) => series.extend(s),
-                Err(e) => {
-                    tracing::debug!(collector = %base, metric = %m.name, error = %e, "metric not read")
-                }
+    /// Logs once per node the nodes that run replicas of `req` but have no collector to read (its
+    /// task is not running, or the node has no usable address): those replicas count as missing.
+    fn note_uncovered(&self, collectors: &Collectors, req: &Request<'_>) {
+        let covered: BTreeSet<&str> = collectors
+            .endpoints
+            .iter()
+            .filter_map(|e| e.node.as_deref())
+            .collect();
+        let mut seen = self.uncovered.lock().expect("uncovered lock");
+        seen.retain(|n| !covered.contains(n.as_str()));
+        for r in req.replicas {
+            let Some(node) = collectors.task_nodes.get(&r.replica) else {
+                continue;
+            };
+            if !covered.contains(node.as_str()) && seen.insert(node.clone()) {
+                tracing::warn!(%node, service = req.service, "no collector runs on this node: its replicas count as missing");
             }
         }
-        series
     }
+}
+
+/// What to ask each collector for `req`. A collector on the node of one of its replicas (or one whose
+/// node is unknown: a listed URL, a task newer than the last listing) is asked for its containers and
+/// every metric; the others for the service-level metrics only, and nothing when there are none.
+pub fn plan<'a>(collectors: &'a Collectors, req: &Request<'a>) -> Vec<Plan<'a>> {
+    let mut nodes = BTreeSet::new();
+    let mut anywhere = false;
+    for r in req.replicas {
+        match collectors.task_nodes.get(&r.replica) {
+            Some(n) => {
+                nodes.insert(n.as_str());
+            }
+            None => anywhere = true,
+        }
+    }
+    collectors
+        .endpoints
+        .iter()
+        .filter_map(|e| {
+            let local = anywhere || e.node.as_deref().is_none_or(|n| nodes.contains(n));
+            let metrics: Vec<&MetricRead> = req
+                .metrics
+                .iter()
+                .filter(|m| local || m.scope == Scope::Service)
+                .collect();
+            let containers = local && !req.replicas.is_empty();
+            (containers || !metrics.is_empty()).then_some(Plan {
+                endpoint: e,
+                containers,
+                metrics,
+            })
+        })
+        .collect()
 }
 
 /// The series that count for the service, all of `kind` (else `wrong`); `NoSeries` without any.
@@ -237,30 +241,36 @@ fn quantile(
         .ok_or(Missing::NoRecentSample)
 }
 
-impl MetricSource for CollectorsSource {
+impl<D: Discover, H: Http> MetricSource for CollectorsSource<D, H> {
     async fn sample(&self, req: &Request<'_>) -> Result<Readings, SourceError> {
-        let window = humantime::format_duration(self.rate_window)
-            .to_string()
-            .replace(' ', "");
-        let answers = futures_util::future::join_all(self.urls.iter().map(|u| {
-            self.get::<Vec<RemoteContainer>>(format!("{u}/api/v1/containers?rate_window={window}"))
-        }))
-        .await;
+        let collectors = self.discovery.collectors().await?;
+        if collectors.endpoints.is_empty() {
+            return Err(SourceError::Unavailable("no collector found".into()));
+        }
+        self.outages.forget_except(&collectors.endpoints);
+        self.note_uncovered(&collectors, req);
+        let answers = self
+            .reader
+            .read_all::<RemoteContainer, RemoteSeries>(plan(&collectors, req))
+            .await;
         let mut out = Readings::default();
-        let mut errors = Vec::new();
-        let mut up = Vec::new();
-        for (base, answer) in self.urls.iter().zip(answers) {
-            let list = match answer {
-                Ok(l) => l,
+        let mut first_error = None;
+        let mut any_read = false;
+        let mut series: BTreeMap<&str, Vec<RemoteSeries>> = BTreeMap::new();
+        for (p, answer) in answers {
+            let answer = match answer {
+                Ok(a) => a,
                 Err(e) => {
                     // One node's collector down: its replicas go missing, which the decision handles.
-                    tracing::debug!(collector = %base, error = %e, "collector not read");
-                    errors.push(e);
+                    self.outages.down(p.endpoint, &e);
+                    first_error.get_or_insert(e);
                     continue;
                 }
             };
-            up.push(base.as_str());
-            for c in list
+            self.outages.up(p.endpoint);
+            any_read = true;
+            for c in answer
+                .containers
                 .into_iter()
                 .filter(|c| req.containers().any(|id| id == c.id))
             {
@@ -272,24 +282,37 @@ impl MetricSource for CollectorsSource {
                 );
                 out.containers.insert(c.id, s);
             }
+            for (m, s) in answer.series {
+                match s {
+                    Ok(s) => {
+                        series
+                            .entry(m.name.as_str())
+                            .or_default()
+                            .extend(s.into_iter().filter(|s: &RemoteSeries| {
+                                read::matches(&m.query.matchers, |k| s.labels.get(k).cloned())
+                            }))
+                    }
+                    Err(e) => {
+                        tracing::debug!(collector = %p.endpoint.url, metric = %m.name, error = %e, "metric not read")
+                    }
+                }
+            }
         }
-        if errors.len() == self.urls.len() {
-            return Err(errors.swap_remove(0));
+        if let (false, Some(e)) = (any_read, first_error) {
+            return Err(e);
         }
         // Each metric's series from every collector that answered, summed across them.
         for m in req.metrics {
+            let series = series.remove(m.name.as_str()).unwrap_or_default();
             match &m.query.read {
                 Read::Quantile { phi, scale, .. } => {
-                    let series = self.all_series(&up, m).await;
                     let value = quantile(req, m, *phi, *scale, series);
                     read::set_service_value(m, value, &mut out);
                 }
                 Read::ErrorRatio { errors, .. } => {
-                    let series = self.all_series(&up, m).await;
                     read::set_service_value(m, error_ratio(req, m, errors, series), &mut out);
                 }
                 Read::Auto | Read::Rate(_) => {
-                    let series = self.all_series(&up, m).await;
                     let readings = series.into_iter().map(|s| s.reading(&m.query.read));
                     read::combine(req, m, readings, &mut out);
                 }
@@ -298,6 +321,3 @@ impl MetricSource for CollectorsSource {
         Ok(out)
     }
 }
-
-#[cfg(test)]
-mod tests;
