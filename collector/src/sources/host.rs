@@ -637,7 +637,7 @@ impl HostSource {
         }
         match filesystems.as_mut().map(filesystem::FsWorker::sample) {
             None => {}
-            Some(Some(Ok(mounts))) => {
+            Some(Ok(mounts)) => {
                 for (m, st) in &mounts {
                     let labels = [
                         ("device", m.device.as_str()),
@@ -656,19 +656,12 @@ impl HostSource {
                     w.put(readonly, &labels, i64::from(st.readonly));
                 }
             }
-            Some(Some(Err(e))) => {
+            Some(Err(e)) => {
                 SampleFailed {
                     kind: ErrorKind::HostRead,
                 }
                 .emit();
-                tracing::debug!(error = %e, "mount table not read");
-            }
-            Some(None) => {
-                SampleFailed {
-                    kind: ErrorKind::HostRead,
-                }
-                .emit();
-                tracing::debug!("filesystems not sampled: statfs still running");
+                tracing::debug!(error = %e, "filesystems not sampled");
             }
         }
     }

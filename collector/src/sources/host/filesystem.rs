@@ -2,9 +2,12 @@
 //! (`/proc/1/mounts`) with node_exporter's default exclusions, then `statvfs` of each mount point.
 //!
 //! `statvfs` on a dead network filesystem can block for minutes, so it never runs on the sampling
-//! thread: a worker thread reads the mount table and calls `statvfs`, and a pass waits for its answer
-//! at most `statfs_timeout` (node_exporter's `--collector.filesystem.mount-timeout` idea). While the
-//! worker is stuck, passes write no filesystem series and count a `host_read` error, without waiting.
+//! thread: a worker thread calls it mount after mount, and a pass waits for the answers at most
+//! `statfs_timeout` (node_exporter's `--collector.filesystem.mount-timeout`). A mount whose call does
+//! not return in time is marked stuck, as node_exporter marks it: the worker blocked on it is left
+//! behind and a new one serves the other mounts; until the blocked call returns, passes report that
+//! mount with `device_error` 1 without calling `statvfs` on it again, and the other mounts keep
+//! their series.
 
 #[cfg(test)]
 mod tests;
@@ -14,8 +17,10 @@ use std::ffi::CString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use regex::Regex;
 
@@ -153,93 +158,199 @@ pub fn statvfs(path: &Path) -> io::Result<FsStats> {
     })
 }
 
-/// A mount and its `statvfs` (None: the call failed, node_exporter's `device_error`).
+/// A mount and its `statvfs` (None: the call failed or is stuck, node_exporter's `device_error`).
 pub type FsSample = (Mount, Option<FsStats>);
 
-/// Reads the mount table and `statvfs` off the sampling thread.
-#[derive(Debug)]
+/// How a worker calls `statvfs` (a stand-in in tests, to hang on purpose).
+pub type StatFn = Arc<dyn Fn(&Path) -> io::Result<FsStats> + Send + Sync>;
+
+/// At most this many workers are left blocked in `statvfs` at once (one per stuck mount); past it,
+/// filesystems are not sampled until one returns, so that a host full of dead mounts cannot make the
+/// collector pile up threads.
+pub const MAX_STUCK: usize = 8;
+
+/// A worker thread: mounts to stat in, one answer per mount out, in order.
+struct Worker {
+    jobs: Sender<Vec<PathBuf>>,
+    answers: Receiver<io::Result<FsStats>>,
+    /// Set by the thread when it ends: once left behind, when its stuck call returned.
+    finished: Arc<AtomicBool>,
+}
+
+impl Worker {
+    fn spawn(stat: StatFn) -> io::Result<Self> {
+        let (jobs, job_rx) = mpsc::channel::<Vec<PathBuf>>();
+        let (answer_tx, answers) = mpsc::channel();
+        let finished = Arc::new(AtomicBool::new(false));
+        let done = finished.clone();
+        std::thread::Builder::new()
+            .name("plimsoll-statfs".into())
+            .spawn(move || {
+                'jobs: while let Ok(paths) = job_rx.recv() {
+                    for p in paths {
+                        if answer_tx.send(stat(&p)).is_err() {
+                            break 'jobs; // left behind: the pass gave up on this call
+                        }
+                    }
+                }
+                done.store(true, Ordering::Release);
+            })?;
+        Ok(Self {
+            jobs,
+            answers,
+            finished,
+        })
+    }
+}
+
+/// Reads the mount table and has `statvfs` called off the sampling thread, per mount.
 pub struct FsWorker {
-    request: SyncSender<()>,
-    answer: Receiver<io::Result<Vec<FsSample>>>,
-    /// A request is out and has not been answered.
-    busy: bool,
+    mounts: [PathBuf; 2],
+    file: Option<KeptFile>,
+    buf: ReadBuf,
+    rootfs: PathBuf,
+    exclusions: Exclusions,
     timeout: Duration,
+    stat: StatFn,
+    /// None after a worker was left behind and no new one could start yet.
+    worker: Option<Worker>,
+    /// Mount points whose call hangs, with the flag their left-behind worker sets when it returns.
+    stuck: Vec<(String, Arc<AtomicBool>)>,
+}
+
+impl std::fmt::Debug for FsWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FsWorker")
+            .field("rootfs", &self.rootfs)
+            .field(
+                "stuck",
+                &self.stuck.iter().map(|(m, _)| m).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
 }
 
 impl FsWorker {
     /// Starts the worker over the mount table at `proc_root`/1/mounts (or self/mounts when pid 1's
     /// is hidden) and the host root at `rootfs`.
     pub fn start(proc_root: &Path, rootfs: &Path, timeout: Duration) -> io::Result<Self> {
-        let (request, requests) = mpsc::sync_channel::<()>(1);
-        let (answers, answer) = mpsc::sync_channel(1);
-        let mounts = [proc_root.join("1/mounts"), proc_root.join("self/mounts")];
-        let rootfs = rootfs.to_path_buf();
-        std::thread::Builder::new()
-            .name("plimsoll-statfs".into())
-            .spawn(move || {
-                let ex = Exclusions::default();
-                let mut file: Option<KeptFile> = None;
-                let mut buf = ReadBuf::with_capacity(8 << 10);
-                while requests.recv().is_ok() {
-                    let r = read_all(&mounts, &mut file, &mut buf, &rootfs, &ex);
-                    if answers.send(r).is_err() {
-                        return;
-                    }
-                }
-            })?;
+        Self::start_with(proc_root, rootfs, timeout, Arc::new(|p: &Path| statvfs(p)))
+    }
+
+    /// As [`FsWorker::start`], calling `stat` instead of `statvfs`.
+    pub fn start_with(
+        proc_root: &Path,
+        rootfs: &Path,
+        timeout: Duration,
+        stat: StatFn,
+    ) -> io::Result<Self> {
         Ok(Self {
-            request,
-            answer,
-            busy: false,
+            mounts: [proc_root.join("1/mounts"), proc_root.join("self/mounts")],
+            file: None,
+            buf: ReadBuf::with_capacity(8 << 10),
+            rootfs: rootfs.to_path_buf(),
+            exclusions: Exclusions::default(),
             timeout,
+            worker: Some(Worker::spawn(stat.clone())?),
+            stat,
+            stuck: Vec::new(),
         })
     }
 
-    /// The filesystems now, or None (counted by the caller) when the worker failed or is stuck.
-    pub fn sample(&mut self) -> Option<io::Result<Vec<FsSample>>> {
-        if self.busy {
-            match self.answer.try_recv() {
-                // A late answer to an earlier pass: stale, ask again.
-                Ok(_) => self.busy = false,
-                Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => return None,
-            }
-        }
-        self.request.try_send(()).ok()?;
-        self.busy = true;
-        match self.answer.recv_timeout(self.timeout) {
-            Ok(r) => {
-                self.busy = false;
-                Some(r)
-            }
-            Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => None,
-        }
+    /// Mount points being skipped because their `statvfs` hangs.
+    pub fn stuck(&self) -> impl Iterator<Item = &str> {
+        self.stuck.iter().map(|(m, _)| m.as_str())
     }
-}
 
-fn read_all(
-    mounts: &[PathBuf; 2],
-    file: &mut Option<KeptFile>,
-    buf: &mut ReadBuf,
-    rootfs: &Path,
-    ex: &Exclusions,
-) -> io::Result<Vec<FsSample>> {
-    if file.is_none() {
-        *file = Some(match KeptFile::open(&mounts[0]) {
-            Ok(f) => f,
-            Err(_) => KeptFile::open(&mounts[1])?,
+    /// The filesystems now: every mount of the table, a stuck one with None; in the pass that finds a
+    /// mount stuck, the mounts after it are left out. Err when the mount table cannot be read, or no
+    /// worker can run (too many stuck, or no thread).
+    pub fn sample(&mut self) -> io::Result<Vec<FsSample>> {
+        self.stuck.retain(|(m, finished)| {
+            let back = finished.load(Ordering::Acquire);
+            if back {
+                tracing::info!(mountpoint = %m, "statvfs returned: the filesystem is sampled again");
+            }
+            !back
         });
-    }
-    let text = file.as_ref().expect("opened above").read(buf)?;
-    let text = String::from_utf8_lossy(text);
-    Ok(parse_mounts(&text, rootfs, ex)
-        .into_iter()
-        .map(|m| {
-            let at = rootfs.join(m.mountpoint.trim_start_matches('/'));
-            let st = statvfs(&at);
-            if let Err(e) = &st {
-                tracing::debug!(mountpoint = %m.mountpoint, error = %e, "statvfs failed");
+        let mounts = self.read_table()?;
+        self.ensure_worker()?;
+        let (to_stat, paths): (Vec<usize>, Vec<PathBuf>) = mounts
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| !self.stuck.iter().any(|(s, _)| *s == m.mountpoint))
+            .map(|(i, m)| (i, self.rootfs.join(m.mountpoint.trim_start_matches('/'))))
+            .unzip();
+        let mut stats: Vec<Option<Option<FsStats>>> = vec![None; mounts.len()];
+        let worker = self.worker.as_ref().expect("ensured above");
+        if worker.jobs.send(paths).is_err() {
+            self.worker = None;
+            return Err(io::Error::other("statfs worker ended"));
+        }
+        let deadline = Instant::now() + self.timeout;
+        for &i in &to_stat {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match worker.answers.recv_timeout(left) {
+                Ok(r) => {
+                    if let Err(e) = &r {
+                        tracing::debug!(mountpoint = %mounts[i].mountpoint, error = %e, "statvfs failed");
+                    }
+                    stats[i] = Some(r.ok());
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    tracing::warn!(mountpoint = %mounts[i].mountpoint, timeout = ?self.timeout, "statvfs does not return: the mount is reported with device_error until it does");
+                    let w = self.worker.take().expect("worker in use");
+                    self.stuck.push((mounts[i].mountpoint.clone(), w.finished));
+                    stats[i] = Some(None);
+                    break;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.worker = None;
+                    break;
+                }
             }
-            (m, st.ok())
-        })
-        .collect())
+        }
+        Ok(mounts
+            .into_iter()
+            .zip(stats)
+            .filter_map(|(m, st)| {
+                let stuck = self.stuck.iter().any(|(s, _)| *s == m.mountpoint);
+                match st {
+                    Some(st) => Some((m, st)),
+                    None if stuck => Some((m, None)),
+                    None => None,
+                }
+            })
+            .collect())
+    }
+
+    fn read_table(&mut self) -> io::Result<Vec<Mount>> {
+        if self.file.is_none() {
+            self.file = Some(match KeptFile::open(&self.mounts[0]) {
+                Ok(f) => f,
+                Err(_) => KeptFile::open(&self.mounts[1])?,
+            });
+        }
+        let text = self
+            .file
+            .as_ref()
+            .expect("opened above")
+            .read(&mut self.buf)?;
+        let text = String::from_utf8_lossy(text);
+        Ok(parse_mounts(&text, &self.rootfs, &self.exclusions))
+    }
+
+    /// Starts a worker anew after one was left behind, unless too many are.
+    fn ensure_worker(&mut self) -> io::Result<()> {
+        if self.worker.is_none() {
+            if self.stuck.len() >= MAX_STUCK {
+                return Err(io::Error::other(format!(
+                    "{} mounts hang in statvfs; waiting for one to return",
+                    self.stuck.len()
+                )));
+            }
+            self.worker = Some(Worker::spawn(self.stat.clone())?);
+        }
+        Ok(())
+    }
 }

@@ -85,7 +85,7 @@ fn worker_answers_from_a_fixture_mount_table() {
     .unwrap();
     let mut w = FsWorker::start(proc.path(), root.path(), Duration::from_secs(5)).unwrap();
     for _ in 0..2 {
-        let got = w.sample().unwrap().unwrap();
+        let got = w.sample().unwrap();
         let by: Vec<(&str, bool)> = got
             .iter()
             .map(|(m, s)| (m.mountpoint.as_str(), s.is_some()))
@@ -94,11 +94,110 @@ fn worker_answers_from_a_fixture_mount_table() {
     }
 }
 
+/// One hung mount costs its own series only: the pass that meets it waits `timeout` once and reports
+/// it with an error, later passes skip it without waiting and sample the others, and once the hung
+/// call returns the mount is sampled again.
+#[test]
+fn a_hung_mount_is_skipped_alone_until_its_call_returns() {
+    let proc = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(proc.path().join("1")).unwrap();
+    std::fs::write(
+        proc.path().join("1/mounts"),
+        "/dev/sda1 / ext4 rw 0 0\nserver:/x /nfs nfs4 rw 0 0\n/dev/sdb /data xfs rw 0 0\n",
+    )
+    .unwrap();
+    let (release, hang) = std::sync::mpsc::channel::<()>();
+    let hang = std::sync::Mutex::new(hang);
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = calls.clone();
+    let stat: StatFn = Arc::new(move |p: &Path| {
+        if p == Path::new("/nfs") {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let _ = hang.lock().unwrap().recv(); // blocks until released, like a dead server
+        }
+        Ok(FsStats {
+            size_bytes: 100,
+            free_bytes: 50,
+            avail_bytes: 40,
+            files: 10,
+            files_free: 5,
+            readonly: false,
+        })
+    });
+    let timeout = Duration::from_millis(300);
+    let mut w = FsWorker::start_with(proc.path(), Path::new("/"), timeout, stat).unwrap();
+    let sampled = |got: &[FsSample]| -> Vec<(String, bool)> {
+        got.iter()
+            .map(|(m, s)| (m.mountpoint.clone(), s.is_some()))
+            .collect()
+    };
+    let t = Instant::now();
+    let first = w.sample().unwrap();
+    assert!(t.elapsed() >= timeout, "the pass waited for the call");
+    // The pass that finds it stuck has no answer for the mounts after it.
+    assert_eq!(
+        sampled(&first),
+        [("/".to_string(), true), ("/nfs".to_string(), false)]
+    );
+    assert_eq!(w.stuck().collect::<Vec<_>>(), ["/nfs"]);
+    for _ in 0..3 {
+        let t = Instant::now();
+        let got = w.sample().unwrap();
+        assert!(
+            t.elapsed() < timeout,
+            "a stuck mount is not waited for again"
+        );
+        assert_eq!(
+            sampled(&got),
+            [
+                ("/".to_string(), true),
+                ("/nfs".to_string(), false),
+                ("/data".to_string(), true)
+            ]
+        );
+    }
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "statvfs is not called on it again"
+    );
+    drop(release); // the server is back: this and every later call returns
+    let recovered = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(20));
+        w.sample().unwrap().iter().all(|(_, s)| s.is_some())
+    });
+    assert!(recovered, "sampled again once its call returned");
+    assert_eq!(w.stuck().count(), 0);
+}
+
+#[test]
+fn too_many_hung_mounts_stop_the_sampling_instead_of_piling_up_threads() {
+    let proc = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(proc.path().join("1")).unwrap();
+    let table: String = (0..MAX_STUCK + 2)
+        .map(|i| format!("server:/{i} /nfs{i} nfs4 rw 0 0\n"))
+        .collect();
+    std::fs::write(proc.path().join("1/mounts"), table).unwrap();
+    let (_release, hang) = std::sync::mpsc::channel::<()>();
+    let hang = std::sync::Mutex::new(hang);
+    let stat: StatFn = Arc::new(move |_: &Path| {
+        let _ = hang.lock().unwrap().recv();
+        Err(io::Error::other("released"))
+    });
+    let mut w =
+        FsWorker::start_with(proc.path(), Path::new("/"), Duration::from_millis(20), stat).unwrap();
+    for _ in 0..MAX_STUCK {
+        w.sample().unwrap();
+    }
+    assert_eq!(w.stuck().count(), MAX_STUCK);
+    assert!(w.sample().is_err());
+}
+
 #[test]
 fn a_missing_mount_table_is_an_error_not_a_hang() {
     let proc = tempfile::tempdir().unwrap();
     let mut w = FsWorker::start(proc.path(), Path::new("/"), Duration::from_secs(5)).unwrap();
-    assert!(w.sample().unwrap().is_err());
+    assert!(w.sample().is_err());
 }
 
 proptest! {
