@@ -202,6 +202,7 @@ pub fn describe() {
         "Times a collector could not be read after it could, by collector URL (the replicas on its node count as missing meanwhile)."
     );
     metrics::describe_gauge!(UNREACHABLE, "Collectors that cannot be read now.");
+    metrics::gauge!(UNREACHABLE).set(0.0);
 }
 
 impl Outages {
