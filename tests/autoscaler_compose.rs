@@ -240,6 +240,25 @@ fn two_projects_with_a_service_web_are_scaled_and_paused_independently() {
             .all(|r| r["target"] == id_a.as_str() && r["desired"].as_u64() <= Some(2)),
         "{a_scaled:?}"
     );
+
+    // b is removed: every series of its target goes from /metrics, a's stay.
+    drop(_clean_b);
+    let b_label = format!("target=\"{id_b}\"");
+    p.wait_for("b's series gone", Duration::from_secs(30), |p| {
+        !p.get("/metrics").unwrap().1.contains(&b_label)
+    });
+    let (_, metrics) = p.get("/metrics").unwrap();
+    for family in [
+        "plimsoll_desired_replicas",
+        "plimsoll_current_replicas",
+        "plimsoll_policy_min_replicas",
+        "plimsoll_policy_max_replicas",
+        "plimsoll_policy_metric_target",
+        "plimsoll_decisions_total",
+    ] {
+        let line = format!("{family}{{service=\"web\",target=\"{id_a}\"");
+        assert!(metrics.contains(&line), "{line} in:\n{metrics}");
+    }
 }
 
 #[test]

@@ -6,70 +6,11 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use support::chromium::{rendered, screenshot};
 use support::{Plimsoll, ProjectCleanup};
-
-/// Chromium, or a panic saying how to get it (tests/setup.sh installs it).
-fn chromium() -> &'static str {
-    let ok = Command::new("chromium")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "chromium is missing: tests/setup.sh installs Debian's chromium"
-    );
-    "chromium"
-}
-
-/// Headless Chromium on `url` with its own profile folder, given 5 s of virtual time to run the page's
-/// scripts; `extra` are more flags (`--dump-dom`, `--screenshot=...`). Its stdout.
-fn headless(url: &str, extra: &[&str]) -> String {
-    let profile = tempfile::tempdir().unwrap();
-    let out = Command::new(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--virtual-time-budget=5000",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .args(extra)
-        .arg(url)
-        .output()
-        .expect("running chromium");
-    assert!(
-        out.status.success(),
-        "chromium failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The DOM of the page at `p`/ after its scripts ran.
-fn rendered(p: &Plimsoll) -> String {
-    headless(&format!("http://{}/", p.addr), &["--dump-dom"])
-}
-
-/// A screenshot of the page at `p`/ in target/tmp/NAME, kept after the test.
-fn screenshot(p: &Plimsoll, name: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_file(&path);
-    headless(
-        &format!("http://{}/", p.addr),
-        &[
-            &format!("--screenshot={}", path.display()),
-            "--window-size=1280,900",
-        ],
-    );
-    let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-    assert!(len > 10_000, "screenshot {} is {len} bytes", path.display());
-    path
-}
 
 #[test]
 fn the_status_page_of_plimsoll_run_shows_the_target_its_replicas_and_reasons() {
@@ -102,7 +43,7 @@ fn the_status_page_of_plimsoll_run_shows_the_target_its_replicas_and_reasons() {
             .any(|d| d["action"] == "dry_run" && d["desired"].as_u64() > d["current"].as_u64())
     });
 
-    let dom = rendered(&p);
+    let dom = rendered(p.addr);
     let decisions = p.decisions("web");
     assert!(dom.contains("plimsoll run"), "mode missing:\n{dom}");
     assert!(
@@ -176,7 +117,7 @@ fn the_status_page_of_plimsoll_run_shows_the_target_its_replicas_and_reasons() {
     );
     assert!(logs.contains("found 1 scaled target"), "{logs}");
 
-    let shot = screenshot(&p, "status_page_run.png");
+    let shot = screenshot(p.addr, "status_page_run.png");
     eprintln!("screenshot: {}", shot.display());
 }
 
@@ -225,7 +166,7 @@ fn plimsoll_collect_serves_the_status_page_with_the_host_containers_and_service_
         "the page must load no external asset"
     );
 
-    let dom = rendered(&p);
+    let dom = rendered(p.addr);
     assert!(dom.contains("plimsoll collect"), "mode missing:\n{dom}");
     assert!(dom.contains(&name), "the container {name} missing:\n{dom}");
     assert!(dom.contains("CPU busy"), "host missing:\n{dom}");
@@ -239,7 +180,7 @@ fn plimsoll_collect_serves_the_status_page_with_the_host_containers_and_service_
         dom.contains("<section id=\"targets-section\" hidden=\"\">"),
         "targets shown by a collector:\n{dom}"
     );
-    screenshot(&p, "status_page_collect.png");
+    screenshot(p.addr, "status_page_collect.png");
 }
 
 #[test]
@@ -260,7 +201,7 @@ fn plimsoll_run_without_targets_says_how_to_label_a_service() {
         ),
         "{logs}"
     );
-    let dom = rendered(&p);
+    let dom = rendered(p.addr);
     assert!(
         dom.contains("No scaled targets yet."),
         "no hint on the page:\n{dom}"

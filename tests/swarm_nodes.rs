@@ -217,6 +217,53 @@ fn pending_tasks_get_a_node_and_an_unneeded_node_is_drained_and_removed() {
     ] {
         assert!(metrics.contains(&want), "{want} in /metrics");
     }
+    // The status page shows the pool as Chromium renders it: its nodes by state, and its last
+    // decision and last change (the add, with its reason).
+    let dom = support::chromium::rendered(p.addr);
+    let section = dom
+        .split("<section id=\"pools-section\"")
+        .nth(1)
+        .and_then(|s| s.split("</section>").next())
+        .unwrap_or_else(|| panic!("no pool section:\n{dom}"));
+    assert!(
+        !section.starts_with(" hidden"),
+        "pool section hidden:\n{dom}"
+    );
+    let row = section
+        .split("<tr>")
+        .find(|r| r.starts_with(&format!("<td>{pool}</td>")))
+        .unwrap_or_else(|| panic!("no row of pool {pool}:\n{section}"));
+    // pool, file, nodes, reserved, pending tasks, operation, last decision, last change.
+    let cells: Vec<&str> = row
+        .split("<td>")
+        .skip(1)
+        .map(|c| c.split("</td>").next().unwrap())
+        .collect();
+    assert_eq!(cells.len(), 8, "{row}");
+    let file = policies.path().join("pool.yaml");
+    assert_eq!(
+        cells[1],
+        format!("<span class=\"mono\">{}</span>", file.display())
+    );
+    assert!(
+        cells[2].starts_with("2 ready (0 draining, 0 down), "),
+        "{row}"
+    );
+    assert!(cells[7].starts_with("add 1: pending_tasks at "), "{row}");
+    // The last decision is one of the pool's latest (the loop ticks every second).
+    let recent: Vec<String> = node_records(&p, &pool)
+        .iter()
+        .rev()
+        .filter(|r| r["kind"] == "decision")
+        .take(10)
+        .map(|r| format!(": {} at ", r["reason"].as_str().unwrap()))
+        .collect();
+    assert!(
+        recent.iter().any(|r| cells[6].contains(r.as_str())),
+        "last decision {:?} is none of {recent:?}",
+        cells[6]
+    );
+    support::chromium::screenshot(p.addr, "status_page_pool.png");
 
     // Replicas go down (docker service scale stands in for the service autoscaler here): Swarm takes
     // the task from the node with two, leaving one per node, both under 50% reserved. One node is

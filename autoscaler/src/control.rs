@@ -16,6 +16,7 @@ mod plan;
 mod reconcile;
 mod resolve;
 mod runner;
+mod series;
 mod source;
 mod target;
 #[cfg(test)]

@@ -46,7 +46,7 @@ pub fn router(state: ApiState) -> Router {
 async fn metrics(State(s): State<ApiState>) -> Response {
     let mut body = String::with_capacity(256 << 10);
     exposition::render(&s.shared.ingest.read(), &mut body);
-    body.push_str(&s.metrics.render());
+    crate::telemetry::render(&s.metrics, &mut body);
     (
         [(
             header::CONTENT_TYPE,

@@ -3,6 +3,12 @@
 
 use std::time::Duration;
 
+pub mod family;
+
+pub use family::{
+    describe_all, register_exposition, render, Buckets, Exposition, Family, Kind, LabelWriter,
+};
+
 /// Why something could not be sampled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -51,29 +57,30 @@ pub const SECONDS_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
 ];
 
+/// The collector's own metric families.
+pub const FAMILIES: &[Family] = &[
+    Family::counter(ERRORS, "Samples or calls that failed, by kind."),
+    Family::counter(PASSES, "Sampling passes completed."),
+    Family::seconds(PASS_DURATION, "Wall time of one sampling pass."),
+    Family::gauge(CONTAINERS, "Containers being sampled."),
+    Family::gauge(SERIES, "Series held in the in-memory window."),
+    Family::gauge(
+        SAMPLE_BYTES,
+        "Bytes of compressed samples held in the in-memory window.",
+    ),
+    Family::counter(
+        INGEST_ERRORS,
+        "Malformed input counted and skipped by a receiver, by source and reason.",
+    ),
+    Family::counter(
+        INGEST_DROPPED,
+        "Well-formed input not kept (e.g. a new series beyond a limit), by source and reason.",
+    ),
+];
+
 /// Describes the collector's own metrics once, so /metrics carries their HELP lines.
 pub fn describe() {
-    metrics::describe_counter!(ERRORS, "Samples or calls that failed, by kind.");
-    metrics::describe_counter!(PASSES, "Sampling passes completed.");
-    metrics::describe_histogram!(
-        PASS_DURATION,
-        metrics::Unit::Seconds,
-        "Wall time of one sampling pass."
-    );
-    metrics::describe_gauge!(CONTAINERS, "Containers being sampled.");
-    metrics::describe_gauge!(SERIES, "Series held in the in-memory window.");
-    metrics::describe_gauge!(
-        SAMPLE_BYTES,
-        "Bytes of compressed samples held in the in-memory window."
-    );
-    metrics::describe_counter!(
-        INGEST_ERRORS,
-        "Malformed input counted and skipped by a receiver, by source and reason."
-    );
-    metrics::describe_counter!(
-        INGEST_DROPPED,
-        "Well-formed input not kept (e.g. a new series beyond a limit), by source and reason."
-    );
+    describe_all(FAMILIES);
 }
 
 #[derive(Debug)]

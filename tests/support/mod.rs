@@ -9,6 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+pub mod chromium;
 pub mod swarm;
 
 /// The image every test container runs: busybox (static, from Debian's busybox-static) on scratch.

@@ -333,7 +333,14 @@ fn self_metrics_router() -> axum::Router {
     let handle = plimsoll_collector::run::prometheus_handle();
     axum::Router::new()
         .route("/", get(plimsoll_collector::http::status::page))
-        .route("/metrics", get(move || std::future::ready(handle.render())))
+        .route(
+            "/metrics",
+            get(move || {
+                let mut body = String::new();
+                plimsoll_collector::telemetry::render(&handle, &mut body);
+                std::future::ready(body)
+            }),
+        )
         .route("/healthz", get(|| std::future::ready("ok")))
 }
 

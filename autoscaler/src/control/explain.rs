@@ -1,69 +1,25 @@
 //! Every decision explained: a record kept in a ring per target for the API, a JSON log line, and
-//! the autoscaler's metrics.
+//! the autoscaler's metrics (the per-target ones through [`super::series`]).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
-use std::time::Duration;
 
+use plimsoll_collector::telemetry::Family;
 use serde::Serialize;
 
 use super::plan::Cause;
 use super::target::TargetId;
-use crate::policy::{MetricDetail, Missing, Policy, Timestamp};
-
-pub const DESIRED: &str = "plimsoll_desired_replicas";
-pub const CURRENT: &str = "plimsoll_current_replicas";
-pub const SCALE_EVENTS: &str = "plimsoll_scale_events_total";
-pub const DECISIONS: &str = "plimsoll_decisions_total";
-pub const DECISION_DURATION: &str = "plimsoll_decision_duration_seconds";
-pub const CONVERGENCE: &str = "plimsoll_convergence_seconds";
-pub const METRIC_MISSING: &str = "plimsoll_metric_missing_total";
-pub const SCALE_FAILURES: &str = "plimsoll_scale_failures_total";
-pub const POLICY_MIN: &str = "plimsoll_policy_min_replicas";
-pub const POLICY_MAX: &str = "plimsoll_policy_max_replicas";
-pub const METRIC_TARGET: &str = "plimsoll_policy_metric_target";
-pub const METRIC_OBSERVED: &str = "plimsoll_policy_metric_observed";
+use crate::policy::{MetricDetail, Missing, Timestamp};
 
 /// Records kept per target for `GET /api/v1/decisions`.
 const RING: usize = 200;
 
-pub fn describe() {
-    metrics::describe_gauge!(DESIRED, "Replicas the autoscaler wants for the service.");
-    metrics::describe_gauge!(CURRENT, "Replicas the service is asked to run.");
-    metrics::describe_counter!(
-        SCALE_EVENTS,
-        "Scale actions taken, by direction and reason."
-    );
-    metrics::describe_counter!(DECISIONS, "Decisions made, by reason (holds included).");
-    metrics::describe_histogram!(
-        DECISION_DURATION,
-        metrics::Unit::Seconds,
-        "Time to observe, plan and act for one target."
-    );
-    metrics::describe_counter!(
-        METRIC_MISSING,
-        "Decisions in which a policy metric had no value, by metric and reason (no_series, not_a_counter...)."
-    );
-    metrics::describe_counter!(
-        SCALE_FAILURES,
-        "Scale actions the engine refused or that failed (never counted under --dry-run)."
-    );
-    metrics::describe_gauge!(POLICY_MIN, "The policy's min replicas.");
-    metrics::describe_gauge!(POLICY_MAX, "The policy's max replicas.");
-    metrics::describe_gauge!(
-        METRIC_TARGET,
-        "A policy metric's target, in its kind's unit (percent for utilization, value, seconds for below)."
-    );
-    metrics::describe_gauge!(
-        METRIC_OBSERVED,
-        "A policy metric's level at the last decision, in the target's unit."
-    );
-    metrics::describe_histogram!(
-        CONVERGENCE,
-        metrics::Unit::Seconds,
-        "Time from a scale action until the service runs the new count."
-    );
-}
+/// The loop's metric families that are recorded through the `metrics` facade (the per-target ones
+/// are in [`super::series`]).
+pub const FAMILIES: &[Family] = &[Family::seconds(
+    "plimsoll_convergence_seconds",
+    "Time from a scale action until the service runs the new count.",
+)];
 
 /// What the loop did with a plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -140,44 +96,12 @@ impl DecisionRecord {
         }
     }
 
-    /// Logs (actions at info, no-ops at debug) and counts this record.
-    pub fn emit(&self, duration: Duration) {
-        // `service` as users name it, `target` to tell apart two services of one name.
-        let (service, target) = (self.service.clone(), self.target.clone());
+    /// Logs this record (actions at info, no-ops at debug); its per-target counts are kept by
+    /// [`super::series::Series::record`].
+    pub fn emit(&self) {
         if let Some(ms) = self.converged_after_ms {
-            metrics::histogram!(CONVERGENCE).record(ms as f64 / 1000.0);
+            metrics::histogram!(FAMILIES[0].name).record(ms as f64 / 1000.0);
             tracing::info!(target: "plimsoll::decision", scale_target = %self.target, replicas = self.current, took_ms = ms, "converged");
-        }
-        metrics::counter!(DECISIONS, "service" => service.clone(), "target" => target.clone(), "reason" => self.reason.as_str()).increment(1);
-        for m in &self.metrics {
-            if let Some(why) = m.missing {
-                metrics::counter!(METRIC_MISSING, "service" => service.clone(), "target" => target.clone(), "metric" => m.name.clone(), "reason" => why.as_str()).increment(1);
-            }
-        }
-        metrics::histogram!(DECISION_DURATION, "service" => service.clone(), "target" => target.clone())
-            .record(duration.as_secs_f64());
-        for m in &self.metrics {
-            if let Some(level) = m.current {
-                metrics::gauge!(METRIC_OBSERVED, "service" => service.clone(), "target" => target.clone(), "metric" => m.name.clone(), "kind" => m.target_kind)
-                    .set(level);
-            }
-        }
-        if self.action == Action::Failed {
-            metrics::counter!(SCALE_FAILURES, "service" => service.clone(), "target" => target.clone()).increment(1);
-        }
-        metrics::gauge!(DESIRED, "service" => service.clone(), "target" => target.clone())
-            .set(f64::from(self.desired));
-        metrics::gauge!(CURRENT, "service" => service.clone(), "target" => target.clone())
-            .set(f64::from(self.current));
-        if self.action == Action::Scaled {
-            let direction = if self.desired > self.current {
-                "up"
-            } else if self.desired < self.current {
-                "down"
-            } else {
-                "converge"
-            };
-            metrics::counter!(SCALE_EVENTS, "service" => service, "target" => target, "direction" => direction, "reason" => self.reason.as_str()).increment(1);
         }
         if self.action == Action::None
             && !tracing::enabled!(target: "plimsoll::decision", tracing::Level::DEBUG)
@@ -208,20 +132,6 @@ impl DecisionRecord {
             Action::Failed => log!(warn, "scale failed"),
             _ => log!(info, "scale"),
         }
-    }
-}
-
-/// The policy of `target` as gauges: its bounds and each metric's target (set every tick, so that a
-/// changed policy shows at once).
-pub fn emit_policy(target: &TargetId, policy: &Policy) {
-    let (service, target) = (target.service().to_string(), target.to_string());
-    metrics::gauge!(POLICY_MIN, "service" => service.clone(), "target" => target.clone())
-        .set(f64::from(policy.min));
-    metrics::gauge!(POLICY_MAX, "service" => service.clone(), "target" => target.clone())
-        .set(f64::from(policy.max));
-    for m in &policy.metrics {
-        metrics::gauge!(METRIC_TARGET, "service" => service.clone(), "target" => target.clone(), "metric" => m.name.clone(), "kind" => m.target.kind())
-            .set(m.target.as_f64());
     }
 }
 
@@ -297,6 +207,3 @@ impl DecisionLog {
         rings.keys().cloned().collect()
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
+use plimsoll_collector::telemetry::{describe_all, register_exposition, Exposition};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -20,6 +21,7 @@ use super::reconcile::{intent, Acted, ActionBudget, Intent, Memory, Now};
 use super::resolve::{
     in_scope, resolve, FileReport, FileStatus, PolicyEntry, ReadFile, Resolution,
 };
+use super::series::Series;
 use super::source::read::metric_reads;
 use super::source::{MetricSource, ReplicaRef, Request};
 use super::target::{TargetId, TargetInfo};
@@ -50,6 +52,8 @@ pub struct ControlState {
     /// Paused targets.
     pub paused: RwLock<HashSet<TargetId>>,
     pub decisions: DecisionLog,
+    /// The per-target series of /metrics: a target's go when its task ends.
+    pub series: Arc<Series>,
     /// The global cap on actions, shared by every target's task.
     budget: Mutex<ActionBudget>,
 }
@@ -61,6 +65,7 @@ impl ControlState {
             files: RwLock::new(Vec::new()),
             paused: RwLock::new(HashSet::new()),
             decisions: DecisionLog::default(),
+            series: Arc::default(),
             budget: Mutex::new(ActionBudget::new(max_actions_per_minute)),
         }
     }
@@ -90,8 +95,10 @@ impl<A: Actuator, S: MetricSource> Controller<A, S> {
         config: ControlConfig,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        super::explain::describe();
+        describe_all(super::explain::FAMILIES);
         let state = Arc::new(ControlState::new(config.max_actions_per_minute));
+        let series: Arc<dyn Exposition> = state.series.clone();
+        register_exposition(&series);
         Self {
             actuator: Arc::new(actuator),
             source: Arc::new(source),
@@ -257,6 +264,9 @@ struct TargetTask<A, S> {
 
 impl<A: Actuator, S: MetricSource> TargetTask<A, S> {
     async fn run(self, policy: watch::Receiver<Policy>) {
+        // However the task ends (aborted when its target goes), its series go with it; dropped
+        // after its last poll, so no tick can record after it.
+        let _forget = ForgetSeries(self.state.clone(), self.id.clone());
         let mut mem = Memory::new(fastrand::u64(..));
         let mut missing = MissingMetrics::default();
         loop {
@@ -315,10 +325,21 @@ impl<A: Actuator, S: MetricSource> TargetTask<A, S> {
                 mem.settle(&self.id, policy, planned, acted, interval, now)
             }
         };
-        step.record.emit(now.mono.elapsed());
-        super::explain::emit_policy(&self.id, policy);
+        step.record.emit();
+        let series = &self.state.series;
+        series.record(&self.id, &step.record, now.mono.elapsed());
+        series.policy(&self.id, policy);
         missing.update(&step.record);
         self.state.decisions.push(&self.id, step.record);
         step.requeue_after
+    }
+}
+
+/// Drops a target's series when its task ends.
+struct ForgetSeries(Arc<ControlState>, TargetId);
+
+impl Drop for ForgetSeries {
+    fn drop(&mut self) {
+        self.0.series.forget(&self.1);
     }
 }
