@@ -413,14 +413,9 @@ fn a_swarm_tasks_datagrams_from_an_overlay_network_carry_its_task_labels() {
         p.container(&cname).is_some()
     });
     let pid = docker_ok(&["inspect", "-f", "{{.State.Pid}}", &id]);
-    let gateway = docker_ok(&[
-        "network",
-        "inspect",
-        "docker_gwbridge",
-        "-f",
-        "{{(index .IPAM.Config 0).Gateway}}",
-    ]);
-    let to_host: SocketAddr = format!("{gateway}:{port}").parse().unwrap();
+    let to_host: SocketAddr = format!("{}:{port}", support::gwbridge_gateway())
+        .parse()
+        .unwrap();
     python_in(
         &["nsenter", "-t", &pid, "-n"],
         to_host,

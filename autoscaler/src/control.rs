@@ -21,6 +21,7 @@ mod source;
 mod target;
 #[cfg(test)]
 pub(crate) mod testing;
+mod topology;
 
 pub use actuator::{Actuator, ActuatorError};
 pub use api::{router, ApiToken};

@@ -29,7 +29,14 @@ pub struct ApiState {
     pub interval: Duration,
     /// The spans component, when OTLP is received (cluster mode forwards edge halves to it).
     pub spans: Option<crate::sources::spans::Spans>,
+    /// The replicas of scaled services, for the topology's nodes; only `plimsoll run` knows them.
+    pub replicas: Option<ReplicaCounts>,
 }
+
+/// The current replicas of the scaled services, by the service name their spans carry
+/// (`service.name`), read when `/api/v1/topology` is asked.
+pub type ReplicaCounts =
+    std::sync::Arc<dyn Fn() -> std::collections::BTreeMap<String, u32> + Send + Sync>;
 
 pub fn router(state: ApiState) -> Router {
     Router::new()
@@ -279,7 +286,12 @@ async fn topology(
         ));
     }
     let q = StoreQuery::new(&store);
-    Json(crate::sources::spans::topology::build(&q, now_millis(), w)).into_response()
+    let topology = crate::sources::spans::topology::build(&q, now_millis(), w);
+    drop(store);
+    match &s.replicas {
+        Some(counts) => Json(topology.with_replicas(&counts())).into_response(),
+        None => Json(topology).into_response(),
+    }
 }
 
 /// Edge halves another collector forwards to the owner of their traces (cluster mode).

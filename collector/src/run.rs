@@ -205,11 +205,17 @@ impl Collector {
 
     /// The HTTP API of this collector.
     pub fn router(&self) -> axum::Router {
+        self.router_with(None)
+    }
+
+    /// The HTTP API, with the replicas of scaled services for the topology (`plimsoll run`).
+    pub fn router_with(&self, replicas: Option<crate::http::ReplicaCounts>) -> axum::Router {
         crate::http::router(crate::http::ApiState {
             shared: self.shared.clone(),
             metrics: self.metrics.clone(),
             interval: self.config.interval,
             spans: self.spans.clone(),
+            replicas,
         })
     }
 }

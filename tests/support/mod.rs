@@ -370,7 +370,19 @@ pub fn local_node_id() -> String {
     .clone()
 }
 
-/// A Swarm service of the test image, removed when dropped.
+/// The gateway address of docker_gwbridge: where a Swarm task on an overlay network reaches this
+/// host (its default route), e.g. a receiver listening on every address.
+pub fn gwbridge_gateway() -> String {
+    ensure_swarm();
+    docker_ok(&[
+        "network",
+        "inspect",
+        "docker_gwbridge",
+        "-f",
+        "{{(index .IPAM.Config 0).Gateway}}",
+    ])
+}
+
 /// An overlay network of the swarm, removed when dropped (after the services on it, which take a
 /// moment to go, so it is retried for up to 30 s).
 pub struct Overlay(pub String);
@@ -395,6 +407,7 @@ impl Drop for Overlay {
     }
 }
 
+/// A Swarm service of the test image, removed when dropped.
 pub struct Service {
     pub name: String,
 }

@@ -274,10 +274,14 @@ pub fn run(args: RunArgs) -> ExitCode {
             SourceArg::Embedded => {
                 let collector = Collector::start(config.clone())?;
                 let source = EmbeddedSource::new(collector.shared(), rate_window);
+                let controller = Controller::new(actuator, source, control);
+                // The topology's service nodes show the replicas of the targets they are.
+                let state = controller.state();
+                let replicas = Arc::new(move || state.replicas_by_node());
                 serve(
                     config.listen,
-                    collector.router(),
-                    Controller::new(actuator, source, control),
+                    collector.router_with(Some(replicas)),
+                    controller,
                     nodes,
                     token,
                 )

@@ -201,6 +201,12 @@ impl DecisionLog {
         out
     }
 
+    /// The replicas `target` had at its latest decision.
+    pub fn latest_current(&self, target: &TargetId) -> Option<u32> {
+        let rings = self.rings.lock().expect("decision log lock");
+        rings.get(target)?.back().map(|r| r.current)
+    }
+
     /// The targets with recorded decisions.
     pub fn targets(&self) -> Vec<TargetId> {
         let rings = self.rings.lock().expect("decision log lock");

@@ -24,7 +24,7 @@
 
 use serde::Serialize;
 
-use super::model::{MetricSpec, Target, Tolerance};
+use super::model::{MetricSpec, SeriesQuery, Target, Tolerance};
 use super::observation::{Missing, Observation, ReplicaObservation, Sample};
 
 /// The metric the HPA's readiness rules apply to (see [`per_replica`]).
@@ -79,6 +79,10 @@ pub struct MetricDetail {
     /// Demand one replica serves when exactly on target: `load / this` is the replicas needed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub load_per_replica_at_target: Option<f64>,
+    /// The policy's `query`, when it has one: the record then says what `current` is (the series
+    /// and matchers, and a quantile's φ and window or an error ratio's errors), not just its name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query: Option<SeriesQuery>,
 }
 
 impl MetricDetail {
@@ -97,6 +101,7 @@ impl MetricDetail {
             problem: None,
             load: None,
             load_per_replica_at_target: None,
+            query: None,
         }
     }
 }
@@ -109,6 +114,7 @@ pub fn compute(
     current: u32,
 ) -> MetricDetail {
     let mut detail = MetricDetail::unread(&spec.name, spec.target.kind(), spec.target.as_f64());
+    detail.query = spec.query.clone();
     // What the source could not read is reported as the source saw it.
     if let Some(&why) = obs.missing.get(&spec.name) {
         detail.missing = Some(why);

@@ -126,18 +126,10 @@ fn forecast_becomes_replicas_with_tolerance() {
     h.load
         .insert("rps".into(), series(0, 120, |m| 100.0 + m as f64));
     let detail = |load: f64| MetricDetail {
-        name: "rps".into(),
-        target_kind: "average",
-        target: 10.0,
-        current: None,
-        ratio: None,
-        proposal: None,
         status: crate::policy::calc::MetricStatus::Steady,
-        counted: 0,
-        missing: None,
-        problem: None,
         load: Some(load),
         load_per_replica_at_target: Some(10.0),
+        ..MetricDetail::unread("rps", "average", 10.0)
     };
     // 10 minutes ahead on +1/minute from 220: 230, i.e. ceil(23.0...) replicas of 10 (the fit is not
     // bit-exact, so ask for a count away from an integer boundary: 230 / 9 = 25.6 -> 26).
@@ -188,18 +180,14 @@ fn ramp_method_pre_scales_only_ahead_of_a_rise() {
     let mut history = History::default();
     history.load.insert("rps".into(), series(0, 5, |_| 100.0));
     let detail = |load: f64| MetricDetail {
-        name: "rps".into(),
-        target_kind: "value",
-        target: 10.0,
         current: Some(load),
         ratio: Some(1.0),
         proposal: Some(10),
         status: MetricStatus::WithinTolerance,
         counted: 10,
-        missing: None,
-        problem: None,
         load: Some(load),
         load_per_replica_at_target: Some(10.0),
+        ..MetricDetail::unread("rps", "value", 10.0)
     };
     // 100 at minute 0, 150 at minute 5: +10 per minute, 170 two minutes ahead: 17 replicas.
     assert_eq!(

@@ -50,6 +50,10 @@ pub struct Node {
     /// Of those, the share with status ERROR.
     pub error_ratio: Option<f64>,
     pub latency_ms: Latency,
+    /// The replicas of the scaled target this service is, when the server knows them
+    /// ([`Topology::with_replicas`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -69,6 +73,20 @@ pub struct Topology {
     pub window_seconds: f64,
     pub nodes: Vec<Node>,
     pub edges: Vec<Edge>,
+}
+
+impl Topology {
+    /// Puts on each service node the replicas `counts` has for its name (`plimsoll run`: its scaled
+    /// targets' current replicas). Only nodes of services that sent spans: `user`, databases and
+    /// other virtual nodes are not deployments.
+    pub fn with_replicas(mut self, counts: &BTreeMap<String, u32>) -> Self {
+        for n in &mut self.nodes {
+            if n.kind == NodeKind::Service {
+                n.replicas = counts.get(&n.id).copied();
+            }
+        }
+        self
+    }
 }
 
 fn sum(xs: impl Iterator<Item = Option<f64>>) -> Option<f64> {
@@ -198,6 +216,7 @@ pub fn build(q: &Query<'_>, end: Millis, window: Millis) -> Topology {
                 request_rate,
                 kind: NodeKind::Service,
                 id,
+                replicas: None,
             }
         })
         .collect();
@@ -236,6 +255,7 @@ pub fn build(q: &Query<'_>, end: Millis, window: Millis) -> Topology {
             error_ratio: ratio(errors, request_rate),
             request_rate,
             latency_ms: Latency::default(),
+            replicas: None,
         }
     }));
     Topology {

@@ -95,3 +95,47 @@ fn an_empty_store_has_an_empty_topology() {
     let t = build(&Query::new(&store), T0, 60_000);
     assert!(t.nodes.is_empty() && t.edges.is_empty());
 }
+
+#[test]
+fn replicas_go_on_the_service_nodes_of_scaled_targets_only() {
+    let ingest = Ingest::new(Duration::from_secs(600));
+    let sp = Spans::new(&SpansConfig::default(), &ingest, Duration::from_secs(1)).unwrap();
+    for round in 0..2u8 {
+        let t = round * 10 + 1;
+        let front = vec![s(t, 1, 0, SERVER, 100), s(t, 2, 1, CLIENT, 40)];
+        let back = vec![
+            s(t, 3, 2, SERVER, 30),
+            s(t, 4, 3, CLIENT, 5).attr("db.name", "orders"),
+        ];
+        let now = T0 + i64::from(round) * 10_000;
+        sp.consume(&[rs("front", &front), rs("back", &back)], now);
+        sp.flush(now);
+    }
+    let store = ingest.read();
+    // `orders` (a database) and `user` share names with targets here: they are no deployments.
+    let counts = [("back", 3), ("orders", 2), ("user", 5), ("gone", 1)]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    let t = build(&Query::new(&store), T0 + 20_000, 60_000).with_replicas(&counts);
+    let replicas = |id: &str| {
+        t.nodes
+            .iter()
+            .find(|n| n.id == id)
+            .unwrap_or_else(|| panic!("{id}: {t:#?}"))
+            .replicas
+    };
+    assert_eq!(replicas("back"), Some(3));
+    assert_eq!(replicas("front"), None);
+    assert_eq!(replicas("orders"), None);
+    assert_eq!(replicas("user"), None);
+    assert!(!t.nodes.iter().any(|n| n.id == "gone"));
+    // In JSON: a number on the scaled service, no key elsewhere.
+    let j = serde_json::to_value(&t).unwrap();
+    for n in j["nodes"].as_array().unwrap() {
+        match n["id"].as_str().unwrap() {
+            "back" => assert_eq!(n["replicas"], 3, "{n}"),
+            _ => assert!(n.get("replicas").is_none(), "{n}"),
+        }
+    }
+}
