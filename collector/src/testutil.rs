@@ -30,6 +30,20 @@ pub fn proc_fixture(p: &Path) {
     )
     .unwrap();
     fs::write(p.join("loadavg"), "0.50 1.25 10.00 1/234 5678\n").unwrap();
+    fs::create_dir_all(p.join("rootfs/etc")).unwrap();
+    fs::write(
+        p.join("rootfs/etc/os-release"),
+        "PRETTY_NAME=\"Fixture Linux 1.2\"\nNAME=\"Fixture Linux\"\nID=fixture\nVERSION_ID=1.2\n",
+    )
+    .unwrap();
+    fs::create_dir_all(p.join("sys/net/netfilter")).unwrap();
+    fs::write(p.join("sys/net/netfilter/nf_conntrack_count"), "12\n").unwrap();
+    fs::write(p.join("sys/net/netfilter/nf_conntrack_max"), "262144\n").unwrap();
+    fs::write(
+        p.join("net/softnet_stat"),
+        "00000100 00000001 00000002 00000000\n00000200 00000000 00000003 00000000\n",
+    )
+    .unwrap();
     fs::write(
         p.join("vmstat"),
         "nr_free_pages 100\npgpgin 11\npgmajfault 3\noom_kill 1\n",

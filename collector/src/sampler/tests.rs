@@ -64,6 +64,8 @@ fn sampler(
         host: HostConfig {
             proc_root: proc_root.to_path_buf(),
             sys_root: proc_root.join("no-sysfs"),
+            // A root with only an os-release: the machine's own would change the exposition.
+            rootfs: proc_root.join("rootfs"),
             ..HostConfig::default()
         },
         cgroup: crate::sources::cgroup::CgroupConfig {
@@ -265,8 +267,16 @@ fn canonical(text: &str) -> String {
         }
     };
     for line in text.lines() {
-        // The labels of node_uname_info are this machine's kernel; its HELP and TYPE stay pinned.
-        if line.starts_with("node_uname_info{") {
+        // The labels of node_uname_info are this machine's kernel, the time zone and the clock
+        // discipline its own (system calls, not files): their HELP and TYPE stay pinned.
+        if [
+            "node_uname_info{",
+            "node_time_zone_offset_seconds{",
+            "node_timex_",
+        ]
+        .iter()
+        .any(|p| line.starts_with(p))
+        {
             continue;
         }
         if line.starts_with('#') {

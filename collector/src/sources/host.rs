@@ -1,6 +1,7 @@
 //! Host sampler: /proc read into node_exporter's metric names and labels.
 
 mod config;
+mod extra;
 pub mod filesystem;
 pub mod netclass;
 pub mod netstat;
@@ -81,6 +82,7 @@ struct Families {
     /// available, pool size.
     entropy: [FamilyId; 2],
     netclass: netclass::Families,
+    extra: extra::Families,
 }
 
 impl Families {
@@ -279,6 +281,7 @@ impl Families {
                 )?,
             ],
             netclass: netclass::Families::register(ingest)?,
+            extra: extra::Families::register(ingest, clk_tck)?,
             fs: [
                 f(
                     "node_filesystem_size_bytes",
@@ -367,6 +370,7 @@ pub struct HostSource {
     uname: system::Uname,
     netclass: netclass::NetClass,
     stats: netstat::Families,
+    extra: extra::Extra,
 }
 
 impl HostSource {
@@ -444,6 +448,7 @@ impl HostSource {
             uname: system::Uname::default(),
             netclass: netclass::NetClass::new(&config.sys_root),
             stats: netstat::Families::default(),
+            extra: extra::Extra::open(proc_root, &config.sys_root, &config.rootfs),
         })
     }
 
@@ -474,6 +479,7 @@ impl HostSource {
             uname,
             netclass,
             stats,
+            extra,
             ..
         } = self;
         let mut w = Writer::new(b, cursor, &[], None);
@@ -507,6 +513,10 @@ impl HostSource {
                         if let Some((v, _)) = parse_u64(v) {
                             w.put(fams.cpu, &[("cpu", label), ("mode", mode)], v as i64);
                         }
+                    }
+                    let mut guest = it.filter_map(|v| parse_u64(v).map(|(v, _)| v));
+                    if let (Some(g), Some(gn)) = (guest.next(), guest.next()) {
+                        fams.extra.write_guest(&mut w, label, g, gn);
                     }
                     continue;
                 }
@@ -555,7 +565,7 @@ impl HostSource {
         }
         if read(&files.diskstats, buf) {
             for line in buf.content().split(|c| *c == b'\n') {
-                let f: Vec<&[u8]> = fields(line).take(14).collect();
+                let f: Vec<&[u8]> = fields(line).take(20).collect();
                 if f.len() < 14 {
                     continue;
                 }
@@ -577,12 +587,14 @@ impl HostSource {
                         w.put(*metric, &[("device", name)], v as i64);
                     }
                 }
+                fams.extra.write_disk(&mut w, name, &f);
             }
         }
         if read(&files.net_dev, buf) {
             netclass.begin();
             for (dev, c) in kernel::net_dev(buf.content()) {
                 put_net(&mut |m, v| w.put(m, &[("device", dev)], v), &fams.net, &c);
+                fams.extra.write_net(&mut w, dev, &c);
                 netclass.write(&fams.netclass, &mut w, dev);
             }
             netclass.end();
@@ -617,6 +629,7 @@ impl HostSource {
                 }
             }
         }
+        extra.write(&fams.extra, &mut w, buf);
         if read(&files.loadavg, buf) {
             for (metric, f) in fams.load.iter().zip(fields(buf.content())) {
                 if let Some(v) = parse_centi(f) {

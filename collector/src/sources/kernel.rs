@@ -43,6 +43,15 @@ pub struct NetCounters {
     pub tx_packets: u64,
     pub tx_errs: u64,
     pub tx_drop: u64,
+    /// The rest of the line, which only the host exposes (node_exporter's netdev).
+    pub rx_fifo: u64,
+    pub rx_frame: u64,
+    pub rx_compressed: u64,
+    pub rx_multicast: u64,
+    pub tx_fifo: u64,
+    pub tx_colls: u64,
+    pub tx_carrier: u64,
+    pub tx_compressed: u64,
 }
 
 /// Iterates the interfaces of a /proc/net/dev file; malformed lines are skipped.
@@ -70,6 +79,14 @@ pub fn net_dev(s: &[u8]) -> impl Iterator<Item = (&str, NetCounters)> {
                 tx_packets: v[9],
                 tx_errs: v[10],
                 tx_drop: v[11],
+                rx_fifo: v[4],
+                rx_frame: v[5],
+                rx_compressed: v[6],
+                rx_multicast: v[7],
+                tx_fifo: v[12],
+                tx_colls: v[13],
+                tx_carrier: v[14],
+                tx_compressed: v[15],
             },
         ))
     })
@@ -120,7 +137,8 @@ mod tests {
                     tx_bytes: 9,
                     tx_packets: 10,
                     tx_errs: 11,
-                    tx_drop: 12
+                    tx_drop: 12,
+                    ..Default::default()
                 }
             )
         );

@@ -158,6 +158,7 @@ pub fn sample_from_stats(
                     tx_packets: n.tx_packets.unwrap_or(0),
                     tx_errs: n.tx_errors.unwrap_or(0),
                     tx_drop: n.tx_dropped.unwrap_or(0),
+                    ..Default::default()
                 },
             )
         })
