@@ -54,6 +54,21 @@ pub struct Model {
     #[serde(serialize_with = "as_secs")]
     pub tick: Duration,
     pub interpolation: Interpolation,
+    /// Zero for a real policy. Otherwise the policy is shown the highest demand of the coming
+    /// `oracle_lookahead` instead of the current demand: it knows the future, so it is no policy, but with
+    /// the same start-up it bounds what any policy could do (overload is still counted on the current
+    /// demand). The HPA baseline of [`compare`] never gets it.
+    #[serde(serialize_with = "as_secs")]
+    pub oracle_lookahead: Duration,
+}
+
+impl Model {
+    fn without_oracle(&self) -> Model {
+        Model {
+            oracle_lookahead: Duration::ZERO,
+            ..*self
+        }
+    }
 }
 
 /// Demand between two trace points.
@@ -120,7 +135,7 @@ pub fn hpa_baseline(policy: &Policy) -> Policy {
         behavior: Behavior::hpa_default(),
         predictive: Predictive {
             enabled: false,
-            ..policy.predictive
+            ..policy.predictive.clone()
         },
         ..policy.clone()
     }
@@ -195,7 +210,7 @@ pub fn compare(
 ) -> Result<Comparison, SimulateError> {
     Ok(Comparison {
         policy: summarize(policy, trace, model)?,
-        hpa: summarize(&hpa_baseline(policy), trace, model)?,
+        hpa: summarize(&hpa_baseline(policy), trace, &model.without_oracle())?,
     })
 }
 
@@ -213,6 +228,16 @@ fn demand_at(trace: &[LoadSample], cursor: &mut usize, now: Timestamp, how: Inte
         }
         _ => a.value,
     }
+}
+
+/// The highest demand in `[now, until]`: at its ends or at a trace point inside, under either
+/// interpolation.
+fn peak_between(trace: &[LoadSample], now: Timestamp, until: Timestamp, how: Interpolation) -> f64 {
+    let mut cursor = trace.partition_point(|p| p.at <= now).saturating_sub(1);
+    let ends =
+        demand_at(trace, &mut cursor, now, how).max(demand_at(trace, &mut cursor, until, how));
+    let inside = trace.partition_point(|p| p.at <= now)..trace.partition_point(|p| p.at <= until);
+    trace[inside].iter().map(|p| p.value).fold(ends, f64::max)
 }
 
 fn run(
@@ -247,7 +272,17 @@ fn run(
     let mut now = start;
     while now <= end {
         let demand = demand_at(trace, &mut cursor, now, model.interpolation);
-        let d = decide(policy, obs.update(&replicas, demand, now), &history, now);
+        let seen = if model.oracle_lookahead.is_zero() {
+            demand
+        } else {
+            peak_between(
+                trace,
+                now,
+                now.plus(model.oracle_lookahead),
+                model.interpolation,
+            )
+        };
+        let d = decide(policy, obs.update(&replicas, seen, now), &history, now);
         history.record(policy, &d, now);
         let current = replicas.len() as u32;
         if d.desired != current {

@@ -42,6 +42,12 @@ pub struct SimulateArgs {
     /// Decision interval.
     #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
     tick: Duration,
+    /// Not a policy, a bound: show the policy the highest demand of the coming DURATION instead of the
+    /// current one (it knows the future; overload is still counted on the current demand; the HPA
+    /// baseline never gets it). With the start-up time plus a tick: what the same policy would reach if
+    /// it could forecast perfectly.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    oracle_lookahead: Option<Duration>,
     /// Replay the same trace under a baseline and print both side by side (always done with --traces).
     #[arg(long, value_enum)]
     baseline: Option<Baseline>,
@@ -130,6 +136,7 @@ fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
         startup: args.startup,
         tick: args.tick,
         interpolation: args.interpolate.into(),
+        oracle_lookahead: args.oracle_lookahead.unwrap_or_default(),
     };
     match (&args.trace, &args.traces) {
         (Some(path), _) => one_trace(args, &policy, path, &capacities, model),

@@ -387,12 +387,19 @@ pub enum RateLimit {
 }
 
 /// Predictive scaling switch, horizon and forecasting method.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Predictive {
     pub enabled: bool,
     #[serde(serialize_with = "serialize_duration")]
     pub horizon: Duration,
     pub method: PredictMethod,
+    /// Periods after which demand repeats its rises (`1d`, `7d`): also expect, over the horizon, the rise
+    /// demand made over the same stretch one period earlier (see `predict::seasonal_rise`). Empty: off.
+    #[serde(
+        serialize_with = "serialize_durations",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub seasonal_rise: Vec<Duration>,
 }
 
 impl Default for Predictive {
@@ -401,6 +408,7 @@ impl Default for Predictive {
             enabled: false,
             horizon: DEFAULT_HORIZON,
             method: PredictMethod::Seasonal,
+            seasonal_rise: Vec::new(),
         }
     }
 }
@@ -423,6 +431,15 @@ pub(crate) fn serialize_duration<S: serde::Serializer>(
     s: S,
 ) -> Result<S::Ok, S::Error> {
     s.serialize_str(&humantime::format_duration(*d).to_string())
+}
+
+fn serialize_durations<S: serde::Serializer>(d: &[Duration], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(d.len()))?;
+    for d in d {
+        seq.serialize_element(&humantime::format_duration(*d).to_string())?;
+    }
+    seq.end()
 }
 
 fn serialize_optional_duration<S: serde::Serializer>(

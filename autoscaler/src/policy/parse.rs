@@ -12,6 +12,7 @@ use plimsoll_collector::store::{check_label_name, is_metric_name};
 use plimsoll_collector::yaml::{self, scalar_text, Fields, Node};
 use saphyr::{Scalar, YamlData};
 
+use super::behavior::LOAD_RETENTION;
 use super::model::{
     check_fallback_replicas, check_interval, Behavior, Fallback, MetricSpec, Policy, PredictMethod,
     Predictive, RateLimit, RatePolicy, Read, ScalingRules, Select, SeriesQuery, Target, Tolerance,
@@ -675,7 +676,8 @@ impl Decoder {
     }
 
     fn predictive(&mut self, node: &Node) -> Option<Predictive> {
-        let f = self.mapping(node, "predictive", &["enabled", "horizon", "method"])?;
+        #[rustfmt::skip]
+        let f = self.mapping(node, "predictive", &["enabled", "horizon", "method", "seasonal_rise"])?;
         let enabled = match f.get("enabled") {
             Some(n) => self.boolean(n, "predictive.enabled"),
             None => Some(true),
@@ -695,11 +697,51 @@ impl Decoder {
             },
             None => Some(Predictive::default().method),
         };
+        let seasonal_rise = match (f.get("seasonal_rise"), horizon) {
+            (Some(n), Some(h)) => self.seasons(n, h),
+            (None, _) => Some(Vec::new()),
+            (Some(_), None) => None,
+        };
         Some(Predictive {
             enabled: enabled?,
             horizon: horizon?,
             method: method?,
+            seasonal_rise: seasonal_rise?,
         })
+    }
+
+    /// `predictive.seasonal_rise`: a list of periods, each longer than the horizon and short enough that
+    /// the kept demand history (`LOAD_RETENTION`) still covers one period plus the horizon.
+    fn seasons(&mut self, node: &Node, horizon: Duration) -> Option<Vec<Duration>> {
+        let what = "predictive.seasonal_rise";
+        let YamlData::Sequence(items) = &node.data else {
+            self.error(
+                node,
+                format!("{what}: expected a list of periods (`[1d, 7d]`)"),
+            );
+            return None;
+        };
+        let mut seasons = Some(Vec::new());
+        for item in items {
+            let season = self.duration(item, what, false).and_then(|p| {
+                if p <= horizon {
+                    self.error(item, format!("{what}: a period must be longer than the horizon"));
+                    None
+                } else if p + horizon > LOAD_RETENTION {
+                    #[rustfmt::skip]
+                    self.error(item, format!("{what}: at most {} (demand history is kept for {})",
+                        humantime::format_duration(LOAD_RETENTION - horizon), humantime::format_duration(LOAD_RETENTION)));
+                    None
+                } else {
+                    Some(p)
+                }
+            });
+            match (&mut seasons, season) {
+                (Some(all), Some(p)) => all.push(p),
+                _ => seasons = None,
+            }
+        }
+        seasons
     }
 }
 

@@ -9,6 +9,11 @@
 //!   nothing while demand is flat or falling. Meant for a horizon equal to the actuation lag (replica
 //!   start-up plus a tick), so that replicas asked for now are ready when the demand gets there.
 //!
+//! - `seasonal_rise` ([`seasonal_rise`], on top of either method): the rise demand made over the same
+//!   stretch one period (a day, a week) earlier, added to the current demand. A ramp sees a rise only once
+//!   it has started, so a jump (demand arriving in steps) overloads for one start-up; when jumps come at
+//!   the same time of day or week, the history announces them one horizon ahead.
+//!
 //! Replicas = ceil(forecast / demand one replica serves at target), kept at the current count when inside
 //! the tolerance band, as a reactive vote would be. The caller takes max(reactive, predicted), so
 //! prediction can only add replicas ahead of demand, never remove them.
@@ -50,10 +55,20 @@ pub fn predict(
                 at: now,
                 value: load,
             };
-            let forecast = match policy.predictive.method {
+            let by_method = match policy.predictive.method {
                 PredictMethod::Seasonal => forecast(series, latest, target_at),
                 PredictMethod::Ramp => ramp(series, latest, target_at),
-            }?;
+            };
+            let by_season = seasonal_rise(
+                series,
+                latest,
+                policy.predictive.horizon,
+                &policy.predictive.seasonal_rise,
+            );
+            let forecast = match (by_method, by_season) {
+                (Some(a), Some(b)) => a.max(b),
+                (a, b) => a.or(b)?,
+            };
             let ratio = forecast / (per_replica * f64::from(current));
             if policy.tolerance.contains(ratio) {
                 Some(current)
@@ -112,6 +127,39 @@ pub fn ramp(series: &[LoadSample], latest: LoadSample, target_at: Timestamp) -> 
     let rise = latest.value - last.value;
     (rise > 0.0)
         .then(|| latest.value + rise * hours(target_at, latest.at) / hours(latest.at, last.at))
+}
+
+/// The current demand plus the largest rise it made over the next `horizon` one period ago, over the
+/// `seasons` (periods) that `series` covers: for period P, the highest sample in (now − P, now − P +
+/// horizon] less the last sample at or before now − P (samples, not a line between them: a jump between two
+/// samples is a jump, and the level at now − P is what was known then). `None` when no period is covered or
+/// demand did not rise in any, so this never holds replicas up by itself.
+pub fn seasonal_rise(
+    series: &[LoadSample],
+    latest: LoadSample,
+    horizon: Duration,
+    seasons: &[Duration],
+) -> Option<f64> {
+    let series = &series[..series.partition_point(|s| s.at < latest.at)];
+    seasons
+        .iter()
+        .filter_map(|period| {
+            let from = latest.at.minus(*period);
+            let to = from.plus(horizon);
+            let before = series.partition_point(|s| s.at <= from);
+            let level = series[..before].last()?.value;
+            let peak = series[before..]
+                .iter()
+                .take_while(|s| s.at <= to)
+                .map(|s| s.value)
+                .fold(f64::NEG_INFINITY, f64::max);
+            Some(peak - level)
+        })
+        .filter(|rise| *rise > 0.0)
+        .fold(None, |most: Option<f64>, rise| {
+            Some(most.map_or(rise, |m| m.max(rise)))
+        })
+        .map(|rise| latest.value + rise)
 }
 
 fn hours(at: Timestamp, origin: Timestamp) -> f64 {

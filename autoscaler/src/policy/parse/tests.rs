@@ -53,6 +53,7 @@ fn example_policy_parses_with_every_field() {
             enabled: false,
             horizon: Duration::from_secs(600),
             method: PredictMethod::Seasonal,
+            seasonal_rise: Vec::new(),
         }
     );
     assert_eq!(
@@ -288,12 +289,37 @@ fn predictive_method_is_seasonal_by_default_or_ramp() {
         Predictive {
             enabled: true,
             horizon: Duration::from_secs(90),
-            method: PredictMethod::Ramp
+            method: PredictMethod::Ramp,
+            seasonal_rise: Vec::new(),
         }
     );
     assert_eq!(
         errors(&format!("{base}predictive: {{ method: psychic }}\n")),
         vec!["p.yaml:5:23: predictive.method: expected seasonal or ramp"]
+    );
+    let p = parse_policy(
+        "p.yaml",
+        &format!("{base}predictive: {{ horizon: 75s, method: ramp, seasonal_rise: [1d, 7d] }}\n"),
+    )
+    .unwrap();
+    assert_eq!(
+        p.predictive.seasonal_rise,
+        vec![Duration::from_secs(86_400), Duration::from_secs(7 * 86_400)]
+    );
+    // Every bad period is reported at once.
+    assert_eq!(
+        errors(&format!(
+            "{base}predictive: {{ horizon: 2m, seasonal_rise: [1m, 8d, soon] }}\n"
+        )),
+        vec![
+            "p.yaml:5:44: predictive.seasonal_rise: a period must be longer than the horizon",
+            "p.yaml:5:48: predictive.seasonal_rise: at most 7days 23h 58m (demand history is kept for 8days)",
+            "p.yaml:5:52: predictive.seasonal_rise: invalid duration `soon`: expected number at 0",
+        ]
+    );
+    assert_eq!(
+        errors(&format!("{base}predictive: {{ seasonal_rise: 1d }}\n")),
+        vec!["p.yaml:5:30: predictive.seasonal_rise: expected a list of periods (`[1d, 7d]`)"]
     );
 }
 

@@ -196,3 +196,99 @@ fn ramp_method_pre_scales_only_ahead_of_a_rise() {
     );
     assert_eq!(predict(&p, &history, &[detail(90.0)], 9, at_min(3)), None);
 }
+
+const DAY_MIN: i64 = 1440;
+
+/// Demand in steps: 100, and 300 from 09:00 to 17:00 every day, sampled every 5 minutes.
+fn office_hours(m: i64) -> f64 {
+    if (540..1020).contains(&(m % DAY_MIN)) {
+        300.0
+    } else {
+        100.0
+    }
+}
+
+fn rise(
+    s: &[LoadSample],
+    now: i64,
+    value: f64,
+    horizon_s: u64,
+    seasons: &[Duration],
+) -> Option<f64> {
+    seasonal_rise(
+        s,
+        LoadSample {
+            at: at_min(now),
+            value,
+        },
+        Duration::from_secs(horizon_s),
+        seasons,
+    )
+}
+
+#[test]
+fn seasonal_rise_announces_yesterdays_jump_one_horizon_ahead() {
+    let s = series(0, 2 * DAY_MIN, office_hours);
+    let day = [Duration::from_secs(86_400)];
+    // 08:59 on day 2: yesterday the jump to 300 came one minute later, inside a 75 s horizon.
+    let now = 2 * DAY_MIN + 539;
+    assert_eq!(rise(&s, now, 100.0, 75, &day), Some(300.0));
+    // Added to today's level, whatever it is.
+    assert_eq!(rise(&s, now, 150.0, 75, &day), Some(350.0));
+    // Two minutes before: the jump is beyond the horizon.
+    assert_eq!(rise(&s, now - 1, 100.0, 75, &day), None);
+    // Flat, or falling (17:00): no rise, no forecast.
+    assert_eq!(rise(&s, 2 * DAY_MIN + 700, 300.0, 75, &day), None);
+    assert_eq!(rise(&s, 2 * DAY_MIN + 1019, 300.0, 75, &day), None);
+    // A period the history does not reach back to is skipped.
+    let week = [Duration::from_secs(7 * 86_400)];
+    assert_eq!(rise(&s, now, 100.0, 75, &week), None);
+    assert_eq!(rise(&s, now, 100.0, 75, &[week[0], day[0]]), Some(300.0));
+    // Samples newer than the latest observation are not read (they cannot exist in a live history).
+    assert_eq!(rise(&s, DAY_MIN - 1, 100.0, 75, &day), None);
+}
+
+#[test]
+fn seasonal_rise_takes_the_largest_rise_over_its_periods() {
+    // Yesterday's 08:00 rose by 50, last week's by 200.
+    let f = |m: i64| match (m / DAY_MIN, m % DAY_MIN) {
+        (0, 480..) => 300.0,
+        (6, 480..) => 150.0,
+        _ => 100.0,
+    };
+    let s = series(0, 7 * DAY_MIN, f);
+    let seasons = [Duration::from_secs(86_400), Duration::from_secs(7 * 86_400)];
+    assert_eq!(
+        rise(&s, 7 * DAY_MIN + 479, 100.0, 75, &seasons),
+        Some(300.0)
+    );
+    assert_eq!(
+        rise(&s, 7 * DAY_MIN + 479, 100.0, 75, &seasons[..1]),
+        Some(150.0)
+    );
+}
+
+proptest::proptest! {
+    /// Whatever the history, the forecast is at least the current demand, at most the current demand plus
+    /// the largest step between two samples of the history's spread, and `None` without periods.
+    #[test]
+    fn seasonal_rise_is_bounded(
+        values in proptest::collection::vec(0.0f64..1e6, 2..700),
+        now_step in 0usize..700,
+        current in 0.0f64..1e6,
+        horizon_s in 1u64..3600,
+    ) {
+        let s: Vec<LoadSample> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| LoadSample { at: at_min(5 * i as i64), value: *v })
+            .collect();
+        let now = 5 * now_step as i64 + 2;
+        let seasons = [Duration::from_secs(86_400), Duration::from_secs(3_600)];
+        let spread = values.iter().cloned().fold(0.0, f64::max) - values.iter().cloned().fold(f64::INFINITY, f64::min);
+        if let Some(f) = rise(&s, now, current, horizon_s, &seasons) {
+            proptest::prop_assert!(f > current && f <= current + spread, "{f} {current} {spread}");
+        }
+        proptest::prop_assert_eq!(rise(&s, now, current, horizon_s, &[]), None);
+    }
+}
