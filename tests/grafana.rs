@@ -784,38 +784,12 @@ fn every_panel_query_returns_data_from_a_real_prometheus() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// Debian's node_exporter on a free port, stopped when dropped.
-struct NodeExporter {
-    child: std::process::Child,
-    addr: std::net::SocketAddr,
-}
-
-impl NodeExporter {
-    fn start() -> NodeExporter {
-        let addr = support::free_addr();
-        let child = Command::new("prometheus-node-exporter")
-            .arg(format!("--web.listen-address={addr}"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("prometheus-node-exporter (Debian package) must be installed; tests/setup.sh installs it");
-        NodeExporter { child, addr }
-    }
-}
-
-impl Drop for NodeExporter {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The Hosts dashboard and the disk alerts are written on node_exporter's names, so they must work on
 /// node_exporter itself: every node_* query returns data from a real node_exporter, the filesystem
 /// ones included that Plimsoll does not expose yet (PENDING), and the rules evaluate without error.
 #[test]
 fn the_hosts_dashboard_and_disk_alerts_work_on_node_exporter() {
-    let exporter = NodeExporter::start();
+    let exporter = support::NodeExporter::start();
     let rules = model::root().join("prometheus/rules");
     let prom = Prometheus::start_config(&format!(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}/*.yml\nscrape_configs:\n  - job_name: node\n    static_configs:\n      - targets: ['{}']\n",

@@ -5,7 +5,7 @@
 # checked on its output too), busybox-static (the test images
 # are built FROM scratch around it, since no registry is reachable), and iproute2, iptables and
 # util-linux for the extra Swarm nodes of the multi-node tests, and chromium (headless, for the status
-# page test).
+# page test), and docker-compose (a real Compose project in tests/parity.rs).
 set -euo pipefail
 
 log() { echo "[setup $(date +%T)] $*" >&2; }
@@ -21,6 +21,8 @@ command -v iptables >/dev/null 2>&1 || missing+=(iptables)
 command -v nsenter >/dev/null 2>&1 || missing+=(util-linux)
 # tests/status_page.rs renders the status page in headless Chromium.
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# tests/parity.rs brings up a real Compose project.
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 if ! docker info >/dev/null 2>&1 && ! command -v dockerd >/dev/null 2>&1; then
   missing+=(docker.io)
 fi

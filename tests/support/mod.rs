@@ -757,3 +757,30 @@ impl Drop for Prometheus {
         let _ = self.child.wait();
     }
 }
+
+/// Debian's node_exporter (package prometheus-node-exporter) on a free port with its default
+/// collectors, stopped when dropped.
+pub struct NodeExporter {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl NodeExporter {
+    pub fn start() -> NodeExporter {
+        let addr = free_addr();
+        let child = Command::new("prometheus-node-exporter")
+            .arg(format!("--web.listen-address={addr}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus-node-exporter (Debian package) must be installed; tests/setup.sh installs it");
+        NodeExporter { child, addr }
+    }
+}
+
+impl Drop for NodeExporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -21,7 +21,48 @@ pub struct Families {
     mtu: FamilyId,
     speed: FamilyId,
     info: FamilyId,
+    /// The other numeric attributes node_exporter reads, in [`ATTRIBUTES`]' order.
+    attributes: Vec<FamilyId>,
+    /// `flags` as a number.
+    flags: FamilyId,
+    nohandler: FamilyId,
 }
+
+/// Numeric attributes of `/sys/class/net/<device>/`, with node_exporter's family names; `true` for the
+/// ones that change while the device lives (kept open and re-read every pass), `false` for the ones
+/// read once when the device appears.
+pub const ATTRIBUTES: [(&str, &str, bool); 14] = [
+    (
+        "addr_assign_type",
+        "node_network_address_assign_type",
+        false,
+    ),
+    ("carrier", "node_network_carrier", true),
+    (
+        "carrier_changes",
+        "node_network_carrier_changes_total",
+        true,
+    ),
+    (
+        "carrier_down_count",
+        "node_network_carrier_down_changes_total",
+        true,
+    ),
+    (
+        "carrier_up_count",
+        "node_network_carrier_up_changes_total",
+        true,
+    ),
+    ("dev_id", "node_network_device_id", false),
+    ("dormant", "node_network_dormant", true),
+    ("ifindex", "node_network_iface_id", false),
+    ("iflink", "node_network_iface_link", false),
+    ("link_mode", "node_network_iface_link_mode", false),
+    ("name_assign_type", "node_network_name_assign_type", false),
+    ("netdev_group", "node_network_net_dev_group", false),
+    ("type", "node_network_protocol_type", false),
+    ("tx_queue_len", "node_network_transmit_queue_length", true),
+];
 
 impl Families {
     pub fn register(ingest: &Ingest) -> Result<Self, IngestError> {
@@ -43,6 +84,29 @@ impl Families {
                 "node_network_info",
                 "Non-numeric data from /sys/class/net/<iface>, value is always 1.",
             )?,
+            attributes: ATTRIBUTES
+                .iter()
+                .map(|(file, name, _)| {
+                    let kind = if name.ends_with("_total") {
+                        Kind::Counter
+                    } else {
+                        Kind::Gauge
+                    };
+                    ingest.family(FamilyDesc::int(
+                        name,
+                        &format!("Network device property: {file}"),
+                        kind,
+                        Scale::One,
+                    ))
+                })
+                .collect::<Result<_, _>>()?,
+            flags: f("node_network_flags", "Network device property: flags")?,
+            nohandler: ingest.family(FamilyDesc::int(
+                "node_network_receive_nohandler_total",
+                "Network device statistic receive_nohandler.",
+                Kind::Counter,
+                Scale::One,
+            ))?,
         })
     }
 }
@@ -58,6 +122,11 @@ struct Device {
     address: String,
     broadcast: String,
     ifalias: String,
+    /// [`ATTRIBUTES`] that change, kept open (None where absent), by index.
+    changing: Vec<(usize, Option<KeptFile>)>,
+    /// [`ATTRIBUTES`] read once, by index.
+    fixed: Vec<(usize, i64)>,
+    nohandler: Option<KeptFile>,
     /// Pass number of the last time /proc/net/dev listed it.
     seen: u64,
 }
@@ -79,8 +148,34 @@ impl Device {
             address: once("address"),
             broadcast: once("broadcast"),
             ifalias: once("ifalias"),
+            changing: ATTRIBUTES
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| a.2)
+                .map(|(i, (file, _, _))| (i, keep(file)))
+                .collect(),
+            fixed: ATTRIBUTES
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| !a.2)
+                .filter_map(|(i, (file, _, _))| {
+                    let v = std::fs::read(dir.join(file)).ok()?;
+                    Some((i, number(&v)?))
+                })
+                .collect(),
+            nohandler: keep("statistics/rx_nohandler"),
             seen: 0,
         }
+    }
+}
+
+/// A numeric sysfs attribute: decimal, or hex with `0x` (flags); None when unreadable or empty
+/// (`carrier` of a down device fails to read, and node_exporter leaves it out).
+pub fn number(b: &[u8]) -> Option<i64> {
+    let s = std::str::from_utf8(b).ok()?.trim();
+    match s.strip_prefix("0x") {
+        Some(h) => i64::from_str_radix(h, 16).ok(),
+        None => s.parse().ok(),
     }
 }
 
@@ -188,10 +283,28 @@ impl NetClass {
             duplex.push_str(text(buf.content()));
         }
         let admin = if read(&d.flags, buf) {
+            if let Some(v) = number(buf.content()) {
+                w.put(fams.flags, &labels, v);
+            }
             adminstate(buf.content())
         } else {
             "unknown"
         };
+        for (i, f) in &d.changing {
+            if read(f, buf) {
+                if let Some(v) = number(buf.content()) {
+                    w.put(fams.attributes[*i], &labels, v);
+                }
+            }
+        }
+        for (i, v) in &d.fixed {
+            w.put(fams.attributes[*i], &labels, *v);
+        }
+        if read(&d.nohandler, buf) {
+            if let Some(v) = number(buf.content()) {
+                w.put(fams.nohandler, &labels, v);
+            }
+        }
         w.put(
             fams.info,
             &[
