@@ -8,7 +8,7 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use model::{Dashboard, Query};
 use serde_json::Value;
@@ -485,16 +485,8 @@ fn run(prom: &Prometheus, q: &str, is_instant: bool, start: f64) -> Result<Vec<V
     .map(|d| d["result"].as_array().cloned().unwrap_or_default())
 }
 
-fn wait_until(what: &str, timeout: Duration, prom: &Prometheus, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}; prometheus log:\n{}",
-            prom.logs()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+fn wait_until(what: &str, timeout: Duration, prom: &Prometheus, cond: impl FnMut() -> bool) {
+    prom.wait_until(what, timeout, cond)
 }
 
 /// Template variables of one dashboard resolved on the real data as Grafana resolves them, one value

@@ -9,7 +9,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use support::{NodeExporter, Plimsoll, Prometheus};
@@ -85,16 +85,8 @@ fn instant(prom: &Prometheus, q: &str) -> Vec<Value> {
         .unwrap_or_default()
 }
 
-fn wait_until(what: &str, timeout: Duration, prom: &Prometheus, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}; prometheus log:\n{}",
-            prom.logs()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+fn wait_until(what: &str, timeout: Duration, prom: &Prometheus, cond: impl FnMut() -> bool) {
+    prom.wait_until(what, timeout, cond)
 }
 
 /// The metric names a job's latest scrape stored.

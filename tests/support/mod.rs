@@ -736,6 +736,19 @@ impl Prometheus {
         std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
     }
 
+    /// Polls `cond` every half second until it holds; fails with Prometheus' log after `timeout`.
+    pub fn wait_until(&self, what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while !cond() {
+            assert!(
+                start.elapsed() < timeout,
+                "timed out after {timeout:?} waiting for {what}; prometheus log:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
     /// GET of an API path with URL-encoded query parameters; the `data` of a successful answer.
     pub fn api(&self, path: &str, params: &[(&str, &str)]) -> Result<serde_json::Value, String> {
         let url = reqwest::Url::parse_with_params(&format!("http://{}{path}", self.addr), params)
