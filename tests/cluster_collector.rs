@@ -4,54 +4,11 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use support::{Plimsoll, Service};
 
 const COLLECTOR_IMAGE: &str = "plimsoll-test-collector:1";
-
-/// An image FROM scratch holding the `plimsoll` binary under test and the shared libraries `ldd`
-/// names for it (no registry is reachable, and the test binary is not static).
-fn build_collector_image() {
-    let bin = support::plimsoll_bin();
-    let ctx = tempfile::tempdir().unwrap();
-    let root = ctx.path().join("rootfs");
-    std::fs::create_dir_all(&root).unwrap();
-    std::fs::copy(&bin, root.join("plimsoll")).unwrap();
-    let ldd = Command::new("ldd").arg(&bin).output().expect("ldd");
-    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
-        // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or "/lib64/ld-linux-x86-64.so.2 (0x...)"
-        let path = line
-            .split("=>")
-            .last()
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap_or("");
-        if path.starts_with('/') {
-            let dest = root.join(path.trim_start_matches('/'));
-            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-            std::fs::copy(path, &dest).unwrap();
-        }
-    }
-    std::fs::write(
-        ctx.path().join("Dockerfile"),
-        "FROM scratch\nCOPY rootfs/ /\nENTRYPOINT [\"/plimsoll\"]\n",
-    )
-    .unwrap();
-    let out = Command::new("docker")
-        .args(["build", "-q", "-t", COLLECTOR_IMAGE])
-        .arg(ctx.path())
-        .env("DOCKER_BUILDKIT", "0")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "docker build: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn get_json(addr: std::net::SocketAddr, path: &str) -> Option<serde_json::Value> {
     let (code, body) = support::http_get(addr, path).ok()?;
@@ -63,7 +20,7 @@ fn get_json(addr: std::net::SocketAddr, path: &str) -> Option<serde_json::Value>
 #[test]
 fn a_containerized_global_collector_feeds_the_autoscaler() {
     support::ensure_swarm();
-    build_collector_image();
+    support::build_plimsoll_image(COLLECTOR_IMAGE);
     let addr = support::free_addr();
     let collector = support::unique("collector");
     let listen = addr.to_string();

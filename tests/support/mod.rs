@@ -171,6 +171,54 @@ pub fn plimsoll_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_plimsoll"))
 }
 
+/// An image FROM scratch holding the `plimsoll` binary under test and the shared libraries `ldd`
+/// names for it (no registry is reachable, and the test binary is not static).
+pub fn build_plimsoll_image(tag: &str) {
+    let bin = plimsoll_bin();
+    let ctx = tempfile::tempdir().unwrap();
+    let root = ctx.path().join("rootfs");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::copy(&bin, root.join("plimsoll")).unwrap();
+    // Debug info is most of the test binary: without it the image loads into extra Swarm nodes in
+    // seconds.
+    let _ = Command::new("strip")
+        .arg("--strip-debug")
+        .arg(root.join("plimsoll"))
+        .status();
+    let ldd = Command::new("ldd").arg(&bin).output().expect("ldd");
+    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+        // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or "/lib64/ld-linux-x86-64.so.2 (0x...)"
+        let path = line
+            .split("=>")
+            .last()
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap_or("");
+        if path.starts_with('/') {
+            let dest = root.join(path.trim_start_matches('/'));
+            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            std::fs::copy(path, &dest).unwrap();
+        }
+    }
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM scratch\nCOPY rootfs/ /\nENTRYPOINT [\"/plimsoll\"]\n",
+    )
+    .unwrap();
+    let out = Command::new("docker")
+        .args(["build", "-q", "-t", tag])
+        .arg(ctx.path())
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A `plimsoll` process killed when dropped; its stderr goes to a file for assertions.
 pub struct Plimsoll {
     pub child: Child,

@@ -159,6 +159,10 @@ create_one() {
     sleep 0.1
   done
   docker -H "unix://$sock" version >/dev/null
+  # Inside the node, /var/run/docker.sock is its own engine's (as on a machine of its own), so that a
+  # container mounting it there (the collector of deploy/plimsoll-stack.yml) talks to this node's
+  # daemon. The mount stays in the node's mount namespace.
+  nsenter --target "$(cat "$d/unshare.pid")" --mount mount --bind "$sock" /var/run/docker.sock
   if ((${#IMAGES[@]})); then
     docker save "${IMAGES[@]}" | docker -H "unix://$sock" load >/dev/null
   fi

@@ -44,12 +44,13 @@ pub fn join_token(role: &str) -> String {
     docker_ok(&["swarm", "join-token", "-q", role])
 }
 
-/// Runs the script with this process as the owner and `tag`; panics with its stderr on failure.
-fn run_script(tag: &str, args: &[&str]) -> String {
+/// Runs the script with this process as the owner and `tag`, loading `images` into new nodes; panics
+/// with its stderr on failure.
+fn run_script(tag: &str, images: &[String], args: &[&str]) -> String {
     let out = Command::new("bash")
         .arg(script())
         .args(["--owner", &std::process::id().to_string(), "--tag", tag])
-        .args(["--image", IMAGE])
+        .args(images.iter().flat_map(|i| ["--image", i.as_str()]))
         .args(args)
         .output()
         .expect("running swarm-node.sh");
@@ -129,6 +130,8 @@ pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool)
 pub struct Nodes {
     pub tag: String,
     pub nodes: Vec<Node>,
+    /// Loaded into every node made here: the test image, and any added with [`Nodes::load`].
+    images: Vec<String>,
 }
 
 impl Nodes {
@@ -140,7 +143,37 @@ impl Nodes {
         Nodes {
             tag: tag.to_string(),
             nodes: Vec::new(),
+            images: vec![IMAGE.to_string()],
         }
+    }
+
+    /// Also loads `image` (built on this engine) into the nodes made from now on.
+    pub fn load(&mut self, image: &str) {
+        self.images.push(image.to_string());
+    }
+
+    /// `docker ARGS` against the engine of node `hostname` (its own daemon, not the swarm's manager).
+    pub fn docker_on(&self, hostname: &str, args: &[&str]) -> String {
+        let slot = self
+            .live()
+            .into_iter()
+            .find(|n| n["hostname"] == hostname)
+            .unwrap_or_else(|| panic!("no node {hostname}"))["slot"]
+            .clone();
+        let state =
+            std::env::var("PLIMSOLL_NODES_STATE").unwrap_or_else(|_| "/tmp/plimsoll-nodes".into());
+        let host = format!("unix://{state}/{slot}/x/docker.sock");
+        let out = Command::new("docker")
+            .args(["-H", &host])
+            .args(args)
+            .output()
+            .expect("running docker");
+        assert!(
+            out.status.success(),
+            "docker -H {host} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
     /// `count` worker nodes, Ready and labelled `labels` (e.g. `pool=NAME`) when this returns.
@@ -155,6 +188,7 @@ impl Nodes {
         let manager = manager_addr();
         let out = run_script(
             &self.tag,
+            &self.images,
             &[
                 "create",
                 "--count",
@@ -200,7 +234,7 @@ impl Nodes {
 
     /// SIGKILL to a node's daemon and everything running on it, as if the machine lost power.
     pub fn kill(&self, hostname: &str) {
-        run_script(&self.tag, &["kill", "--hostname", hostname]);
+        run_script(&self.tag, &[], &["kill", "--hostname", hostname]);
     }
 
     /// The argv of an `exec` node provider that makes nodes for this test (plimsoll appends

@@ -296,6 +296,8 @@ pub fn run(args: RunArgs) -> ExitCode {
                         Discovery::Swarm(Box::new(SwarmCollectors::new(
                             DockerSwarm::new(&config.docker.socket),
                             &service,
+                            // Set by the stack file from the service's stack label.
+                            std::env::var("PLIMSOLL_STACK").ok(),
                             port,
                             control.discovery_interval,
                             args.collector_timeout.max(Duration::from_secs(5)),

@@ -78,8 +78,8 @@ pub struct CollectorsSource<D, H> {
     discovery: D,
     reader: Reader<H>,
     outages: Outages,
-    /// Nodes already logged as running replicas but no collector.
-    uncovered: Mutex<HashSet<String>>,
+    /// Collectors listed once (and, as `never:URL`, the absent ones already logged).
+    seen: Mutex<HashSet<String>>,
 }
 
 /// `plimsoll run`'s defaults: one request waits at most this long...
@@ -109,26 +109,32 @@ impl<D: Discover, H: Http> CollectorsSource<D, H> {
             discovery,
             reader,
             outages: Outages::default(),
-            uncovered: Default::default(),
+            seen: Default::default(),
         }
     }
 
-    /// Logs once per node the nodes that run replicas of `req` but have no collector to read (its
-    /// task is not running, or the node has no usable address): those replicas count as missing.
-    fn note_uncovered(&self, collectors: &Collectors, req: &Request<'_>) {
-        let covered: BTreeSet<&str> = collectors
-            .endpoints
-            .iter()
-            .filter_map(|e| e.node.as_deref())
-            .collect();
-        let mut seen = self.uncovered.lock().expect("uncovered lock");
-        seen.retain(|n| !covered.contains(n.as_str()));
-        for r in req.replicas {
-            let Some(node) = collectors.task_nodes.get(&r.replica) else {
+    /// The nodes that run replicas of `req` but no collector (its task is not running) are in an
+    /// outage, as if their collector did not answer, when a collector ran there before; else (it has
+    /// not started yet, or is not placed there) that is logged once. Either way those replicas count
+    /// as missing.
+    fn note_absent(&self, collectors: &Collectors, req: &Request<'_>) {
+        let mut seen = self.seen.lock().expect("seen lock");
+        seen.extend(collectors.endpoints.iter().map(|e| e.url.clone()));
+        for e in &collectors.absent {
+            let node = e.node.as_deref().unwrap_or("");
+            let runs_replicas = req
+                .replicas
+                .iter()
+                .any(|r| collectors.task_nodes.get(&r.replica).map(String::as_str) == Some(node));
+            if !runs_replicas {
                 continue;
-            };
-            if !covered.contains(node.as_str()) && seen.insert(node.clone()) {
-                tracing::warn!(%node, service = req.service, "no collector runs on this node: its replicas count as missing");
+            }
+            if seen.contains(&e.url) {
+                let why =
+                    SourceError::Unavailable(format!("no collector task runs on node {node}"));
+                self.outages.down(e, &why);
+            } else if seen.insert(format!("never:{}", e.url)) {
+                tracing::warn!(%node, service = req.service, "no collector has run on this node yet: its replicas count as missing");
             }
         }
     }
@@ -247,8 +253,9 @@ impl<D: Discover, H: Http> MetricSource for CollectorsSource<D, H> {
         if collectors.endpoints.is_empty() {
             return Err(SourceError::Unavailable("no collector found".into()));
         }
-        self.outages.forget_except(&collectors.endpoints);
-        self.note_uncovered(&collectors, req);
+        self.outages
+            .forget_except(collectors.endpoints.iter().chain(&collectors.absent));
+        self.note_absent(&collectors, req);
         let answers = self
             .reader
             .read_all::<RemoteContainer, RemoteSeries>(plan(&collectors, req))

@@ -32,6 +32,9 @@ pub struct Endpoint {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Collectors {
     pub endpoints: Vec<Endpoint>,
+    /// Where the collector of a node that runs tasks but no running collector task would answer: its
+    /// replicas count as missing, and it is in an outage until its collector runs again.
+    pub absent: Vec<Endpoint>,
     /// Node id of every task meant to run (Swarm only): a replica's own figures are asked of the
     /// collector on its node only.
     pub task_nodes: HashMap<String, String>,
@@ -48,6 +51,7 @@ impl Collectors {
                     node: None,
                 })
                 .collect(),
+            absent: Vec::new(),
             task_nodes: HashMap::new(),
         }
     }
@@ -106,6 +110,8 @@ impl ClusterListing for DockerSwarm {
 pub struct SwarmCollectors<L> {
     listing: L,
     service: String,
+    /// The autoscaler's own stack, if it runs in one: its `STACK_service` is preferred.
+    stack: Option<String>,
     port: u16,
     refresh: Duration,
     timeout: Duration,
@@ -121,10 +127,18 @@ struct Cache {
 }
 
 impl<L: ClusterListing> SwarmCollectors<L> {
-    pub fn new(listing: L, service: &str, port: u16, refresh: Duration, timeout: Duration) -> Self {
+    pub fn new(
+        listing: L,
+        service: &str,
+        stack: Option<String>,
+        port: u16,
+        refresh: Duration,
+        timeout: Duration,
+    ) -> Self {
         SwarmCollectors {
             listing,
             service: service.to_string(),
+            stack: stack.filter(|s| !s.is_empty()),
             port,
             refresh,
             timeout,
@@ -143,7 +157,9 @@ impl<L: ClusterListing> Discover for SwarmCollectors<L> {
             }
         }
         let listed = match tokio::time::timeout(self.timeout, self.listing.cluster()).await {
-            Ok(Ok(cluster)) => collectors_of(&cluster, &self.service, self.port),
+            Ok(Ok(cluster)) => {
+                collectors_of(&cluster, &self.service, self.stack.as_deref(), self.port)
+            }
             Ok(Err(e)) => Err(format!("listing the swarm: {e}")),
             Err(_) => Err(format!(
                 "listing the swarm: no answer within {}",
@@ -195,10 +211,18 @@ fn log_changes(old: Option<&Collectors>, new: &Collectors, skipped: &[String]) {
     }
 }
 
-/// The service whose tasks are the collectors: `name` itself, else the one `STACK_name` of a stack.
-fn service_of<'a>(cluster: &'a Cluster, name: &str) -> Result<&'a str, String> {
+/// The service whose tasks are the collectors: `name` itself, else `STACK_name` of the autoscaler's
+/// own stack, else the one `STACK_name` of any stack.
+fn service_of<'a>(
+    cluster: &'a Cluster,
+    name: &str,
+    stack: Option<&str>,
+) -> Result<&'a str, String> {
     let services: BTreeSet<&str> = cluster.tasks.iter().map(|t| t.service.as_str()).collect();
     if let Some(s) = services.get(name) {
+        return Ok(s);
+    }
+    if let Some(s) = stack.and_then(|st| services.get(format!("{st}_{name}").as_str())) {
         return Ok(s);
     }
     let suffix = format!("_{name}");
@@ -219,14 +243,16 @@ fn service_of<'a>(cluster: &'a Cluster, name: &str) -> Result<&'a str, String> {
     }
 }
 
-/// The collectors (a running task of the service on a node with an address) and the node of every
-/// task, or why there are none; also the nodes whose collector has no usable address.
+/// The collectors (a running task of the service on a node with an address), the nodes that run
+/// tasks but no collector, and the node of every task, or why there are none; also the nodes whose
+/// collector has no usable address.
 pub fn collectors_of(
     cluster: &Cluster,
     name: &str,
+    stack: Option<&str>,
     port: u16,
 ) -> Result<(Collectors, Vec<String>), String> {
-    let service = service_of(cluster, name)?;
+    let service = service_of(cluster, name, stack)?;
     let addrs: HashMap<&str, &str> = cluster
         .nodes
         .iter()
@@ -240,16 +266,32 @@ pub fn collectors_of(
         .filter(|t| t.service == service && t.running)
         .filter_map(|t| t.node_id.as_deref())
         .collect();
-    for node in on {
-        match addrs.get(node).copied() {
-            // A manager can report 0.0.0.0 (it advertises no address of its own).
-            Some(a) if !a.is_empty() && a != "0.0.0.0" => endpoints.push(Endpoint {
+    // A manager can report 0.0.0.0 (it advertises no address of its own).
+    let usable = |node: &str| {
+        addrs
+            .get(node)
+            .copied()
+            .filter(|a| !a.is_empty() && *a != "0.0.0.0")
+            .map(|a| Endpoint {
                 url: base_url(a, port),
                 node: Some(node.to_string()),
-            }),
-            _ => skipped.push(node.to_string()),
+            })
+    };
+    for node in &on {
+        match usable(node) {
+            Some(e) => endpoints.push(e),
+            None => skipped.push(node.to_string()),
         }
     }
+    let busy: BTreeSet<&str> = cluster
+        .tasks
+        .iter()
+        .filter_map(|t| t.node_id.as_deref())
+        .collect();
+    let absent = busy
+        .difference(&on)
+        .filter_map(|node| usable(node))
+        .collect();
     let task_nodes = cluster
         .tasks
         .iter()
@@ -258,6 +300,7 @@ pub fn collectors_of(
     Ok((
         Collectors {
             endpoints,
+            absent,
             task_nodes,
         },
         skipped,

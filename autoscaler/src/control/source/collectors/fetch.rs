@@ -231,10 +231,11 @@ impl Outages {
     }
 
     /// Collectors gone from discovery are no longer in an outage (their node left).
-    pub fn forget_except(&self, known: &[Endpoint]) {
+    pub fn forget_except<'a>(&self, known: impl Iterator<Item = &'a Endpoint>) {
+        let known: std::collections::HashSet<&str> = known.map(|e| e.url.as_str()).collect();
         let mut down = self.0.lock().expect("outages lock");
         let before = down.len();
-        down.retain(|url, _| known.iter().any(|e| e.url == *url));
+        down.retain(|url, _| known.contains(url.as_str()));
         if down.len() != before {
             metrics::gauge!(UNREACHABLE).set(down.len() as f64);
         }

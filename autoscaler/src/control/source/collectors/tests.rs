@@ -142,7 +142,7 @@ fn ep(url: &str, node: &str) -> Endpoint {
 
 #[test]
 fn swarm_collectors_are_the_running_tasks_at_their_nodes_addresses() {
-    let (found, skipped) = collectors_of(&swarm(), "collector", 9180).unwrap();
+    let (found, skipped) = collectors_of(&swarm(), "collector", None, 9180).unwrap();
     assert_eq!(
         found.endpoints,
         [
@@ -152,6 +152,11 @@ fn swarm_collectors_are_the_running_tasks_at_their_nodes_addresses() {
         "n3's task is not running; the manager has no usable address"
     );
     assert_eq!(skipped, ["m"]);
+    assert_eq!(
+        found.absent,
+        [ep("http://10.0.0.3:9180", "n3")],
+        "n3 runs tasks, its collector's is not running"
+    );
     assert_eq!(found.task_nodes["t1"], "n1");
     assert_eq!(found.task_nodes["t3"], "n3");
     assert!(
@@ -159,28 +164,31 @@ fn swarm_collectors_are_the_running_tasks_at_their_nodes_addresses() {
         "a pending task is on no node"
     );
     // The full name works too, and the port is the one given.
-    let (full, _) = collectors_of(&swarm(), "plim_collector", 9999).unwrap();
+    let (full, _) = collectors_of(&swarm(), "plim_collector", None, 9999).unwrap();
     assert_eq!(full.endpoints[0].url, "http://10.0.0.1:9999");
 }
 
 #[test]
 fn a_missing_or_ambiguous_collector_service_is_an_error_that_says_so() {
-    let e = collectors_of(&swarm(), "nothere", 9180).unwrap_err();
+    let e = collectors_of(&swarm(), "nothere", None, 9180).unwrap_err();
     assert!(e.contains("no task of a service named nothere"), "{e}");
     let mut c = swarm();
     c.tasks
         .push(collector_task("other", "second_collector", "n1"));
-    let e = collectors_of(&c, "collector", 9180).unwrap_err();
+    let e = collectors_of(&c, "collector", None, 9180).unwrap_err();
     assert!(
         e.contains("plim_collector, second_collector") && e.contains("swarm:NAME"),
         "{e}"
     );
+    // The autoscaler's own stack (PLIMSOLL_STACK in the stack file) settles it.
+    let (found, _) = collectors_of(&c, "collector", Some("second"), 9180).unwrap();
+    assert_eq!(found.endpoints, [ep("http://10.0.0.1:9180", "n1")]);
     // An IPv6 node address is bracketed.
     let c = cluster(
         vec![at(node("n1", None, 1.0, 1.0), "fd00::1")],
         vec![collector_task("c", "collector", "n1")],
     );
-    let (found, _) = collectors_of(&c, "collector", 9180).unwrap();
+    let (found, _) = collectors_of(&c, "collector", None, 9180).unwrap();
     assert_eq!(found.endpoints[0].url, "http://[fd00::1]:9180");
 }
 
@@ -226,6 +234,7 @@ async fn discovery_lists_once_per_refresh_follows_nodes_and_keeps_the_last_list_
     let d = SwarmCollectors::new(
         listing.clone(),
         "collector",
+        None,
         9180,
         Duration::from_secs(5),
         Duration::from_secs(2),
@@ -314,7 +323,7 @@ fn shown(plans: &[Plan<'_>]) -> Vec<(String, bool, Vec<String>)> {
 
 #[test]
 fn replicas_are_asked_of_their_nodes_collector_and_service_metrics_of_all() {
-    let mut c = collectors_of(&swarm(), "collector", 9180).unwrap().0;
+    let mut c = collectors_of(&swarm(), "collector", None, 9180).unwrap().0;
     c.endpoints.push(ep("http://10.0.0.3:9180", "n3"));
     let m = metrics();
     let replicas = [replica("t2", C2)];
@@ -513,7 +522,7 @@ async fn collectors_are_read_at_once_up_to_the_limit() {
 
 /// A source over `http` with the swarm's collectors on n1, n2 and n3.
 fn source(http: &FakeHttp) -> CollectorsSource<Listed, FakeHttp> {
-    let mut c = collectors_of(&swarm(), "collector", 9180).unwrap().0;
+    let mut c = collectors_of(&swarm(), "collector", None, 9180).unwrap().0;
     c.endpoints.push(ep("http://10.0.0.3:9180", "n3"));
     CollectorsSource::new(Listed(Arc::new(c)), reader(http, 8))
 }
@@ -628,9 +637,6 @@ async fn every_collector_down_is_an_error_and_an_empty_discovery_too() {
 async fn a_node_without_a_collector_leaves_its_replicas_missing() {
     let http = FakeHttp::default();
     healthy(&http);
-    // n3's collector task is not running (the swarm listing has no endpoint for it).
-    let c = collectors_of(&swarm(), "collector", 9180).unwrap().0;
-    let src = CollectorsSource::new(Listed(Arc::new(c)), reader(&http, 8));
     let m = metrics();
     let replicas = [replica("t1", C1), replica("t3", C3)];
     let req = Request {
@@ -638,9 +644,34 @@ async fn a_node_without_a_collector_leaves_its_replicas_missing() {
         replicas: &replicas,
         metrics: &m,
     };
+    // n3's collector task runs, then not (killed; Swarm restarts it later), then again.
+    let running = {
+        let mut c = collectors_of(&swarm(), "collector", None, 9180).unwrap().0;
+        c.endpoints.push(c.absent.remove(0));
+        c
+    };
+    let stopped = collectors_of(&swarm(), "collector", None, 9180).unwrap().0;
+    let listing = Arc::new(Mutex::new(stopped.clone()));
+    struct Shared(Arc<Mutex<Collectors>>);
+    impl Discover for Shared {
+        async fn collectors(&self) -> Result<Arc<Collectors>, SourceError> {
+            Ok(Arc::new(self.0.lock().unwrap().clone()))
+        }
+    }
+    let src = CollectorsSource::new(Shared(listing.clone()), reader(&http, 8));
+    // Not started yet: its replicas are missing, but no collector was lost.
     let r = src.sample(&req).await.unwrap();
     assert!(r.containers.contains_key(C1));
     assert!(!r.containers.contains_key(C3));
     assert_eq!(http.calls_to(N3), 0);
-    assert!(src.uncovered.lock().unwrap().contains("n3"));
+    assert!(!src.outages.is_down(N3));
+    *listing.lock().unwrap() = running.clone();
+    assert!(src.sample(&req).await.unwrap().containers.contains_key(C3));
+    // Gone after it ran: an outage until it answers again.
+    *listing.lock().unwrap() = stopped;
+    assert!(!src.sample(&req).await.unwrap().containers.contains_key(C3));
+    assert!(src.outages.is_down(N3), "n3's collector is in an outage");
+    *listing.lock().unwrap() = running;
+    assert!(src.sample(&req).await.unwrap().containers.contains_key(C3));
+    assert!(!src.outages.is_down(N3));
 }
