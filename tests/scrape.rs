@@ -22,6 +22,7 @@ latency_seconds_bucket{le="1"} 3
 latency_seconds_bucket{le="+Inf"} 4
 latency_seconds_sum 2.5
 latency_seconds_count 4
+room_temperature{room="lab \"2\", east"} 21.5 1700000000000
 "#;
 
 const OPENMETRICS: &str = "# TYPE answers counter\n# HELP answers Answers served.\nanswers_total 5\nanswers_created 1.7e9\n# EOF\n";
@@ -151,6 +152,13 @@ fn labelled_containers_are_scraped_with_their_labels_and_forgotten_when_they_go(
         value(&lines(&p, "latency_seconds_count", &app_name)[0]),
         4.0
     );
+    // No TYPE: untyped, kept as a gauge; an escaped quote and a comma stay in the label value.
+    let room = lines(&p, "room_temperature", &app_name);
+    assert!(
+        room.len() == 1 && room[0].contains(r#"room="lab \"2\", east""#),
+        "{room:?}"
+    );
+    assert_eq!(value(&room[0]), 21.5);
     let (_, body) = p.get("/metrics").unwrap();
     assert!(body.contains("# TYPE orders_total counter"), "{body}");
     assert!(body.contains("# HELP queue_depth Jobs waiting."), "{body}");
@@ -162,7 +170,7 @@ fn labelled_containers_are_scraped_with_their_labels_and_forgotten_when_they_go(
     assert!(took > 0.0 && took < 1.0, "{took}");
     assert_eq!(
         value(&lines(&p, "scrape_samples_scraped", &app_name)[0]),
-        7.0
+        8.0
     );
 
     // The JSON API has them too, attributed to the container.

@@ -14,6 +14,7 @@ pub mod route;
 pub mod target;
 #[cfg(test)]
 mod tests;
+mod text;
 pub mod translate;
 pub mod write;
 
@@ -34,7 +35,6 @@ use crate::store::{Ingest, IngestError, Limits, SourceDesc, SourceId};
 use crate::telemetry::IngestErrors;
 use config::Defaults;
 use route::LocalNetworks;
-use translate::ParseError;
 use write::{Health, Outcome, TargetWriter};
 
 /// The `source` label of this component's ingest metrics.
@@ -266,8 +266,9 @@ async fn scrape_once(
         .await
         .map_err(|e| (e.reason(), e.to_string()))?;
     let limit = shared.sample_limit;
-    tokio::task::spawn_blocking(move || translate::parse(&body, format, limit))
-        .await
-        .unwrap_or(Err(ParseError::Panicked))
-        .map_err(|e| (e.reason(), e.to_string()))
+    match tokio::task::spawn_blocking(move || translate::parse(&body, format, limit)).await {
+        Ok(parsed) => parsed.map_err(|e| (e.reason(), e.to_string())),
+        // Only a bug in the parser (its tests say it does not panic) or a runtime shutting down.
+        Err(e) => Err(("parse", format!("the parser task failed: {e}"))),
+    }
 }

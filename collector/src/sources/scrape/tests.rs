@@ -414,73 +414,50 @@ fn bad_bodies_are_refused_with_a_reason() {
         "sample_limit",
         "counted as Prometheus does: buckets, sum, count"
     );
-    // Buckets that go down fail the scrape (the parser checks them).
-    let body = "# TYPE h histogram\nh_bucket{le=\"1\"} 5\nh_bucket{le=\"2\"} 3\nh_bucket{le=\"+Inf\"} 6\nh_count 6\nh_sum 1\n# TYPE g gauge\ng 1\n";
-    let e = translate::parse(body.as_bytes(), Format::Prometheus, 100).unwrap_err();
-    assert_eq!(e.reason(), "parse");
-    // What the parser lets through and the store cannot take is one bad series, not a bad scrape.
-    use openmetrics_parser::{
-        HistogramBucket, HistogramValue, MetricNumber, Quantile, SummaryValue,
-    };
-    let bucket = |le: f64, c: i64| HistogramBucket {
-        count: MetricNumber::Int(c),
-        upper_bound: le,
-        exemplar: None,
-    };
-    let h = |buckets: Vec<HistogramBucket>, count: Option<u64>| HistogramValue {
-        sum: Some(MetricNumber::Float(1.0)),
-        count,
-        created: None,
-        buckets,
-    };
-    let ok = translate::histogram(&h(vec![bucket(2.0, 3), bucket(1.0, 1)], Some(5))).unwrap();
+    let e = translate::parse(b"ok 1\nm{a=\"b\" 1\n", Format::Prometheus, 100).unwrap_err();
+    assert_eq!(e.to_string(), "line 2: no , or } after a label value");
+    // OpenMetrics ends with # EOF, and nothing comes after it.
+    for body in ["m 1\n", "m 1\n# EOF\nn 2\n"] {
+        let e = translate::parse(body.as_bytes(), Format::OpenMetrics, 100).unwrap_err();
+        assert_eq!(e.reason(), "parse", "{body:?}");
+    }
+    // What makes no sense in one series (buckets that go down, an le that is no number) is one bad
+    // series, counted, not a bad scrape.
+    let body = "# TYPE h histogram\nh_bucket{s=\"1\",le=\"1\"} 5\nh_bucket{s=\"1\",le=\"2\"} 3\nh_bucket{s=\"1\",le=\"+Inf\"} 6\nh_count{s=\"1\"} 6\nh_sum{s=\"1\"} 1\nh_bucket{s=\"2\",le=\"x\"} 1\nh_bucket{s=\"3\",le=\"+Inf\"} 1\n# TYPE g gauge\ng 1\n";
+    let s = translate::parse(body.as_bytes(), Format::Prometheus, 100).unwrap();
+    assert_eq!(s.invalid, 2);
+    assert_eq!(family(&s, "h").series.len(), 1);
+    assert_eq!(family(&s, "g").series.len(), 1);
+    let ok = translate::histogram(&[(2.0, 3.0), (1.0, 1.0)], Some(5.0), Some(1.0)).unwrap();
     assert_eq!(
         (&*ok.bounds, ok.buckets.as_slice(), ok.count),
         (&[1.0, 2.0][..], &[1.0, 2.0, 2.0][..], 5.0)
     );
     assert_eq!(
-        translate::histogram(&h(vec![bucket(1.0, 1)], None)),
+        translate::histogram(&[(1.0, 1.0)], None, None),
         None,
         "no count, no +Inf"
     );
-    assert_eq!(
-        translate::histogram(&h(vec![bucket(1.0, 4), bucket(2.0, 3)], Some(5))),
-        None
-    );
-    assert_eq!(
-        translate::histogram(&h(vec![bucket(1.0, 4), bucket(1.0, 4)], Some(5))),
-        None
-    );
-    assert_eq!(
-        translate::histogram(&h(vec![bucket(1.0, 6)], Some(5))),
-        None,
-        "count below a bucket"
-    );
-    assert_eq!(
-        translate::histogram(&h(vec![bucket(f64::NAN, 1)], Some(5))),
-        None
-    );
-    let q = |qs: &[f64]| SummaryValue {
-        sum: None,
-        count: Some(2),
-        created: None,
-        quantiles: qs
-            .iter()
-            .map(|p| Quantile {
-                quantile: *p,
-                value: MetricNumber::Int(1),
-            })
-            .collect(),
+    for (buckets, why) in [
+        (&[(1.0, 4.0), (2.0, 3.0)][..], "going down"),
+        (&[(1.0, 4.0), (1.0, 4.0)][..], "a bound twice"),
+        (&[(1.0, 6.0)][..], "count below a bucket"),
+        (&[(f64::NAN, 1.0)][..], "NaN bound"),
+        (&[(1.0, f64::INFINITY)][..], "infinite count"),
+    ] {
+        assert_eq!(
+            translate::histogram(buckets, Some(5.0), None),
+            None,
+            "{why}"
+        );
+    }
+    let q = |qs: &[f64]| {
+        let qs: Vec<(f64, f64)> = qs.iter().map(|p| (*p, 1.0)).collect();
+        translate::summary(&qs, Some(2.0), None)
     };
-    assert_eq!(
-        translate::summary(&q(&[0.9, 0.5]))
-            .unwrap()
-            .quantiles
-            .to_vec(),
-        vec![0.5, 0.9]
-    );
-    assert_eq!(translate::summary(&q(&[0.5, 0.5])), None);
-    assert_eq!(translate::summary(&q(&[1.5])), None);
+    assert_eq!(q(&[0.9, 0.5]).unwrap().quantiles.to_vec(), vec![0.5, 0.9]);
+    assert_eq!(q(&[0.5, 0.5]), None);
+    assert_eq!(q(&[1.5]), None);
 }
 
 fn labels_of(st: &Store, s: SeriesRef) -> Vec<(String, String)> {
