@@ -3,7 +3,7 @@
 //! as a global service on them (each in its node's network namespace, reading its node's /proc and
 //! Docker engine), its autoscaler on the manager (this engine) finding the collectors through the Swarm
 //! API, and a service spread over the three nodes scaled up and down by the load on all of them while
-//! one node's collector is killed and comes back.
+//! one node's collector is killed and comes back; then a fourth node joins and its collector is found.
 //!
 //! What the test changes in the stack file, and why: the image (the binary under test), the
 //! collector's placement (only this test's nodes: the engine is shared) and a restart delay (so that a
@@ -297,5 +297,18 @@ fn the_stack_scales_a_service_over_three_nodes_and_rides_out_a_killed_collector(
             "{other}"
         );
     }
+
+    // A node joining the pool gets a collector, which the autoscaler finds at its next listing.
+    let joined = nodes.add_workers(1, &[("pool", &stack)]).remove(0);
+    let url = format!("http://{}:9180", joined.address);
+    wait_until(
+        &format!("{url} found after {} joined", joined.hostname),
+        Duration::from_secs(60),
+        || {
+            autoscaler_logs(&stack)
+                .lines()
+                .any(|l| l.contains("collector found") && l.contains(&url))
+        },
+    );
     drop(deployed);
 }
