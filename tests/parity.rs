@@ -366,6 +366,16 @@ fn container_series_carry_cadvisor_labels_last_seen_start_time_and_the_root_cgro
     );
     assert_eq!(busy.len(), 1, "{busy:?}");
     assert!(!instant(&prom, "container_memory_working_set_bytes{id=\"/\"} > 0").is_empty());
+    let cores = instant(&prom, "machine_cpu_cores");
+    let nproc = String::from_utf8(Command::new("nproc").output().unwrap().stdout).unwrap();
+    assert_eq!(
+        cores[0]["value"][1].as_str().unwrap(),
+        nproc.trim(),
+        "machine_cpu_cores"
+    );
+    // The machine's memory holds the root's working set, as dashboards divide one by the other.
+    let q = "machine_memory_bytes > ignoring(id) container_memory_working_set_bytes{id=\"/\"}";
+    assert_eq!(instant(&prom, q).len(), 1, "{q}");
     let ifaces = instant(&prom, "container_network_receive_bytes_total{id=\"/\"}");
     assert!(!ifaces.is_empty());
     for s in &ifaces {

@@ -267,12 +267,14 @@ fn canonical(text: &str) -> String {
         }
     };
     for line in text.lines() {
-        // The labels of node_uname_info are this machine's kernel, the time zone and the clock
-        // discipline its own (system calls, not files): their HELP and TYPE stay pinned.
+        // The labels of node_uname_info are this machine's kernel, the time zone, the clock
+        // discipline and cAdvisor's machine_* its own (system calls, not files): their HELP and TYPE
+        // stay pinned.
         if [
             "node_uname_info{",
             "node_time_zone_offset_seconds{",
             "node_timex_",
+            "machine_",
         ]
         .iter()
         .any(|p| line.starts_with(p))

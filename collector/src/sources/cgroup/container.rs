@@ -32,6 +32,8 @@ pub struct Families {
     pressure: [(FamilyId, FamilyId); 3],
     last_seen: FamilyId,
     start_time: FamilyId,
+    machine_cpu_cores: FamilyId,
+    machine_memory: FamilyId,
 }
 
 impl Families {
@@ -75,6 +77,8 @@ impl Families {
             pressure: crate::sources::kernel::register_pressure(ingest, "container", "the container")?,
             last_seen: f("container_last_seen", "Last time a container was seen by the exporter", Gauge, Scale::Div(1e3))?,
             start_time: f("container_start_time_seconds", "Start time of the container since unix epoch in seconds.", Gauge, Scale::Div(1e3))?,
+            machine_cpu_cores: f("machine_cpu_cores", "Number of logical CPU cores.", Gauge, Scale::One)?,
+            machine_memory: f("machine_memory_bytes", "Amount of memory installed on the machine.", Gauge, Scale::One)?,
         })
     }
 
@@ -142,6 +146,13 @@ impl Families {
 impl Families {
     /// cAdvisor's `container_last_seen` (the pass's time, in milliseconds like `now`) and, when
     /// known, `container_start_time_seconds` (when the container's process started).
+    /// cAdvisor's `machine_cpu_cores` and `machine_memory_bytes` (written with the root cgroup, which
+    /// is the machine), which dashboards divide the root's usage by.
+    pub fn write_machine(&self, w: &mut Writer<'_, '_>, cores: i64, memory: i64) {
+        w.put(self.machine_cpu_cores, &[], cores);
+        w.put(self.machine_memory, &[], memory);
+    }
+
     pub fn write_times(&self, w: &mut Writer<'_, '_>, now: Millis, started_ms: Option<Millis>) {
         w.put(self.last_seen, &[], now);
         if let Some(t) = started_ms {

@@ -77,6 +77,9 @@ struct RootCgroup {
     /// cgroup v2 has no memory.current at the root: memory comes from /proc/meminfo then.
     meminfo: Option<KeptFile>,
     fresh: bool,
+    /// Online logical CPUs and installed memory, read at start as cAdvisor's machine info.
+    machine: (i64, i64),
+    machine_cursor: SeriesCursor,
 }
 
 /// cAdvisor leaves these interfaces out of a cgroup's network series: loopback, the host ends of
@@ -139,6 +142,8 @@ impl CgroupSource {
                 net_buf: ReadBuf::with_capacity(4096),
                 meminfo,
                 fresh: false,
+                machine: machine_info(),
+                machine_cursor: SeriesCursor::default(),
             })
         });
         Ok(Self {
@@ -376,6 +381,8 @@ impl CgroupSource {
                 }
                 if let Some(r) = root.as_mut().filter(|r| !stats_api && r.fresh) {
                     r.fresh = false;
+                    let mut w = Writer::new(b, &mut r.machine_cursor, &[], None);
+                    fams.write_machine(&mut w, r.machine.0, r.machine.1);
                     let mut w = Writer::new(b, &mut r.cursor, &r.labels, None);
                     let net =
                         kernel::net_dev(r.net_buf.content()).filter(|(n, _)| !ignored_interface(n));
@@ -417,4 +424,17 @@ impl RootCgroup {
             let _ = f.read(&mut self.net_buf);
         }
     }
+}
+
+/// Online logical CPUs and total memory (`sysconf`, `sysinfo`).
+fn machine_info() -> (i64, i64) {
+    // SAFETY: sysconf has no preconditions; `si` is a valid out pointer for sysinfo.
+    let cores = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(0) as i64;
+    let mut si: libc::sysinfo = unsafe { std::mem::zeroed() };
+    let memory = if unsafe { libc::sysinfo(&mut si) } == 0 {
+        (si.totalram as i64).saturating_mul(i64::from(si.mem_unit.max(1)))
+    } else {
+        0
+    };
+    (cores, memory)
 }
