@@ -78,8 +78,15 @@ pub struct CollectorsSource<D, H> {
     discovery: D,
     reader: Reader<H>,
     outages: Outages,
-    /// Collectors listed once (and, as `never:URL`, the absent ones already logged).
-    seen: Mutex<HashSet<String>>,
+    seen: Mutex<Seen>,
+}
+
+/// Collectors of the nodes in the swarm now: those listed running once, and the absent ones whose
+/// node no collector has run on, already logged.
+#[derive(Default)]
+struct Seen {
+    ran: HashSet<String>,
+    never_logged: HashSet<String>,
 }
 
 /// `plimsoll run`'s defaults: one request waits at most this long...
@@ -119,7 +126,17 @@ impl<D: Discover, H: Http> CollectorsSource<D, H> {
     /// as missing.
     fn note_absent(&self, collectors: &Collectors, req: &Request<'_>) {
         let mut seen = self.seen.lock().expect("seen lock");
-        seen.extend(collectors.endpoints.iter().map(|e| e.url.clone()));
+        let Seen { ran, never_logged } = &mut *seen;
+        // Only the nodes of the swarm now: memory stays bounded as nodes come and go.
+        let now: HashSet<&str> = collectors
+            .endpoints
+            .iter()
+            .chain(&collectors.absent)
+            .map(|e| e.url.as_str())
+            .collect();
+        ran.retain(|u| now.contains(u.as_str()));
+        never_logged.retain(|u| now.contains(u.as_str()));
+        ran.extend(collectors.endpoints.iter().map(|e| e.url.clone()));
         for e in &collectors.absent {
             let node = e.node.as_deref().unwrap_or("");
             let runs_replicas = req
@@ -129,11 +146,11 @@ impl<D: Discover, H: Http> CollectorsSource<D, H> {
             if !runs_replicas {
                 continue;
             }
-            if seen.contains(&e.url) {
+            if ran.contains(&e.url) {
                 let why =
                     SourceError::Unavailable(format!("no collector task runs on node {node}"));
                 self.outages.down(e, &why);
-            } else if seen.insert(format!("never:{}", e.url)) {
+            } else if never_logged.insert(e.url.clone()) {
                 tracing::warn!(%node, service = req.service, "no collector has run on this node yet: its replicas count as missing");
             }
         }
