@@ -11,7 +11,7 @@ cd "$(dirname "$0")"
 tag="${1:-otel-services:latest}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 triple=x86_64-unknown-linux-gnu
-RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --locked --target "$triple" --bins
+RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --target "$triple" --bins
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
 cp "$CARGO_TARGET_DIR/$triple/release/"{frontend,backend,load} Dockerfile "$ctx/"

@@ -2,7 +2,9 @@
 //! environment variables (traces and metrics over OTLP/gRPC, W3C trace context), settings read from
 //! the environment, and a graceful shutdown that flushes what is still buffered.
 
+use std::net::SocketAddr;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use opentelemetry::global;
@@ -112,4 +114,32 @@ pub async fn serve(app: axum::Router, port: u16, telemetry: Telemetry) -> Result
         .map_err(|e| format!("serving: {e}"));
     telemetry.shutdown().await;
     served
+}
+
+/// A DNS resolver for `reqwest` that starts each lookup's answer at the next address in turn.
+///
+/// With one address per name (Swarm's virtual IP) it changes nothing. With one per replica (Compose's
+/// DNS round robin, a Swarm service with `endpoint_mode: dnsrr`) it spreads new connections over the
+/// replicas: the system resolver (`getaddrinfo`) sorts the addresses it gets back (RFC 6724), so
+/// without it every connection would go to the same one.
+#[derive(Debug, Default)]
+pub struct RoundRobin {
+    next: AtomicUsize,
+}
+
+impl reqwest::dns::Resolve for RoundRobin {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let turn = self.next.fetch_add(1, Ordering::Relaxed);
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let mut addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if !addrs.is_empty() {
+                let n = addrs.len();
+                addrs.rotate_left(turn % n);
+            }
+            let addrs: reqwest::dns::Addrs = Box::new(addrs.into_iter());
+            Ok(addrs)
+        })
+    }
 }

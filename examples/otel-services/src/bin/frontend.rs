@@ -49,10 +49,11 @@ async fn run() -> Result<(), String> {
         .to_string();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_millis(timeout))
-        // A new connection per call: Swarm's virtual IP (IPVS) and Compose's DNS round robin balance
-        // connections, not requests, so pooled connections would stick to the first replicas and
-        // new ones would get no work.
+        // A new connection per call: Swarm's virtual IP (IPVS) and DNS round robin (Compose, Swarm's
+        // dnsrr) balance connections, not requests, so pooled connections would stick to the first
+        // replicas and new ones would get no work.
         .pool_max_idle_per_host(0)
+        .dns_resolver(std::sync::Arc::new(otel_services::RoundRobin::default()))
         .build()
         .map_err(|e| format!("HTTP client: {e}"))?;
     let telemetry = otel_services::init("frontend")?;

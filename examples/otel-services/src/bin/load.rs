@@ -17,6 +17,8 @@ struct Period {
     failed: u64,
     skipped: u64,
     latencies_ms: Vec<f64>,
+    /// The first failure of the period, to show why.
+    first_error: Option<String>,
 }
 
 struct Args {
@@ -120,16 +122,27 @@ async fn run(args: Args) -> Result<(), String> {
                 let (client, url, period) = (client.clone(), args.url.clone(), period.clone());
                 tokio::spawn(async move {
                     let sent = Instant::now();
-                    let ok = match client.get(&url).send().await {
-                        Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
-                        Err(_) => false,
+                    let outcome = match client.get(&url).send().await {
+                        Ok(r) => {
+                            let status = r.status();
+                            match r.text().await {
+                                Ok(_) if status.is_success() => Ok(()),
+                                Ok(body) => Err(format!("{status}: {}", body.trim())),
+                                Err(e) => Err(e.to_string()),
+                            }
+                        }
+                        Err(e) => Err(e.to_string()),
                     };
                     let mut p = period.lock().unwrap();
-                    if ok {
-                        p.ok += 1;
-                        p.latencies_ms.push(sent.elapsed().as_secs_f64() * 1000.0);
-                    } else {
-                        p.failed += 1;
+                    match outcome {
+                        Ok(()) => {
+                            p.ok += 1;
+                            p.latencies_ms.push(sent.elapsed().as_secs_f64() * 1000.0);
+                        }
+                        Err(e) => {
+                            p.failed += 1;
+                            p.first_error.get_or_insert(e);
+                        }
                     }
                     drop(permit);
                 });
@@ -151,12 +164,15 @@ fn print_period(period: &Mutex<Period>, start: Instant) {
     };
     let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0} ms"));
     println!(
-        "{:>5.0} s: ok {} failed {} skipped {}, p50 {} p95 {}",
+        "{:>5.0} s: ok {} failed {} skipped {}, p50 {} p95 {}{}",
         start.elapsed().as_secs_f64(),
         p.ok,
         p.failed,
         p.skipped,
         ms(q(0.5)),
-        ms(q(0.95))
+        ms(q(0.95)),
+        p.first_error
+            .map(|e| format!(" (first failure: {e})"))
+            .unwrap_or_default()
     );
 }

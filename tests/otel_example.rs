@@ -1,0 +1,240 @@
+//! The example of examples/otel-services end to end on a real Swarm: its image built FROM scratch by
+//! the example's own `images.sh` (static binaries), its `stack.yml` deployed as a Swarm stack on an
+//! overlay network, the frontend and the backend sending spans and metrics over OTLP/gRPC (the
+//! official Rust SDK) to a `plimsoll run` on the host, and the example's Swarm policy
+//! (`stack-policies/backend.yaml`) scaling the backend when the load helper raises its p95 latency.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use support::{
+    docker, docker_ok, free_addr, local_node_id, now_ms, replicas, running_tasks, unique, Plimsoll,
+};
+
+const IMAGE: &str = "plimsoll-test-otel-services:1";
+
+fn example_dir() -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/otel-services"
+    ))
+}
+
+/// `bash images.sh IMAGE`, as the example's README says (cached after the first build).
+fn build_image() {
+    let out = Command::new("bash")
+        .arg(example_dir().join("images.sh"))
+        .arg(IMAGE)
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .expect("running bash");
+    assert!(
+        out.status.success(),
+        "examples/otel-services/images.sh failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A Swarm stack, removed with its network when dropped.
+struct Stack(String);
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = docker(&["stack", "rm", &self.0]);
+        // The stack's network goes once its tasks have: retry, as support::Overlay does.
+        let net = format!("{}_default", self.0);
+        for _ in 0..120 {
+            let gone = !docker(&["network", "inspect", &net]).status.success();
+            if gone || docker(&["network", "rm", &net]).status.success() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+/// The backend node of /api/v1/topology over `window`, and whether the `frontend -> backend` edge
+/// has calls.
+fn topology(p: &Plimsoll, window: &str) -> (Option<serde_json::Value>, bool) {
+    let t = p.json(&format!("/api/v1/topology?window={window}"));
+    let backend = t["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == "backend")
+        .cloned();
+    let edge = t["edges"].as_array().unwrap().iter().any(|e| {
+        e["client"] == "frontend"
+            && e["server"] == "backend"
+            && e["connection_type"] == ""
+            && e["request_rate"].as_f64().unwrap_or(0.0) > 0.0
+    });
+    (backend, edge)
+}
+
+#[test]
+fn load_raises_the_example_backends_p95_and_plimsoll_scales_it_up() {
+    support::ensure_swarm();
+    build_image();
+    let stack = unique("otel");
+    let backend = format!("{stack}_backend");
+    // OTLP on every address: the tasks reach the host at docker_gwbridge's gateway.
+    let otlp_port = free_addr().port();
+    let otlp = format!("http://{}:{otlp_port}", support::gwbridge_gateway());
+    // The example's policy for its stack, as it is but for the stack's name.
+    let policy = std::fs::read_to_string(example_dir().join("stack-policies/backend.yaml"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            if l.starts_with("stack:") {
+                format!("stack: {stack}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let policies = support::policy_dir(&policy);
+    let p = Plimsoll::run(
+        policies.path(),
+        &[
+            "--interval",
+            "1s",
+            "--otlp-grpc",
+            &format!("0.0.0.0:{otlp_port}"),
+        ],
+    );
+    // The example's stack file, with a second file that `docker stack deploy` merges in: every task
+    // on this engine's node (multi-node tests may add nodes to the swarm), and DNS round robin instead
+    // of a virtual IP for the services that are called, since this kernel has no IPVS (the virtual IPs
+    // and the routing mesh need it; the frontend spreads its calls over the backend's addresses).
+    let placed = tempfile::tempdir().unwrap();
+    let node = format!("node.id=={}", local_node_id());
+    let place = |s: &str, endpoint: &str| {
+        format!(
+            "  {s}:\n    deploy:\n{endpoint}      placement:\n        constraints: [\"{node}\"]\n"
+        )
+    };
+    let dnsrr = "      endpoint_mode: dnsrr\n";
+    let overlay = format!(
+        "version: \"3.8\"\nservices:\n{}{}{}",
+        place("frontend", dnsrr),
+        place("backend", dnsrr),
+        place("load", "")
+    );
+    let overlay_file = placed.path().join("placement.yml");
+    std::fs::write(&overlay_file, overlay).unwrap();
+    let _stack = Stack(stack.clone());
+    let frontend_port = free_addr().port().to_string();
+    let out = Command::new("docker")
+        .args(["stack", "deploy", "--resolve-image", "never", "-c"])
+        .arg(example_dir().join("stack.yml"))
+        .arg("-c")
+        .arg(&overlay_file)
+        .arg(&stack)
+        .env("IMAGE", IMAGE)
+        .env("OTLP_ENDPOINT", &otlp)
+        .env("FRONTEND_PORT", &frontend_port)
+        .env("PUBLISH_MODE", "host")
+        .env("LOAD_RATE", "30")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker stack deploy: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    p.wait_for(
+        "the frontend and one backend running",
+        Duration::from_secs(60),
+        |_| running_tasks(&format!("{stack}_frontend")) == 1 && running_tasks(&backend) == 1,
+    );
+    // The policy names the service as the stack file does (`backend`); the target is the stack's.
+    let target = format!("swarm/{backend}");
+    p.wait_for("the backend's policy", Duration::from_secs(30), |p| {
+        p.policies().iter().any(|e| e["id"] == target.as_str())
+    });
+    // 30 requests a second against one replica's 20: requests queue for its worker.
+    let since = now_ms();
+    docker_ok(&["service", "scale", "--detach", &format!("{stack}_load=1")]);
+    p.wait_for(
+        "a scale-up on the p95 latency",
+        Duration::from_secs(90),
+        |p| p.first_scale(&backend, true, since).is_some(),
+    );
+    let up = p.first_scale(&backend, true, since).unwrap();
+    let m = &up["metrics"][0];
+    assert_eq!(m["name"], "p95", "{up}");
+    assert_eq!(m["target_kind"], "below", "{up}");
+    assert_eq!(m["target"].as_f64(), Some(0.2), "{up}");
+    assert_eq!(
+        m["query"]["metric"], "traces_span_metrics_duration_milliseconds",
+        "{up}"
+    );
+    assert_eq!(
+        m["query"]["read"]["quantile"]["phi"].as_f64(),
+        Some(0.95),
+        "{up}"
+    );
+    let observed = m["current"].as_f64().unwrap();
+    // The bound is 200 ms; a queue that grows by 10 requests a second is well past it.
+    assert!(observed > 0.25, "observed p95 {observed} s: {up}");
+    assert!(up["desired"].as_u64() > up["current"].as_u64(), "{up}");
+    p.wait_for(
+        "the new backend replicas running",
+        Duration::from_secs(60),
+        |_| {
+            let want = replicas(&backend);
+            want > 1 && running_tasks(&backend) == want
+        },
+    );
+    // More replicas share the load: the backend's p95 over the last 10 s falls under the bound, and
+    // the topology shows the edge and the backend's replicas as the autoscaler has them.
+    p.wait_for(
+        "the backend's p95 back under 200 ms",
+        Duration::from_secs(90),
+        |p| {
+            let (node, edge) = topology(p, "10s");
+            edge && node.is_some_and(|n| n["latency_ms"]["p95"].as_f64().is_some_and(|v| v < 200.0))
+        },
+    );
+    p.wait_for(
+        "the backend node's replicas",
+        Duration::from_secs(30),
+        |p| {
+            let (node, _) = topology(p, "1m");
+            node.is_some_and(|n| n["replicas"].as_u64() == Some(u64::from(replicas(&backend))))
+        },
+    );
+    let (node, _) = topology(&p, "1m");
+    assert!(node.unwrap()["replicas"].as_u64().unwrap() > 1);
+    // The frontend's node is not a scaled target: no replicas.
+    let t = p.json("/api/v1/topology?window=1m");
+    let frontend = t["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == "frontend")
+        .cloned()
+        .expect("a frontend node");
+    assert!(frontend.get("replicas").is_none(), "{frontend}");
+    // The backend's business metric, an OTLP counter: attributed to each replica's container (its
+    // Swarm service, task and slot), and every replica served orders (the frontend spread its calls).
+    let (_, metrics) = p.get("/metrics").unwrap();
+    let served: Vec<f64> = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("shop_orders_total{")
+                && l.contains(&format!("service=\"{backend}\""))
+                && l.contains("status=\"ok\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    assert!(
+        served.len() > 1 && served.iter().all(|v| *v > 0.0) && served.iter().sum::<f64>() > 100.0,
+        "shop_orders_total of {backend}: {served:?}"
+    );
+}
