@@ -497,6 +497,29 @@ mod tests {
     }
 
     #[test]
+    fn collector_timeout_and_concurrency_are_checked() {
+        assert!(problems(&[
+            "--collector-timeout",
+            "500ms",
+            "--collector-concurrency",
+            "4"
+        ])
+        .is_empty());
+        assert_eq!(
+            problems(&[
+                "--collector-timeout",
+                "10ms",
+                "--collector-concurrency",
+                "0"
+            ]),
+            [
+                "--collector-timeout: must be within 100ms..=1m, got 10ms",
+                "--collector-concurrency: must be at least 1"
+            ]
+        );
+    }
+
+    #[test]
     fn parses_sources() {
         assert_eq!("embedded".parse::<SourceArg>(), Ok(SourceArg::Embedded));
         assert_eq!(
