@@ -10,7 +10,7 @@
 //!   start-up plus a tick), so that replicas asked for now are ready when the demand gets there.
 //!
 //! - `seasonal_rise` ([`seasonal_rise`], on top of either method): the rise demand made over the same
-//!   stretch one period (a day, a week) earlier, added to the current demand. A ramp sees a rise only once
+//!   stretch one period (a day, a week) earlier, added to today's level. A ramp sees a rise only once
 //!   it has started, so a jump (demand arriving in steps) overloads for one start-up; when jumps come at
 //!   the same time of day or week, the history announces them one horizon ahead.
 //!
@@ -129,10 +129,12 @@ pub fn ramp(series: &[LoadSample], latest: LoadSample, target_at: Timestamp) -> 
         .then(|| latest.value + rise * hours(target_at, latest.at) / hours(latest.at, last.at))
 }
 
-/// The current demand plus the largest rise it made over the next `horizon` one period ago, over the
-/// `seasons` (periods) that `series` covers: for period P, the highest sample in (now − P, now − P +
-/// horizon] less the last sample at or before now − P (samples, not a line between them: a jump between two
-/// samples is a jump, and the level at now − P is what was known then). `None` when no period is covered or
+/// Demand at the coming horizon as one period ago, brought to today's level: for each period P of
+/// `seasons` that `series` covers, the last sample of today (at `s`, value `L`) plus how far demand rose
+/// from `s − P` to the highest sample in `(s − P, now + horizon − P]`. Both ends are samples of `series`
+/// (the level at `s − P` interpolated when samples drift), so a rise between two samples counts the same
+/// whether demand went there as a line or as a jump: on a line it forecasts the demand at the next sample
+/// time, which lies within the horizon. The largest over the periods; `None` when no period is covered or
 /// demand did not rise in any, so this never holds replicas up by itself.
 pub fn seasonal_rise(
     series: &[LoadSample],
@@ -141,25 +143,28 @@ pub fn seasonal_rise(
     seasons: &[Duration],
 ) -> Option<f64> {
     let series = &series[..series.partition_point(|s| s.at < latest.at)];
+    let last = *series.last()?;
+    let until = latest.at.plus(horizon);
     seasons
         .iter()
         .filter_map(|period| {
-            let from = latest.at.minus(*period);
-            let to = from.plus(horizon);
-            let before = series.partition_point(|s| s.at <= from);
-            let level = series[..before].last()?.value;
-            let peak = series[before..]
+            let (from, to) = (last.at.minus(*period), until.minus(*period));
+            if series[0].at > from {
+                return None;
+            }
+            let then = interpolate(series, from);
+            let peak = series[series.partition_point(|s| s.at <= from)..]
                 .iter()
                 .take_while(|s| s.at <= to)
                 .map(|s| s.value)
                 .fold(f64::NEG_INFINITY, f64::max);
-            Some(peak - level)
+            Some(peak - then)
         })
         .filter(|rise| *rise > 0.0)
         .fold(None, |most: Option<f64>, rise| {
             Some(most.map_or(rise, |m| m.max(rise)))
         })
-        .map(|rise| latest.value + rise)
+        .map(|rise| last.value + rise)
 }
 
 fn hours(at: Timestamp, origin: Timestamp) -> f64 {

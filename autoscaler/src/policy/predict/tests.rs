@@ -228,13 +228,12 @@ fn rise(
 
 #[test]
 fn seasonal_rise_announces_yesterdays_jump_one_horizon_ahead() {
-    let s = series(0, 2 * DAY_MIN, office_hours);
+    // Three days of samples: the function reads only those before `now`.
+    let s = series(0, 3 * DAY_MIN, office_hours);
     let day = [Duration::from_secs(86_400)];
     // 08:59 on day 2: yesterday the jump to 300 came one minute later, inside a 75 s horizon.
     let now = 2 * DAY_MIN + 539;
     assert_eq!(rise(&s, now, 100.0, 75, &day), Some(300.0));
-    // Added to today's level, whatever it is.
-    assert_eq!(rise(&s, now, 150.0, 75, &day), Some(350.0));
     // Two minutes before: the jump is beyond the horizon.
     assert_eq!(rise(&s, now - 1, 100.0, 75, &day), None);
     // Flat, or falling (17:00): no rise, no forecast.
@@ -249,6 +248,26 @@ fn seasonal_rise_announces_yesterdays_jump_one_horizon_ahead() {
 }
 
 #[test]
+fn seasonal_rise_is_added_to_todays_level() {
+    // Today runs 50 above yesterday: the jump of 200 lands at 350.
+    let s = series(0, 2 * DAY_MIN, |m| {
+        office_hours(m) + if m >= DAY_MIN { 50.0 } else { 0.0 }
+    });
+    let day = [Duration::from_secs(86_400)];
+    assert_eq!(rise(&s, DAY_MIN + 539, 150.0, 75, &day), Some(350.0));
+}
+
+#[test]
+fn on_a_line_seasonal_rise_forecasts_the_next_sample_not_a_whole_rise_more() {
+    // Demand rising 10 a minute, yesterday and today: 4 minutes after a sample, the forecast is the next
+    // sample's demand (1 minute ahead), not the current demand plus a whole 5-minute rise.
+    let s = series(0, DAY_MIN + 5, |m| (m % DAY_MIN) as f64 * 10.0);
+    let day = [Duration::from_secs(86_400)];
+    let now = DAY_MIN + 9; // last sample at DAY_MIN + 5 (50); yesterday's at 10 was 100
+    assert_eq!(rise(&s, now, 90.0, 75, &day), Some(100.0));
+}
+
+#[test]
 fn seasonal_rise_takes_the_largest_rise_over_its_periods() {
     // Yesterday's 08:00 rose by 50, last week's by 200.
     let f = |m: i64| match (m / DAY_MIN, m % DAY_MIN) {
@@ -256,7 +275,7 @@ fn seasonal_rise_takes_the_largest_rise_over_its_periods() {
         (6, 480..) => 150.0,
         _ => 100.0,
     };
-    let s = series(0, 7 * DAY_MIN, f);
+    let s = series(0, 8 * DAY_MIN, f);
     let seasons = [Duration::from_secs(86_400), Duration::from_secs(7 * 86_400)];
     assert_eq!(
         rise(&s, 7 * DAY_MIN + 479, 100.0, 75, &seasons),
@@ -269,8 +288,8 @@ fn seasonal_rise_takes_the_largest_rise_over_its_periods() {
 }
 
 proptest::proptest! {
-    /// Whatever the history, the forecast is at least the current demand, at most the current demand plus
-    /// the largest step between two samples of the history's spread, and `None` without periods.
+    /// Whatever the history, the forecast lies above today's last sample by at most the history's spread,
+    /// and there is none without periods.
     #[test]
     fn seasonal_rise_is_bounded(
         values in proptest::collection::vec(0.0f64..1e6, 2..700),
@@ -286,8 +305,10 @@ proptest::proptest! {
         let now = 5 * now_step as i64 + 2;
         let seasons = [Duration::from_secs(86_400), Duration::from_secs(3_600)];
         let spread = values.iter().cloned().fold(0.0, f64::max) - values.iter().cloned().fold(f64::INFINITY, f64::min);
+        let last = s.iter().rev().find(|p| p.at < at_min(now)).map(|p| p.value);
         if let Some(f) = rise(&s, now, current, horizon_s, &seasons) {
-            proptest::prop_assert!(f > current && f <= current + spread, "{f} {current} {spread}");
+            let last = last.unwrap();
+            proptest::prop_assert!(f > last && f <= last + spread, "{f} {last} {spread}");
         }
         proptest::prop_assert_eq!(rise(&s, now, current, horizon_s, &[]), None);
     }
