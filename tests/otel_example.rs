@@ -11,7 +11,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use support::{
-    docker, docker_ok, free_addr, local_node_id, now_ms, replicas, running_tasks, unique, Plimsoll,
+    compose_members, docker, docker_ok, free_addr, local_node_id, now_ms, replicas, running_tasks,
+    unique, Network, Plimsoll, ProjectCleanup,
 };
 
 const IMAGE: &str = "plimsoll-test-otel-services:1";
@@ -36,6 +37,20 @@ fn build_image() {
         "examples/otel-services/images.sh failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The example's policy file `file`, as it is but for the value of its top-level `key` (the stack or
+/// the project, named per test run).
+fn example_policy(file: &str, key: &str, value: &str) -> String {
+    std::fs::read_to_string(example_dir().join(file))
+        .unwrap()
+        .lines()
+        .map(|l| match l.strip_prefix(key) {
+            Some(rest) if rest.starts_with(':') => format!("{key}: {value}"),
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// A Swarm stack, removed with its network when dropped.
@@ -85,18 +100,7 @@ fn load_raises_the_example_backends_p95_and_plimsoll_scales_it_up() {
     let otlp_port = free_addr().port();
     let otlp = format!("http://{}:{otlp_port}", support::gwbridge_gateway());
     // The example's policy for its stack, as it is but for the stack's name.
-    let policy = std::fs::read_to_string(example_dir().join("stack-policies/backend.yaml"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            if l.starts_with("stack:") {
-                format!("stack: {stack}")
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
+    let policy = example_policy("stack-policies/backend.yaml", "stack", &stack);
     let policies = support::policy_dir(&policy);
     let p = Plimsoll::run(
         policies.path(),
@@ -236,5 +240,130 @@ fn load_raises_the_example_backends_p95_and_plimsoll_scales_it_up() {
     assert!(
         served.len() > 1 && served.iter().all(|v| *v > 0.0) && served.iter().sum::<f64>() > 100.0,
         "shop_orders_total of {backend}: {served:?}"
+    );
+}
+
+/// The same example as a Compose project: containers with Compose's labels (as `docker compose up`
+/// makes them from `docker-compose.yml`; no Compose CLI is needed) on a bridge network where the
+/// backend answers to the DNS alias `backend`, and the example's Compose policy
+/// (`policies/backend.yaml`). Plimsoll adds backend replicas as clones carrying the alias; the
+/// frontend's resolver spreads its calls over them.
+#[test]
+fn the_compose_project_of_the_example_scales_its_backend_on_p95_too() {
+    build_image();
+    let project = unique("otelc");
+    // The network is dropped after the containers on it.
+    let net = Network::create("otelc");
+    let _cleanup = ProjectCleanup(project.clone());
+    let gateway = docker_ok(&[
+        "network",
+        "inspect",
+        &net.name,
+        "-f",
+        "{{(index .IPAM.Config 0).Gateway}}",
+    ]);
+    let otlp_port = free_addr().port();
+    let policy = example_policy("policies/backend.yaml", "project", &project);
+    let policies = support::policy_dir(&policy);
+    let p = Plimsoll::run(
+        policies.path(),
+        &[
+            "--interval",
+            "1s",
+            "--project",
+            &project,
+            "--otlp-grpc",
+            &format!("0.0.0.0:{otlp_port}"),
+        ],
+    );
+    let otlp = format!("OTEL_EXPORTER_OTLP_ENDPOINT=http://{gateway}:{otlp_port}");
+    let run = |service: &str, env: &[&str], cmd: &[&str]| {
+        let name = format!("{project}-{service}-1");
+        let labels = [
+            format!("com.docker.compose.project={project}"),
+            format!("com.docker.compose.service={service}"),
+            "com.docker.compose.container-number=1".to_string(),
+        ];
+        let mut args = vec!["run", "-d", "--name", &name, "--network", &net.name];
+        args.extend(["--network-alias", service, "--stop-timeout", "1"]);
+        for l in &labels {
+            args.extend(["--label", l.as_str()]);
+        }
+        for e in env {
+            args.extend(["-e", e]);
+        }
+        args.push(IMAGE);
+        args.extend_from_slice(cmd);
+        docker_ok(&args);
+    };
+    let telemetry = [otlp.as_str(), "OTEL_BSP_SCHEDULE_DELAY=1000"];
+    run(
+        "backend",
+        &[&telemetry[..], &["OTEL_SERVICE_NAME=backend"]].concat(),
+        &["/backend"],
+    );
+    run(
+        "frontend",
+        &[
+            &telemetry[..],
+            &[
+                "OTEL_SERVICE_NAME=frontend",
+                "BACKEND_URL=http://backend:8080",
+            ],
+        ]
+        .concat(),
+        &["/frontend"],
+    );
+    let target = format!("compose/{project}/backend");
+    p.wait_for("the backend's policy", Duration::from_secs(30), |p| {
+        p.policies().iter().any(|e| e["id"] == target.as_str())
+    });
+    let since = now_ms();
+    run(
+        "load",
+        &[],
+        &["/load", "http://frontend:8080/checkout", "--rate", "30"],
+    );
+    p.wait_for(
+        "a scale-up on the p95 latency",
+        Duration::from_secs(90),
+        |p| p.first_scale("backend", true, since).is_some(),
+    );
+    let up = p.first_scale("backend", true, since).unwrap();
+    let m = &up["metrics"][0];
+    assert_eq!(m["name"], "p95", "{up}");
+    assert_eq!(
+        m["query"]["read"]["quantile"]["phi"].as_f64(),
+        Some(0.95),
+        "{up}"
+    );
+    assert!(m["current"].as_f64().unwrap() > 0.25, "{up}");
+    let running_backends = || {
+        compose_members(&project)
+            .iter()
+            .filter(|(name, state, _)| name.contains("-backend-") && state == "running")
+            .count() as u64
+    };
+    p.wait_for(
+        "the backend clones running",
+        Duration::from_secs(60),
+        |_| running_backends() == up["desired"].as_u64().unwrap(),
+    );
+    p.wait_for(
+        "the backend's p95 back under 200 ms",
+        Duration::from_secs(90),
+        |p| {
+            let (node, edge) = topology(p, "10s");
+            edge && node.is_some_and(|n| n["latency_ms"]["p95"].as_f64().is_some_and(|v| v < 200.0))
+        },
+    );
+    // The target is the `backend` node by its name here.
+    p.wait_for(
+        "the backend node's replicas",
+        Duration::from_secs(30),
+        |p| {
+            let (node, _) = topology(p, "1m");
+            node.is_some_and(|n| n["replicas"].as_u64() == Some(running_backends()))
+        },
     );
 }
