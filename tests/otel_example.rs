@@ -24,8 +24,14 @@ fn example_dir() -> PathBuf {
     ))
 }
 
-/// `bash images.sh IMAGE`, as the example's README says (cached after the first build).
+/// `bash images.sh IMAGE`, as the example's README says (cached after the first build), once per
+/// run of this file.
 fn build_image() {
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    BUILT.get_or_init(build_image_now);
+}
+
+fn build_image_now() {
     let out = Command::new("bash")
         .arg(example_dir().join("images.sh"))
         .arg(IMAGE)
@@ -88,6 +94,54 @@ fn topology(p: &Plimsoll, window: &str) -> (Option<serde_json::Value>, bool) {
             && e["request_rate"].as_f64().unwrap_or(0.0) > 0.0
     });
     (backend, edge)
+}
+
+/// The first scale-up of `service` since `since`, which the example's policy decided on the p95
+/// latency: its record names the metric, its quantile query and the observed p95 above the bound.
+fn wait_for_p95_scale_up(p: &Plimsoll, service: &str, since: i64) -> serde_json::Value {
+    p.wait_for(
+        "a scale-up on the p95 latency",
+        Duration::from_secs(90),
+        |p| p.first_scale(service, true, since).is_some(),
+    );
+    let up = p.first_scale(service, true, since).unwrap();
+    let m = &up["metrics"][0];
+    assert_eq!(m["name"], "p95", "{up}");
+    assert_eq!(m["target_kind"], "below", "{up}");
+    assert_eq!(m["target"].as_f64(), Some(0.2), "{up}");
+    let q = &m["query"];
+    assert_eq!(
+        q["metric"], "traces_span_metrics_duration_milliseconds",
+        "{up}"
+    );
+    assert_eq!(q["read"]["quantile"]["phi"].as_f64(), Some(0.95), "{up}");
+    // The bound is 200 ms; a queue that grows by 10 requests a second is well past it.
+    let observed = m["current"].as_f64().unwrap();
+    assert!(observed > 0.25, "observed p95 {observed} s: {up}");
+    assert!(up["desired"].as_u64() > up["current"].as_u64(), "{up}");
+    up
+}
+
+/// More replicas share the load: the backend's p95 over the last 10 s falls under the policy's bound
+/// of 200 ms, then the topology shows the edge and the backend node's replicas as the autoscaler has
+/// them, `replicas()`.
+fn wait_for_relief(p: &Plimsoll, replicas: impl Fn() -> u64) {
+    p.wait_for(
+        "the backend's p95 back under 200 ms",
+        Duration::from_secs(90),
+        |p| {
+            let (node, edge) = topology(p, "10s");
+            edge && node.is_some_and(|n| n["latency_ms"]["p95"].as_f64().is_some_and(|v| v < 200.0))
+        },
+    );
+    p.wait_for(
+        "the backend node's replicas",
+        Duration::from_secs(30),
+        |p| {
+            let (node, _) = topology(p, "1m");
+            node.is_some_and(|n| n["replicas"].as_u64() == Some(replicas()))
+        },
+    );
 }
 
 #[test]
@@ -164,29 +218,7 @@ fn load_raises_the_example_backends_p95_and_plimsoll_scales_it_up() {
     // 30 requests a second against one replica's 20: requests queue for its worker.
     let since = now_ms();
     docker_ok(&["service", "scale", "--detach", &format!("{stack}_load=1")]);
-    p.wait_for(
-        "a scale-up on the p95 latency",
-        Duration::from_secs(90),
-        |p| p.first_scale(&backend, true, since).is_some(),
-    );
-    let up = p.first_scale(&backend, true, since).unwrap();
-    let m = &up["metrics"][0];
-    assert_eq!(m["name"], "p95", "{up}");
-    assert_eq!(m["target_kind"], "below", "{up}");
-    assert_eq!(m["target"].as_f64(), Some(0.2), "{up}");
-    assert_eq!(
-        m["query"]["metric"], "traces_span_metrics_duration_milliseconds",
-        "{up}"
-    );
-    assert_eq!(
-        m["query"]["read"]["quantile"]["phi"].as_f64(),
-        Some(0.95),
-        "{up}"
-    );
-    let observed = m["current"].as_f64().unwrap();
-    // The bound is 200 ms; a queue that grows by 10 requests a second is well past it.
-    assert!(observed > 0.25, "observed p95 {observed} s: {up}");
-    assert!(up["desired"].as_u64() > up["current"].as_u64(), "{up}");
+    wait_for_p95_scale_up(&p, &backend, since);
     p.wait_for(
         "the new backend replicas running",
         Duration::from_secs(60),
@@ -195,24 +227,7 @@ fn load_raises_the_example_backends_p95_and_plimsoll_scales_it_up() {
             want > 1 && running_tasks(&backend) == want
         },
     );
-    // More replicas share the load: the backend's p95 over the last 10 s falls under the bound, and
-    // the topology shows the edge and the backend's replicas as the autoscaler has them.
-    p.wait_for(
-        "the backend's p95 back under 200 ms",
-        Duration::from_secs(90),
-        |p| {
-            let (node, edge) = topology(p, "10s");
-            edge && node.is_some_and(|n| n["latency_ms"]["p95"].as_f64().is_some_and(|v| v < 200.0))
-        },
-    );
-    p.wait_for(
-        "the backend node's replicas",
-        Duration::from_secs(30),
-        |p| {
-            let (node, _) = topology(p, "1m");
-            node.is_some_and(|n| n["replicas"].as_u64() == Some(u64::from(replicas(&backend))))
-        },
-    );
+    wait_for_relief(&p, || u64::from(replicas(&backend)));
     let (node, _) = topology(&p, "1m");
     assert!(node.unwrap()["replicas"].as_u64().unwrap() > 1);
     // The frontend's node is not a scaled target: no replicas.
@@ -324,20 +339,7 @@ fn the_compose_project_of_the_example_scales_its_backend_on_p95_too() {
         &[],
         &["/load", "http://frontend:8080/checkout", "--rate", "30"],
     );
-    p.wait_for(
-        "a scale-up on the p95 latency",
-        Duration::from_secs(90),
-        |p| p.first_scale("backend", true, since).is_some(),
-    );
-    let up = p.first_scale("backend", true, since).unwrap();
-    let m = &up["metrics"][0];
-    assert_eq!(m["name"], "p95", "{up}");
-    assert_eq!(
-        m["query"]["read"]["quantile"]["phi"].as_f64(),
-        Some(0.95),
-        "{up}"
-    );
-    assert!(m["current"].as_f64().unwrap() > 0.25, "{up}");
+    let up = wait_for_p95_scale_up(&p, "backend", since);
     let running_backends = || {
         compose_members(&project)
             .iter()
@@ -349,21 +351,6 @@ fn the_compose_project_of_the_example_scales_its_backend_on_p95_too() {
         Duration::from_secs(60),
         |_| running_backends() == up["desired"].as_u64().unwrap(),
     );
-    p.wait_for(
-        "the backend's p95 back under 200 ms",
-        Duration::from_secs(90),
-        |p| {
-            let (node, edge) = topology(p, "10s");
-            edge && node.is_some_and(|n| n["latency_ms"]["p95"].as_f64().is_some_and(|v| v < 200.0))
-        },
-    );
     // The target is the `backend` node by its name here.
-    p.wait_for(
-        "the backend node's replicas",
-        Duration::from_secs(30),
-        |p| {
-            let (node, _) = topology(p, "1m");
-            node.is_some_and(|n| n["replicas"].as_u64() == Some(running_backends()))
-        },
-    );
+    wait_for_relief(&p, running_backends);
 }
