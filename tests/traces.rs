@@ -447,3 +447,149 @@ fn two_collectors_pair_the_calls_whose_spans_each_received_half_of() {
         Some(n / 5.0)
     );
 }
+
+/// `GET /metrics` of a collector that is not a child of this test (a Swarm task).
+fn remote_metrics(addr: SocketAddr) -> String {
+    support::http_get(addr, "/metrics")
+        .map(|(_, body)| body)
+        .unwrap_or_default()
+}
+
+/// Cluster mode as a Swarm deployment runs it (README "Cluster mode: where each signal goes"): the
+/// collectors are a global Swarm service on the host network of each of two extra nodes (dockerd in
+/// namespaces of their own, tests/support/swarm.rs), given the nodes' addresses as `--spans-peers`.
+/// `front` reports to node A's collector and `back` to node B's: each call's edge is counted once in
+/// the cluster, by the owner of its trace, and no half expires into a virtual node. Then node B dies
+/// with its collector: A keeps pairing the traces it owns and counts the halves for B as
+/// `send_failed`, exactly the four halves of each trace B owned, with nothing left queued.
+#[test]
+fn a_global_collector_service_on_two_swarm_nodes_pairs_each_call_once() {
+    let tag = support::unique("spans-swarm");
+    let nodes = support::swarm::Nodes::workers(&tag, 2, &[("spanstest", &tag)]);
+    let (node_a, node_b) = (&nodes.nodes[0], &nodes.nodes[1]);
+    let _routes = support::swarm::NodeRoutes::between(&nodes.nodes);
+    let api =
+        |n: &support::swarm::Node| -> SocketAddr { format!("{}:9180", n.address).parse().unwrap() };
+    let (a, b) = (api(node_a), api(node_b));
+    // The `plimsoll` under test, run by the busybox test image (loaded on every node) from the host's
+    // file system, as a FROM-scratch image of it would run.
+    let bin = support::plimsoll_bin().display().to_string();
+    let mut mounts = vec![format!("type=bind,src={bin},dst=/plimsoll,readonly")];
+    for l in ["/lib", "/lib64"] {
+        if let Ok(real) = std::fs::canonicalize(l) {
+            mounts.push(format!("type=bind,src={},dst={l},readonly", real.display()));
+        }
+    }
+    let constraint = format!("node.labels.spanstest=={tag}");
+    let mut flags = vec![
+        "--mode",
+        "global",
+        "--network",
+        "host",
+        "--constraint",
+        &constraint,
+    ];
+    for m in &mounts {
+        flags.extend(["--mount", m.as_str()]);
+    }
+    let cmd = format!(
+        "exec /plimsoll collect --listen 0.0.0.0:9180 --otlp-grpc off --otlp-http 0.0.0.0:4318 --spans-peers {a},{b}"
+    );
+    let _svc = support::Service::create_placed(&tag, support::IMAGE, &flags, &["sh", "-c", &cmd]);
+    for addr in [a, b] {
+        support::swarm::wait_until(
+            &format!("the collector task at {addr}"),
+            Duration::from_secs(90),
+            || support::http_get(addr, "/healthz").is_ok_and(|(c, _)| c == 200),
+        );
+    }
+    let otlp = |n: &support::swarm::Node| format!("http://{}:4318/v1/traces", n.address);
+    send_split("http", &otlp(node_a), &otlp(node_b), "-swarm");
+
+    let n = f64::from(CALLS);
+    let edge = |client: &str, server: &str, ct: &str| {
+        format!(
+            r#"traces_service_graph_request_total{{client="{client}",server="{server}",connection_type="{ct}"}}"#
+        )
+    };
+    let paired = edge("front-swarm", "back-swarm", "");
+    let on = |addr: SocketAddr, series: &str| value(&remote_metrics(addr), series).unwrap_or(0.0);
+    let total = |series: &str| on(a, series) + on(b, series);
+    let graph = |addr: SocketAddr| -> String {
+        remote_metrics(addr)
+            .lines()
+            .filter(|l| {
+                l.contains("-swarm") && l.starts_with("traces_service_graph_request_total")
+                    || l.starts_with("plimsoll_servicegraph_forward")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let start = std::time::Instant::now();
+    while !(total(&paired) == n
+        && total(&edge("user", "front-swarm", "virtual_node")) == n
+        && total(&edge("back-swarm", "redis", "virtual_node")) == n)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "every call paired once across the two nodes:\nA:\n{}\nB:\n{}",
+            graph(a),
+            graph(b)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // Both own some of the traces (20 random trace ids), and both forwarded to the other.
+    assert!(
+        on(a, &paired) > 0.0 && on(b, &paired) > 0.0,
+        "{}",
+        remote_metrics(a)
+    );
+    for addr in [a, b] {
+        assert!(
+            on(addr, "plimsoll_servicegraph_forwarded_total") > 0.0,
+            "{addr}"
+        );
+    }
+    // No half waited in vain for its other one: no edge to `unknown`, no server without a client.
+    assert_eq!(total(&edge("front-swarm", "unknown", "virtual_node")), 0.0);
+    assert_eq!(total(&edge("user", "back-swarm", "virtual_node")), 0.0);
+    let failed = r#"plimsoll_servicegraph_forward_dropped_total{reason="send_failed"}"#;
+    assert_eq!(on(a, failed), 0.0);
+
+    // Node B is gone with its collector. Both services now report to A, which still lists B.
+    nodes.kill(&node_b.hostname);
+    support::swarm::wait_until("B's collector gone", Duration::from_secs(30), || {
+        support::http_get(b, "/healthz").is_err()
+    });
+    send("http", &otlp(node_a), "-alone");
+    let paired = edge("front-alone", "back-alone", "");
+    let user = edge("user", "front-alone", "virtual_node");
+    // Each call is one trace of four halves (front's root server span and client span, back's server
+    // span and Redis client span), all for the owner of its trace: A pairs those it owns, the
+    // others fail to reach B.
+    support::swarm::wait_until(
+        "A's traces paired, B's halves counted as failed",
+        Duration::from_secs(60),
+        || {
+            let text = remote_metrics(a);
+            let mine = value(&text, &paired).unwrap_or(0.0);
+            mine > 0.0
+                && value(&text, &user) == Some(mine)
+                && value(&text, failed) == Some(4.0 * (n - mine))
+        },
+    );
+    let text = remote_metrics(a);
+    assert!(value(&text, &paired).unwrap() < n, "B owned none: {text}");
+    assert_eq!(
+        value(&text, "plimsoll_servicegraph_forward_queued"),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(
+            &text,
+            r#"plimsoll_servicegraph_forward_dropped_total{reason="queue_full"}"#
+        ),
+        Some(0.0)
+    );
+    assert!(support::http_get(a, "/healthz").is_ok_and(|(c, _)| c == 200));
+}

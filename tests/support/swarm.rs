@@ -345,3 +345,55 @@ pub fn steps(p: &super::Plimsoll, pool: &str) -> Vec<String> {
         })
         .collect()
 }
+
+/// Routes between the extra nodes through the host, as the nodes of a real cluster reach each other
+/// (swarm-node.sh routes each node to the host only): a host route in each node's namespace to every
+/// other node via its veth, and `DOCKER-USER` rules letting the host forward between their veths.
+/// The rules are removed when dropped (the routes go with the namespaces).
+pub struct NodeRoutes {
+    rules: Vec<Vec<String>>,
+}
+
+impl NodeRoutes {
+    pub fn between(nodes: &[Node]) -> NodeRoutes {
+        let gateway = |n: &Node| {
+            let (net, _) = n.address.rsplit_once('.').expect("an IPv4 address");
+            format!("{net}.1")
+        };
+        let mut routes = NodeRoutes { rules: Vec::new() };
+        for from in nodes {
+            for to in nodes.iter().filter(|n| n.id != from.id) {
+                let ns = format!("--net=/var/run/netns/{}", from.hostname);
+                let out = Command::new("nsenter")
+                    .args([ns.as_str(), "ip", "route", "replace"])
+                    .arg(format!("{}/32", to.address))
+                    .args(["via", &gateway(from)])
+                    .output()
+                    .expect("nsenter");
+                assert!(out.status.success(), "route: {out:?}");
+                let rule: Vec<String> = ["DOCKER-USER", "-i"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .chain([format!("v{}", from.hostname), "-o".into()])
+                    .chain([format!("v{}", to.hostname), "-j".into(), "ACCEPT".into()])
+                    .collect();
+                let out = Command::new("iptables")
+                    .arg("-I")
+                    .args(&rule)
+                    .output()
+                    .expect("iptables");
+                assert!(out.status.success(), "iptables: {out:?}");
+                routes.rules.push(rule);
+            }
+        }
+        routes
+    }
+}
+
+impl Drop for NodeRoutes {
+    fn drop(&mut self) {
+        for rule in &self.rules {
+            let _ = Command::new("iptables").arg("-D").args(rule).status();
+        }
+    }
+}
