@@ -171,7 +171,7 @@ impl Spans {
         let st = &mut *guard;
         let v = visit(resources, |s| {
             st.spanmetrics.observe(s, now);
-            if let Some(h) = st.graph.settings().half_of(s) {
+            if let Some(h) = st.graph.half(s) {
                 match cluster::forward_to(&h.trace_id, st.me, &st.live) {
                     Some(owner) => st.outbox.push(owner, h),
                     None => st.graph.add(h, now),

@@ -16,8 +16,9 @@
 
 #[cfg(test)]
 mod tests;
+mod waiting;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -53,22 +54,56 @@ pub enum Side {
 }
 
 /// What the pairing store keeps of one span: small, owned, and sendable to the collector that owns
-/// its trace (cluster mode).
+/// its trace (cluster mode). Names are shared (`Arc<str>`): the service name of every span of a
+/// resource is one allocation, and pairing moves no string.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EdgeHalf {
     pub trace_id: TraceId,
     /// The client's span id, or the server's parent span id; None for a root server span.
     pub span_id: Option<SpanId>,
     pub side: Side,
-    pub service: Box<str>,
+    #[serde(with = "shared_str")]
+    pub service: Arc<str>,
     /// A producer or consumer span.
     pub messaging: bool,
     pub seconds: f64,
     pub failed: bool,
     /// Client side: the first peer attribute's value, the server's virtual node if none comes.
-    pub peer: Option<Box<str>>,
+    #[serde(default, with = "shared_opt_str")]
+    pub peer: Option<Arc<str>>,
     /// Client side: the database name, which makes the edge complete at once.
-    pub database: Option<Box<str>>,
+    #[serde(default, with = "shared_opt_str")]
+    pub database: Option<Arc<str>>,
+}
+
+/// `Arc<str>` as a JSON string (serde's own impl needs its `rc` feature for the whole workspace).
+mod shared_str {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(v)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<str>, D::Error> {
+        Box::<str>::deserialize(d).map(Arc::from)
+    }
+}
+
+/// `Option<Arc<str>>` as a JSON string or null.
+mod shared_opt_str {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Arc<str>>, s: S) -> Result<S::Ok, S::Error> {
+        v.as_deref().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Arc<str>>, D::Error> {
+        Option::<Box<str>>::deserialize(d).map(|o| o.map(Arc::from))
+    }
 }
 
 /// What the graph is built from (see `SpansConfig::servicegraph`).
@@ -83,8 +118,9 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The edge half of a span, for the kinds that are one side of a call.
-    pub fn half_of(&self, span: &SpanView<'_>) -> Option<EdgeHalf> {
+    /// The edge half of a span, for the kinds that are one side of a call; `service` is the span's
+    /// service name, shared.
+    pub fn half_of(&self, span: &SpanView<'_>, service: &Arc<str>) -> Option<EdgeHalf> {
         let (side, messaging) = match span.kind {
             SpanKind::Client => (Side::Client, false),
             SpanKind::Producer => (Side::Client, true),
@@ -95,7 +131,7 @@ impl Settings {
         let first = |keys: &[String]| {
             keys.iter()
                 .find_map(|k| span.span_attr(k))
-                .map(|v| v.into())
+                .map(|v| Arc::from(&*v))
         };
         let client = side == Side::Client;
         Some(EdgeHalf {
@@ -106,7 +142,7 @@ impl Settings {
                 span.parent
             },
             side,
-            service: span.service.into(),
+            service: service.clone(),
             messaging,
             seconds: span.duration_ns() as f64 / 1e9,
             failed: span.status == StatusCode::Error,
@@ -119,7 +155,7 @@ impl Settings {
                 self.database_attributes
                     .iter()
                     .find_map(|k| span.attr(k))
-                    .map(|v| v.into())
+                    .map(|v| Arc::from(&*v))
             } else {
                 None
             },
@@ -150,23 +186,12 @@ impl ConnectionType {
 /// One observed call between two nodes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Edge {
-    pub client: Box<str>,
-    pub server: Box<str>,
+    pub client: Arc<str>,
+    pub server: Arc<str>,
     pub connection_type: ConnectionType,
     pub failed: bool,
     pub client_seconds: f64,
     pub server_seconds: f64,
-}
-
-type Key = (TraceId, Option<SpanId>);
-
-#[derive(Debug)]
-struct Pending {
-    /// The half that came first; the other one completes the call at once.
-    half: EdgeHalf,
-    since: Millis,
-    /// Tells this entry from a later one of the same key in the expiry queue.
-    seq: u64,
 }
 
 /// The store families the graph writes.
@@ -238,25 +263,38 @@ pub struct Counts {
 #[derive(Debug)]
 pub struct ServiceGraph {
     s: Settings,
-    pending: HashMap<Key, Pending, foldhash::fast::RandomState>,
-    queue: VecDeque<(Key, u64)>,
-    seq: u64,
-    series: HashMap<(Box<str>, Box<str>, ConnectionType), Series, foldhash::fast::RandomState>,
+    /// The halves that came first; the other one completes the call at once.
+    pending: waiting::Waiting,
+    series: HashMap<(Arc<str>, Arc<str>, ConnectionType), Series, foldhash::fast::RandomState>,
     counts: Counts,
     names: [Arc<str>; 3],
+    /// [`USER`] and [`UNKNOWN`], shared by every edge to them.
+    virtual_names: [Arc<str>; 2],
+    /// The service name of the last span made a half (spans come grouped by resource).
+    last_service: Option<Arc<str>>,
 }
 
 impl ServiceGraph {
     pub fn new(s: Settings) -> ServiceGraph {
         ServiceGraph {
             s,
-            pending: HashMap::default(),
-            queue: VecDeque::new(),
-            seq: 0,
+            pending: waiting::Waiting::default(),
             series: HashMap::default(),
             counts: Counts::default(),
             names: ["client", "server", "connection_type"].map(Arc::from),
+            virtual_names: [USER, UNKNOWN].map(Arc::from),
+            last_service: None,
         }
+    }
+
+    /// The edge half of `span` (see [`Settings::half_of`]), its service name allocated once for a
+    /// run of spans of the same service.
+    pub fn half(&mut self, span: &SpanView<'_>) -> Option<EdgeHalf> {
+        if self.last_service.as_deref() != Some(span.service) {
+            self.last_service = Some(span.service.into());
+        }
+        let service = self.last_service.as_ref().expect("just set");
+        self.s.half_of(span, service)
     }
 
     pub fn settings(&self) -> &Settings {
@@ -302,15 +340,15 @@ impl ServiceGraph {
         }
         let key = (h.trace_id, h.span_id);
         if let Some(p) = self.pending.get_mut(&key) {
-            if p.half.side == h.side {
+            if p.side == h.side {
                 // A second span for the same side (a retried export) replaces the first.
-                p.half = h;
+                *p = h;
                 return;
             }
             let p = self.pending.remove(&key).expect("just found");
             let (c, s) = match h.side {
-                Side::Client => (h, p.half),
-                Side::Server => (p.half, h),
+                Side::Client => (h, p),
+                Side::Server => (p, h),
             };
             self.counts.paired += 1;
             self.record(Edge {
@@ -334,42 +372,18 @@ impl ServiceGraph {
                 return;
             }
         }
-        self.seq += 1;
-        self.pending.insert(
-            key,
-            Pending {
-                half: h,
-                since: now,
-                seq: self.seq,
-            },
-        );
-        self.queue.push_back((key, self.seq));
-        // Paired entries leave stale queue entries behind; keep the queue within a bound.
-        if self.queue.len() > 4 * self.s.max_items + 64 {
-            let pending = &self.pending;
-            self.queue
-                .retain(|(k, seq)| pending.get(k).is_some_and(|p| p.seq == *seq));
-        }
+        self.pending.insert(key, h, now, self.s.max_items);
     }
 
     /// Expires the halves that waited `wait` by `now` into virtual-node edges.
     pub fn expire(&mut self, now: Millis) {
-        while let Some((key, seq)) = self.queue.front().copied() {
-            let Some(p) = self.pending.get(&key).filter(|p| p.seq == seq) else {
-                self.queue.pop_front();
-                continue;
-            };
-            if p.since + self.s.wait_ms > now {
-                break;
-            }
-            self.queue.pop_front();
-            let p = self.pending.remove(&key).expect("just found");
+        while let Some((key, half)) = self.pending.pop_expired(now, self.s.wait_ms) {
             self.counts.expired += 1;
-            match p.half {
+            match half {
                 s if s.side == Side::Server && key.1.is_none() => {
                     self.counts.virtual_edges += 1;
                     self.record(Edge {
-                        client: USER.into(),
+                        client: self.virtual_names[0].clone(),
                         server: s.service,
                         connection_type: ConnectionType::VirtualNode,
                         failed: s.failed,
@@ -380,7 +394,7 @@ impl ServiceGraph {
                 c if c.side == Side::Client => {
                     self.counts.virtual_edges += 1;
                     self.record(Edge {
-                        server: c.peer.unwrap_or_else(|| UNKNOWN.into()),
+                        server: c.peer.unwrap_or_else(|| self.virtual_names[1].clone()),
                         client: c.service,
                         connection_type: ConnectionType::VirtualNode,
                         failed: c.failed,
@@ -404,8 +418,8 @@ impl ServiceGraph {
                     return;
                 }
                 let labels = vec![
-                    (self.names[0].clone(), key.0.clone()),
-                    (self.names[1].clone(), key.1.clone()),
+                    (self.names[0].clone(), (*key.0).into()),
+                    (self.names[1].clone(), (*key.1).into()),
                     (self.names[2].clone(), key.2.as_str().into()),
                 ];
                 let b = self.s.bounds.clone();

@@ -121,23 +121,32 @@ pub struct Counts {
 #[derive(Debug)]
 pub struct SpanMetrics {
     s: Settings,
-    index: HashMap<Box<str>, usize, foldhash::fast::RandomState>,
+    index: HashMap<Box<[u8]>, usize, foldhash::fast::RandomState>,
     entries: Vec<Option<Entry>>,
     free: Vec<usize>,
     services: HashMap<Box<str>, ServiceState, foldhash::fast::RandomState>,
     global_overflow: Option<usize>,
     live: usize,
-    key: String,
+    /// The series key of the span being counted, reused from span to span.
+    key: Vec<u8>,
     counts: Counts,
     names: [Arc<str>; 5],
 }
 
 /// Appends one part of a series key, length-prefixed: attribute values may hold any character, so
 /// no separator could be relied on.
-fn push_part(key: &mut String, part: &str) {
-    use std::fmt::Write;
-    let _ = write!(key, "{}:", part.len());
-    key.push_str(part);
+fn push_part(key: &mut Vec<u8>, part: &str) {
+    key.extend_from_slice(&(part.len() as u32).to_le_bytes());
+    key.extend_from_slice(part.as_bytes());
+}
+
+/// The key part of an absent dimension: a length no part has.
+const ABSENT: [u8; 4] = u32::MAX.to_le_bytes();
+
+/// A dimension's value for a span: the span's attribute, else its resource's, else the default.
+fn dim_value<'a>(d: &'a Dim, span: &SpanView<'a>) -> Option<std::borrow::Cow<'a, str>> {
+    span.attr(&d.key)
+        .or_else(|| d.default.as_deref().map(Into::into))
 }
 
 impl SpanMetrics {
@@ -150,7 +159,7 @@ impl SpanMetrics {
             services: HashMap::default(),
             global_overflow: None,
             live: 0,
-            key: String::with_capacity(256),
+            key: Vec::with_capacity(256),
             counts: Counts::default(),
             names: BASE_LABELS.map(Arc::from),
         }
@@ -176,29 +185,23 @@ impl SpanMetrics {
         } else {
             span.name().into()
         };
-        let cfg_dims = self.s.dimensions.clone();
-        let dims: Vec<Option<std::borrow::Cow<'_, str>>> = cfg_dims
-            .iter()
-            .map(|d| {
-                span.attr(&d.key)
-                    .or_else(|| d.default.as_deref().map(Into::into))
-            })
-            .collect();
-        self.key.clear();
-        push_part(&mut self.key, span.service);
-        push_part(&mut self.key, &name);
-        self.key.push_str(span.kind.as_str());
-        self.key.push_str(span.status.as_str());
-        for d in &dims {
-            match d {
-                Some(v) => push_part(&mut self.key, v),
-                None => self.key.push('-'),
+        // The key is built without allocating; the dimension values are read again only for a new
+        // series.
+        let key = &mut self.key;
+        key.clear();
+        push_part(key, span.service);
+        push_part(key, &name);
+        key.extend_from_slice(&[span.kind as u8, span.status as u8]);
+        for d in self.s.dimensions.iter() {
+            match dim_value(d, span) {
+                Some(v) => push_part(key, &v),
+                None => key.extend_from_slice(&ABSENT),
             }
         }
         let ms = span.duration_ns() as f64 / 1e6;
-        let idx = match self.index.get(self.key.as_str()) {
+        let idx = match self.index.get(self.key.as_slice()) {
             Some(i) => *i,
-            None => self.new_series(span, &name, &dims),
+            None => self.new_series(span, &name),
         };
         let e = self.entries[idx]
             .as_mut()
@@ -208,12 +211,7 @@ impl SpanMetrics {
         e.last_span = now;
     }
 
-    fn new_series(
-        &mut self,
-        span: &SpanView<'_>,
-        name: &str,
-        dims: &[Option<std::borrow::Cow<'_, str>>],
-    ) -> usize {
+    fn new_series(&mut self, span: &SpanView<'_>, name: &str) -> usize {
         let per_service = self.s.max_series_per_service;
         let global_full = self.live >= self.s.max_series;
         let svc = self.services.get(span.service);
@@ -250,14 +248,13 @@ impl SpanMetrics {
             (self.names[2].clone(), span.kind.as_str().into()),
             (self.names[3].clone(), span.status.as_str().into()),
         ];
-        let cfg_dims = self.s.dimensions.clone();
-        for (d, v) in cfg_dims.iter().zip(dims) {
-            if let Some(v) = v {
-                labels.push((d.label.clone(), (**v).into()));
+        for d in self.s.dimensions.iter() {
+            if let Some(v) = dim_value(d, span) {
+                labels.push((d.label.clone(), (*v).into()));
             }
         }
         let i = self.insert(labels);
-        self.index.insert(self.key.as_str().into(), i);
+        self.index.insert(self.key.as_slice().into(), i);
         match self.services.get_mut(span.service) {
             Some(s) => s.series += 1,
             None => {

@@ -14,7 +14,7 @@ fn run(cfg: &SpansConfig, steps: &[(&str, S, i64)], end: i64) -> ServiceGraph {
     for (svc, sp, at) in steps {
         let req = [rs(svc, std::slice::from_ref(sp))];
         visit(&req, |v| {
-            if let Some(h) = g.settings().half_of(v) {
+            if let Some(h) = g.half(v) {
                 g.add(h, T0 + at);
             }
         });
@@ -247,13 +247,15 @@ fn the_stale_queue_stays_bounded_under_many_paired_calls() {
             rs("b", &[s(t, id.wrapping_add(100), id, SERVER, 1)]),
         ];
         visit(&req, |v| {
-            if let Some(h) = g.settings().half_of(v) {
+            if let Some(h) = g.half(v) {
                 g.add(h, T0);
             }
         });
     }
     assert_eq!(g.pending(), 0);
-    assert!(g.queue.len() <= 4 * 10 + 64, "{}", g.queue.len());
+    let (queued, slots) = g.pending.sizes();
+    assert!(queued <= 4 * 10 + 64, "{queued}");
+    assert!(slots <= 10, "{slots}");
 }
 
 #[test]
