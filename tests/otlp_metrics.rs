@@ -7,10 +7,9 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
-use support::{free_addr, Plimsoll};
+use support::{free_addr, series_value as value, Plimsoll};
 
 /// Starts a collector with both OTLP servers on free loopback ports: (collector, gRPC, HTTP).
 fn collector() -> (Plimsoll, String, String) {
@@ -30,69 +29,31 @@ fn collector() -> (Plimsoll, String, String) {
 }
 
 fn python(args: &[&str]) {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/support/send_metrics.py"
-    );
-    let out = Command::new("python3")
-        .arg(script)
-        .args(args)
-        .env("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")
-        .output()
-        .expect("running python3 (tests/setup.sh installs the OpenTelemetry SDK)");
-    assert!(
-        out.status.success(),
-        "send_metrics.py {args:?}: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    support::otel::python_sdk("send_metrics.py", args);
 }
 
 /// The same instruments and values as send_metrics.py, from the Rust SDK and OTLP exporter.
 fn rust_sdk(protocol: &str, endpoint: &str, service: &str, delta: bool) {
     use opentelemetry::metrics::MeterProvider as _;
     use opentelemetry::KeyValue;
-    use opentelemetry_otlp::{
-        Compression, MetricExporter, Protocol, WithExportConfig, WithHttpConfig, WithTonicConfig,
-    };
+    use opentelemetry_otlp::MetricExporter;
     use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
     use opentelemetry_sdk::Resource;
 
-    // The tonic channel runs on this runtime; the HTTP exporter uses its own blocking client.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = support::otel::sdk_runtime();
     let temporality = if delta {
         Temporality::Delta
     } else {
         Temporality::Cumulative
     };
-    let exporter = match protocol {
-        "grpc" => {
-            let _in_rt = rt.enter();
-            MetricExporter::builder()
-                .with_tonic()
-                .with_endpoint(format!("http://{endpoint}"))
-                .with_compression(Compression::Gzip)
-                .with_temporality(temporality)
-                .build()
-        }
-        "http-proto" | "http-json" => MetricExporter::builder()
-            .with_http()
-            .with_protocol(if protocol == "http-json" {
-                Protocol::HttpJson
-            } else {
-                Protocol::HttpBinary
-            })
-            .with_endpoint(format!("http://{endpoint}/v1/metrics"))
-            .with_compression(Compression::Gzip)
-            .with_temporality(temporality)
-            .build(),
-        other => panic!("unknown protocol {other}"),
-    }
-    .expect("building the OTLP exporter");
+    let exporter = support::otel::otlp_exporter!(
+        MetricExporter::builder(),
+        rt,
+        protocol,
+        endpoint,
+        "/v1/metrics",
+        with_temporality(temporality),
+    );
     let reader = PeriodicReader::builder(exporter)
         .with_interval(Duration::from_secs(3600))
         .build();
@@ -140,16 +101,6 @@ fn rust_sdk(protocol: &str, endpoint: &str, service: &str, delta: bool) {
     }
     provider.force_flush().expect("second export");
     provider.shutdown().expect("shutdown");
-}
-
-/// The value of the exposition line that starts with `series` (name and labels in order).
-fn value(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(series)
-                .and_then(|rest| rest.strip_prefix(' '))
-        })
-        .and_then(|v| v.parse().ok())
 }
 
 /// What every sender's two exports add up to, under `labels` (e.g. `service="x"`).

@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use support::chromium::{rendered, screenshot};
@@ -135,25 +134,8 @@ fn plimsoll_collect_serves_the_status_page_with_the_host_containers_and_service_
     });
     // Two services calling each other, reported by the OpenTelemetry Python SDK.
     let suffix = format!("-{name}");
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/support/send_spans.py"
-    );
-    let out = Command::new("python3")
-        .args([
-            script,
-            "http",
-            &format!("http://{otlp}/v1/traces"),
-            "20",
-            &suffix,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "send_spans.py: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let endpoint = format!("http://{otlp}/v1/traces");
+    support::otel::python_sdk("send_spans.py", &["http", &endpoint, "20", &suffix]);
     let (front, back) = (format!("front{suffix}"), format!("back{suffix}"));
     p.wait_for("the front -> back edge", Duration::from_secs(20), |p| {
         p.json("/api/v1/topology").to_string().contains(&back)

@@ -9,10 +9,9 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::process::Command;
 use std::time::Duration;
 
-use support::{free_addr, http_request, Plimsoll};
+use support::{free_addr, http_request, series_value as value, Plimsoll};
 
 const CALLS: u32 = 20;
 
@@ -22,29 +21,9 @@ fn send(protocol: &str, endpoint: &str, suffix: &str) {
 
 /// As [`send`], with `back`'s spans going to `back_endpoint` (another collector).
 fn send_split(protocol: &str, endpoint: &str, back_endpoint: &str, suffix: &str) {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/support/send_spans.py"
-    );
-    let out = Command::new("python3")
-        .args([
-            script,
-            protocol,
-            endpoint,
-            &CALLS.to_string(),
-            suffix,
-            back_endpoint,
-        ])
-        // The HTTP exporter sends gzip bodies when asked; the gRPC one compresses with gzip too.
-        .env("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")
-        .output()
-        .expect("running python3 (tests/setup.sh installs the OpenTelemetry SDK)");
-    assert!(
-        out.status.success(),
-        "send_spans.py {protocol}: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let calls = CALLS.to_string();
+    let args = [protocol, endpoint, &calls, suffix, back_endpoint];
+    support::otel::python_sdk("send_spans.py", &args);
 }
 
 /// The same calls as send_spans.py, from the Rust SDK and `opentelemetry-otlp` (`grpc`,
@@ -56,41 +35,19 @@ fn rust_sdk(protocol: &str, endpoint: &str, suffix: &str) {
         Span as _, SpanKind, Status, TraceContextExt, Tracer as _, TracerProvider as _,
     };
     use opentelemetry::{Context, KeyValue};
-    use opentelemetry_otlp::{
-        Compression, Protocol, SpanExporter, WithExportConfig, WithHttpConfig, WithTonicConfig,
-    };
+    use opentelemetry_otlp::SpanExporter;
     use opentelemetry_sdk::trace::SdkTracerProvider;
     use opentelemetry_sdk::Resource;
 
-    // The tonic channel runs on this runtime; the HTTP exporter uses its own blocking client.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = support::otel::sdk_runtime();
     let provider = |service: &str| {
-        let exporter = match protocol {
-            "grpc" => {
-                let _in_rt = rt.enter();
-                SpanExporter::builder()
-                    .with_tonic()
-                    .with_endpoint(format!("http://{endpoint}"))
-                    .with_compression(Compression::Gzip)
-                    .build()
-            }
-            "http-proto" | "http-json" => SpanExporter::builder()
-                .with_http()
-                .with_protocol(if protocol == "http-json" {
-                    Protocol::HttpJson
-                } else {
-                    Protocol::HttpBinary
-                })
-                .with_endpoint(format!("http://{endpoint}/v1/traces"))
-                .with_compression(Compression::Gzip)
-                .build(),
-            other => panic!("unknown protocol {other}"),
-        }
-        .expect("building the OTLP span exporter");
+        let exporter = support::otel::otlp_exporter!(
+            SpanExporter::builder(),
+            rt,
+            protocol,
+            endpoint,
+            "/v1/traces"
+        );
         SdkTracerProvider::builder()
             .with_batch_exporter(exporter)
             .with_resource(
@@ -146,16 +103,6 @@ fn rust_sdk(protocol: &str, endpoint: &str, suffix: &str) {
 
 fn metrics(p: &Plimsoll) -> String {
     p.get("/metrics").expect("GET /metrics").1
-}
-
-/// The value of the exposition line that starts with `series` (name and labels in order).
-fn value(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(series)
-                .and_then(|rest| rest.strip_prefix(' '))
-        })
-        .and_then(|v| v.parse().ok())
 }
 
 fn check(p: &Plimsoll, suffix: &str) {

@@ -7,6 +7,8 @@
 //! attribute sets (`route`, `status`): 4 cumulative counters, 4 gauges, 2 histograms with 11 bounds,
 //! 500 data points. The series exist after the first request, as in steady state.
 
+mod common;
+
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -70,9 +72,5 @@ fn bench(c: &mut Criterion) {
 }
 
 fn main() {
-    let mut c = Criterion::default()
-        .configure_from_args()
-        .measurement_time(Duration::from_secs(5));
-    bench(&mut c);
-    c.final_summary();
+    common::run(bench);
 }

@@ -9,12 +9,16 @@
 //! root spans and database spans wait and expire). The time of `flush` (once a second of the
 //! component's clock) is included.
 
+mod common;
+
+use common::kv;
+
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 use plimsoll_collector::sources::spans::{Spans, SpansConfig};
@@ -23,16 +27,6 @@ use prost::Message;
 
 const SERVICES: usize = 10;
 const TRACES: usize = 250;
-
-fn kv(k: &str, v: &str) -> KeyValue {
-    KeyValue {
-        key: k.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(v.into())),
-        }),
-        ..Default::default()
-    }
-}
 
 #[allow(clippy::too_many_arguments)]
 fn span(

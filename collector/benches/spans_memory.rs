@@ -5,9 +5,12 @@
 //! Resident set size from /proc/self/statm before and after, in one process; each figure is the
 //! growth divided by the count, so it includes allocator overhead.
 
+mod common;
+
+use common::kv;
+
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use plimsoll_collector::sources::spans::{Spans, SpansConfig};
@@ -17,16 +20,6 @@ fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
     let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
     pages * 4096
-}
-
-fn kv(k: &str, v: &str) -> KeyValue {
-    KeyValue {
-        key: k.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(v.into())),
-        }),
-        ..Default::default()
-    }
 }
 
 /// `n` spans of `service`, kind `kind`, names `op-{name_base + i}`, trace ids from `trace_base`.

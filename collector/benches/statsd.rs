@@ -2,6 +2,8 @@
 //! series, and flushing. The end-to-end figure over real sockets is `statsd_load`.
 //!   cargo bench -p plimsoll-collector --bench statsd
 
+mod common;
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
@@ -105,9 +107,5 @@ fn bench(c: &mut Criterion) {
 }
 
 fn main() {
-    let mut c = Criterion::default()
-        .configure_from_args()
-        .measurement_time(Duration::from_secs(5));
-    bench(&mut c);
-    c.final_summary();
+    common::run(bench);
 }

@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 pub mod chromium;
+pub mod otel;
 pub mod swarm;
 
 /// The image every test container runs: busybox (static, from Debian's busybox-static) on scratch.
@@ -165,6 +166,15 @@ pub fn metric_value(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Op
             .all(has)
             .then(|| value.split_whitespace().next()?.parse().ok())?
     })
+}
+
+/// The value of the exposition line that starts with `series` (name and labels as rendered, in
+/// order).
+pub fn series_value(exposition: &str, series: &str) -> Option<f64> {
+    exposition
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
 }
 
 pub fn plimsoll_bin() -> PathBuf {

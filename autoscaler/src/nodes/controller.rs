@@ -106,7 +106,7 @@ impl<S: SwarmApi> NodeController<S> {
         providers: ProviderFactory,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        super::explain::describe();
+        plimsoll_collector::telemetry::describe_all(super::explain::FAMILIES);
         NodeController {
             swarm: Arc::new(swarm),
             state: Arc::new(NodeControlState::default()),

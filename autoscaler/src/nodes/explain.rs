@@ -4,6 +4,7 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Mutex;
 
+use plimsoll_collector::telemetry::Family;
 use serde::Serialize;
 
 use super::decide::{NodeAction, NodeReason, PoolStatus};
@@ -18,29 +19,28 @@ pub const PROVIDER_SECONDS: &str = "plimsoll_node_provider_seconds";
 /// Records kept per pool.
 const RING: usize = 200;
 
-pub fn describe() {
-    metrics::describe_gauge!(
+pub const FAMILIES: &[Family] = &[
+    Family::gauge(
         NODES,
-        "Nodes of a pool by state: ready, draining, down, provisioning."
-    );
-    metrics::describe_counter!(
+        "Nodes of a pool by state: ready, draining, down, provisioning.",
+    ),
+    Family::counter(
         NODE_SCALE_EVENTS,
-        "Node operations started, by direction (up, down) and reason."
-    );
-    metrics::describe_counter!(
+        "Node operations started, by direction (up, down) and reason.",
+    ),
+    Family::counter(
         NODE_DECISIONS,
-        "Node pool decisions, by reason (holds included)."
-    );
-    metrics::describe_gauge!(
+        "Node pool decisions, by reason (holds included).",
+    ),
+    Family::gauge(
         PENDING_TASKS,
-        "Tasks of a service pending because no node has room for them (\"no suitable node\")."
-    );
-    metrics::describe_histogram!(
+        "Tasks of a service pending because no node has room for them (\"no suitable node\").",
+    ),
+    Family::seconds(
         PROVIDER_SECONDS,
-        metrics::Unit::Seconds,
-        "Time of node provider calls, by pool, call (create, delete) and outcome."
-    );
-}
+        "Time of node provider calls, by pool, call (create, delete) and outcome.",
+    ),
+];
 
 /// A decision of the pool's loop, or a step of an operation it started.
 #[derive(Debug, Clone, Serialize)]

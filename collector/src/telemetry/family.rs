@@ -10,23 +10,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
-/// The Prometheus type of a family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Counter,
-    Gauge,
-    Histogram,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Counter => "counter",
-            Kind::Gauge => "gauge",
-            Kind::Histogram => "histogram",
-        }
-    }
-}
+pub use crate::store::Kind;
 
 /// A metric family, declared once in a `const` table next to the code that emits it.
 #[derive(Debug, Clone, Copy)]
@@ -74,8 +58,11 @@ impl Family {
             (Kind::Counter, None) => metrics::describe_counter!(name, help),
             (Kind::Gauge, Some(u)) => metrics::describe_gauge!(name, u, help),
             (Kind::Gauge, None) => metrics::describe_gauge!(name, help),
-            (Kind::Histogram, Some(u)) => metrics::describe_histogram!(name, u, help),
-            (Kind::Histogram, None) => metrics::describe_histogram!(name, help),
+            // The facade's histograms render as summaries unless given buckets.
+            (Kind::Histogram | Kind::Summary, Some(u)) => {
+                metrics::describe_histogram!(name, u, help)
+            }
+            (Kind::Histogram | Kind::Summary, None) => metrics::describe_histogram!(name, help),
         }
     }
 

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use super::aggregate::{Counts, DropReason, ErrorReason};
 use super::receive::ReceiveStats;
 use super::SOURCE;
-use crate::telemetry::{IngestDropped, IngestErrors};
+use crate::telemetry::{describe_all, Family, IngestDropped, IngestErrors};
 
 pub const PACKETS: &str = "plimsoll_statsd_packets_received_total";
 pub const BYTES: &str = "plimsoll_statsd_bytes_received_total";
@@ -23,38 +23,45 @@ pub const RECEIVE_ERRORS: &str = "plimsoll_statsd_receive_errors_total";
 /// The reason of a datagram longer than `max_packet_bytes`.
 const TRUNCATED: &str = "truncated";
 
+const FAMILIES: &[Family] = &[
+    Family::counter(PACKETS, "StatsD datagrams received, by transport."),
+    Family::counter(BYTES, "StatsD bytes received."),
+    Family::counter(
+        LINES,
+        "StatsD lines received (metrics, events, service checks, malformed).",
+    ),
+    Family::counter(
+        EVENTS,
+        "DogStatsD events and service checks received and skipped, by kind.",
+    ),
+    Family::gauge(SERIES, "StatsD series being aggregated and flushed."),
+    Family::counter(
+        CREATED,
+        "StatsD series created (first seen, or seen again after their TTL).",
+    ),
+    Family::counter(
+        EXPIRED,
+        "StatsD series forgotten after their TTL without a line.",
+    ),
+    Family::gauge(
+        QUEUE_BYTES,
+        "StatsD bytes received and waiting for the parser.",
+    ),
+    Family::counter(
+        KERNEL_DROPS,
+        "Datagrams the kernel dropped on the StatsD UDP socket (its buffer was full), from /proc/net/udp.",
+    ),
+    Family::gauge(
+        KERNEL_QUEUE,
+        "Bytes waiting in the kernel buffer of the StatsD UDP socket.",
+    ),
+    Family::counter(RECEIVE_ERRORS, "Failed receive calls on a StatsD socket."),
+];
+
 /// Describes the metrics and makes every reason visible at zero from the start, so that a dashboard
 /// or an alert on a reason does not wait for its first occurrence.
 pub fn register() {
-    metrics::describe_counter!(PACKETS, "StatsD datagrams received, by transport.");
-    metrics::describe_counter!(BYTES, "StatsD bytes received.");
-    metrics::describe_counter!(
-        LINES,
-        "StatsD lines received (metrics, events, service checks, malformed)."
-    );
-    metrics::describe_counter!(
-        EVENTS,
-        "DogStatsD events and service checks received and skipped, by kind."
-    );
-    metrics::describe_gauge!(SERIES, "StatsD series being aggregated and flushed.");
-    metrics::describe_counter!(
-        CREATED,
-        "StatsD series created (first seen, or seen again after their TTL)."
-    );
-    metrics::describe_counter!(
-        EXPIRED,
-        "StatsD series forgotten after their TTL without a line."
-    );
-    metrics::describe_gauge!(
-        QUEUE_BYTES,
-        "StatsD bytes received and waiting for the parser."
-    );
-    metrics::describe_counter!(KERNEL_DROPS, "Datagrams the kernel dropped on the StatsD UDP socket (its buffer was full), from /proc/net/udp.");
-    metrics::describe_gauge!(
-        KERNEL_QUEUE,
-        "Bytes waiting in the kernel buffer of the StatsD UDP socket."
-    );
-    metrics::describe_counter!(RECEIVE_ERRORS, "Failed receive calls on a StatsD socket.");
+    describe_all(FAMILIES);
     for i in 0..ErrorReason::COUNT {
         IngestErrors {
             source: SOURCE,
