@@ -145,24 +145,25 @@ fn two_workers_join_run_a_spread_service_and_leave_nothing_behind() {
     }
 }
 
-/// The whole cycle: tasks pending for lack of reservations -> a node added by the exec provider ->
-/// every task runs; replicas go down -> a node is drained and removed while its task keeps running
-/// on the other node.
-#[test]
-fn pending_tasks_get_a_node_and_an_unneeded_node_is_drained_and_removed() {
-    let pool = support::unique("cycle");
+/// A pool of one worker node scaled by `plimsoll run` (node policy settings `rest`), and a service of 3
+/// tasks reserving 0.9 CPU in it: two fit on the node, the third is Pending for lack of room when this
+/// returns.
+struct PendingPool {
+    pool: String,
+    nodes: Nodes,
+    policies: tempfile::TempDir,
+    p: Plimsoll,
+    svc: Service,
+}
+
+fn pool_with_a_pending_task(tag: &str, rest: &str) -> PendingPool {
+    let pool = support::unique(tag);
     let nodes = Nodes::workers(&pool, 1, &[("pool", &pool)]);
-    let first = nodes.nodes[0].hostname.clone();
-    let policies = node_policy_dir(
-        &pool,
-        &nodes.provider_command(),
-        "min: 1\nmax: 3\ninterval: 1s\nscale_down: { below: 50, unneeded_for: 3s, delay_after_add: 0s, drain_timeout: 60s }\nremove_down_after: 1h",
-    );
+    let policies = node_policy_dir(&pool, &nodes.provider_command(), rest);
     let p = Plimsoll::run(policies.path(), &["--interval", "1s"]);
     p.wait_for("the pool's first decision", Duration::from_secs(20), |p| {
         !node_records(p, &pool).is_empty()
     });
-
     let svc = pool_service(&format!("{pool}-svc"), &pool, 3, "0.9");
     wait_until(
         "a task pending for lack of room",
@@ -173,6 +174,31 @@ fn pending_tasks_get_a_node_and_an_unneeded_node_is_drained_and_removed() {
                 .any(|(s, _, e)| s == "Pending" && e.contains("insufficient resources"))
         },
     );
+    PendingPool {
+        pool,
+        nodes,
+        policies,
+        p,
+        svc,
+    }
+}
+
+/// The whole cycle: tasks pending for lack of reservations -> a node added by the exec provider ->
+/// every task runs; replicas go down -> a node is drained and removed while its task keeps running
+/// on the other node.
+#[test]
+fn pending_tasks_get_a_node_and_an_unneeded_node_is_drained_and_removed() {
+    let PendingPool {
+        pool,
+        nodes,
+        policies,
+        p,
+        svc,
+    } = pool_with_a_pending_task(
+        "cycle",
+        "min: 1\nmax: 3\ninterval: 1s\nscale_down: { below: 50, unneeded_for: 3s, delay_after_add: 0s, drain_timeout: 60s }\nremove_down_after: 1h",
+    );
+    let first = nodes.nodes[0].hostname.clone();
     p.wait_for(
         "3 running tasks on 2 nodes",
         Duration::from_secs(90),
@@ -560,4 +586,139 @@ fn failing_and_hanging_providers_hold_their_pools_while_services_scale() {
     // Node policies and the service policy share the folder; neither loader calls the other's invalid.
     assert!(!p.logs().contains("invalid policy file"), "{}", p.logs());
     drop(burner);
+}
+
+/// `docker inspect` time fields of task `id` (Go template paths, e.g. `.CreatedAt`), in ms since the epoch.
+fn task_time_ms(id: &str, field: &str) -> f64 {
+    let format = format!("{{{{{field}.UnixNano}}}}");
+    docker_ok(&["inspect", "--format", &format, id])
+        .parse::<f64>()
+        .unwrap()
+        / 1e6
+}
+
+/// The figure of BENCHMARKS.md "Node scale-up": from a task pending for lack of room to it running
+/// on a node the exec provider made, split at the timestamps the run already has (the task's own,
+/// the pool's decision and operation records, the script's phase marks). Prints; asserts nothing about
+/// time. Run on its own:
+/// `cargo test -p plimsoll-autoscaler --test swarm_nodes -- --ignored --nocapture --test-threads=1 scale_up_timeline`
+#[test]
+#[ignore = "a measurement, run explicitly (BENCHMARKS.md)"]
+fn scale_up_timeline() {
+    let load = |when: &str| {
+        let l = std::fs::read_to_string("/proc/loadavg").unwrap();
+        println!("load average {when}: {}", l.trim());
+    };
+    load("before");
+    // Every field bound: the policy folder must outlive `plimsoll run`.
+    let PendingPool {
+        pool,
+        nodes,
+        policies: _policies,
+        p,
+        svc,
+    } = pool_with_a_pending_task(
+        "timeline",
+        "min: 1\nmax: 3\ninterval: 1s\nscale_down: { enabled: false }",
+    );
+    p.wait_for("3 running tasks", Duration::from_secs(90), |_| {
+        running_on(&svc.name).len() == 3
+    });
+    load("after");
+    let records = node_records(&p, &pool);
+    let find = |what: &str, f: &dyn Fn(&serde_json::Value) -> bool| {
+        records
+            .iter()
+            .find(|r| f(r))
+            .unwrap_or_else(|| panic!("no {what}: {records:?}"))
+            .clone()
+    };
+    let add = find("add decision", &|r| {
+        r["kind"] == "decision" && r["action"]["kind"] == "add"
+    });
+    let provisioned = find("provisioned", &|r| r["step"] == "provisioned");
+    let joined = find("joined", &|r| r["step"] == "joined");
+    let new_host = joined["nodes"][0]["hostname"].as_str().unwrap().to_string();
+    // The task that was pending: Swarm moves no running task, so it is the one on the new node.
+    let task = docker_ok(&[
+        "service",
+        "ps",
+        "-q",
+        "--no-trunc",
+        "--filter",
+        "desired-state=running",
+        "--filter",
+        &format!("node={new_host}"),
+        &svc.name,
+    ]);
+    assert_eq!(task.lines().count(), 1, "one task on {new_host}: {task}");
+    let ms = |v: &serde_json::Value| v.as_f64().unwrap();
+    let created = task_time_ms(&task, ".CreatedAt");
+    let running = task_time_ms(&task, ".Status.Timestamp");
+    let decided = ms(&add["at"]);
+    let provider_ms = ms(&provisioned["provider_ms"]);
+    let returned = ms(&provisioned["at"]);
+    let called = returned - provider_ms;
+    let marks: BTreeMap<String, f64> = nodes.create_marks(&new_host).into_iter().collect();
+    let mark = |m: &str| marks[m];
+    let (_, metrics) = p.get("/metrics").unwrap();
+    let labels = [("pool", pool.as_str()), ("call", "create")];
+    let metric_sum = support::metric_value(&metrics, "plimsoll_node_provider_seconds_sum", &labels);
+    let total = running - created;
+    let span = |name: &str, from: f64, to: f64| {
+        println!(
+            "  {name:<52} {:>7.0} ms {:>5.1}%",
+            to - from,
+            100.0 * (to - from) / total
+        )
+    };
+    println!("scale-up timeline of {new_host} (task {task}):");
+    span(
+        "pending -> add decided (loop's pending detection)",
+        created,
+        decided,
+    );
+    span(
+        "add decided -> provider called (join token)",
+        decided,
+        called,
+    );
+    span("provider create, total", called, returned);
+    span(
+        "   script start (bash, process spawn)",
+        called,
+        mark("start"),
+    );
+    span(
+        "   namespaces, veth, iptables",
+        mark("start"),
+        mark("namespaces"),
+    );
+    span(
+        "   dockerd start until its API answers",
+        mark("namespaces"),
+        mark("dockerd"),
+    );
+    span(
+        "   image load (docker save | load)",
+        mark("dockerd"),
+        mark("images"),
+    );
+    span("   docker swarm join", mark("images"), mark("swarm_join"));
+    span("   script end, JSON read", mark("swarm_join"), returned);
+    span(
+        "provider returned -> node Ready and labelled",
+        returned,
+        ms(&joined["at"]),
+    );
+    span(
+        "joined -> task running on the new node",
+        ms(&joined["at"]),
+        running,
+    );
+    span("total: pending -> running", created, running);
+    println!(
+        "  provider share {:.1}%; plimsoll_node_provider_seconds_sum{{call=\"create\"}} {metric_sum:?} s",
+        100.0 * provider_ms / total
+    );
 }

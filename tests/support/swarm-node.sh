@@ -98,6 +98,10 @@ find_slot() { # by hostname
   return 1
 }
 
+# Appends "PHASE MICROSECONDS-SINCE-EPOCH" to the slot's `timing` file: where a create's time goes
+# (read by the node scale-up measurement in tests/swarm_nodes.rs).
+mark() { echo "$1 ${EPOCHREALTIME/./}" >>"$d/timing"; }
+
 create_one() {
   local token=$1 manager=$2 n d host ns sock mhost mport i id
   # A slot is claimed by creating its directory, which is atomic; numbers are reused after delete.
@@ -106,6 +110,7 @@ create_one() {
   done
   ((n <= SLOTS)) || die "no free slot in $STATE"
   d=$STATE/$n
+  mark start
   echo "$OWNER" >"$d/owner"
   start_time "$OWNER" >"$d/owner_start"
   echo "$TAG" >"$d/tag"
@@ -145,6 +150,7 @@ create_one() {
     *) nsenter --net="$ns" ip route add "$mhost/32" via "$NET.$n.1" ;;
   esac
 
+  mark namespaces
   DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1 setsid nsenter --net="$ns" \
     unshare --uts --pid --fork --kill-child --mount --mount-proc \
     sh -c "hostname $host; exec dockerd --config-file $d/daemon.json --data-root $d/data --exec-root $d/x \
@@ -159,6 +165,7 @@ create_one() {
     sleep 0.1
   done
   docker -H "unix://$sock" version >/dev/null
+  mark dockerd
   # Inside the node, /var/run/docker.sock is its own engine's (as on a machine of its own), so that a
   # container mounting it there (the collector of deploy/plimsoll-stack.yml) talks to this node's
   # daemon. The mount stays in the node's mount namespace.
@@ -166,8 +173,10 @@ create_one() {
   if ((${#IMAGES[@]})); then
     docker save "${IMAGES[@]}" | docker -H "unix://$sock" load >/dev/null
   fi
+  mark images
   docker -H "unix://$sock" swarm join --token "$token" --advertise-addr "$NET.$n.2" \
     --listen-addr "$NET.$n.2:2377" "$manager" >/dev/null
+  mark swarm_join
   id=$(docker -H "unix://$sock" info --format '{{.Swarm.NodeID}}')
   echo "$id" >"$d/node_id"
   trap - ERR

@@ -154,15 +154,7 @@ impl Nodes {
 
     /// `docker ARGS` against the engine of node `hostname` (its own daemon, not the swarm's manager).
     pub fn docker_on(&self, hostname: &str, args: &[&str]) -> String {
-        let slot = self
-            .live()
-            .into_iter()
-            .find(|n| n["hostname"] == hostname)
-            .unwrap_or_else(|| panic!("no node {hostname}"))["slot"]
-            .clone();
-        let state =
-            std::env::var("PLIMSOLL_NODES_STATE").unwrap_or_else(|_| "/tmp/plimsoll-nodes".into());
-        let host = format!("unix://{state}/{slot}/x/docker.sock");
+        let host = format!("unix://{}/x/docker.sock", self.slot_dir(hostname).display());
         let out = Command::new("docker")
             .args(["-H", &host])
             .args(args)
@@ -174,6 +166,31 @@ impl Nodes {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// The script's state directory of node `hostname` (while the node lives).
+    fn slot_dir(&self, hostname: &str) -> PathBuf {
+        let slot = self
+            .live()
+            .into_iter()
+            .find(|n| n["hostname"] == hostname)
+            .unwrap_or_else(|| panic!("no node {hostname}"))["slot"]
+            .clone();
+        let state =
+            std::env::var("PLIMSOLL_NODES_STATE").unwrap_or_else(|_| "/tmp/plimsoll-nodes".into());
+        PathBuf::from(format!("{state}/{slot}"))
+    }
+
+    /// Where the create of node `hostname` spent its time: the script's phase marks (start,
+    /// namespaces, dockerd, images, swarm_join) in milliseconds since the epoch.
+    pub fn create_marks(&self, hostname: &str) -> Vec<(String, f64)> {
+        let path = self.slot_dir(hostname).join("timing");
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(phase, us)| (phase.to_string(), us.parse::<f64>().unwrap() / 1000.0))
+            .collect()
     }
 
     /// `count` worker nodes, Ready and labelled `labels` (e.g. `pool=NAME`) when this returns.
