@@ -407,8 +407,8 @@ fn remote_metrics(addr: SocketAddr) -> String {
 /// namespaces of their own, tests/support/swarm.rs), given the nodes' addresses as `--spans-peers`.
 /// `front` reports to node A's collector and `back` to node B's: each call's edge is counted once in
 /// the cluster, by the owner of its trace, and no half expires into a virtual node. Then node B dies
-/// with its collector: A keeps pairing the traces it owns and counts the halves for B as
-/// `send_failed`, exactly the four halves of each trace B owned, with nothing left queued.
+/// with its collector: A counts the halves of its first batch for B as `send_failed`, marks B down,
+/// and pairs every trace itself while B stays down, with nothing left queued.
 #[test]
 fn a_global_collector_service_on_two_swarm_nodes_pairs_each_call_once() {
     let tag = support::unique("spans-swarm");
@@ -509,24 +509,44 @@ fn a_global_collector_service_on_two_swarm_nodes_pairs_each_call_once() {
         support::http_get(b, "/healthz").is_err()
     });
     send("http", &otlp(node_a), "-alone");
-    let paired = edge("front-alone", "back-alone", "");
-    let user = edge("user", "front-alone", "virtual_node");
-    // Each call is one trace of four halves (front's root server span and client span, back's server
-    // span and Redis client span), all for the owner of its trace: A pairs those it owns, the
-    // others fail to reach B.
+    // The first batch for B fails: A counts its halves as `send_failed`, marks B down (once) and
+    // from then on pairs B's traces itself; B's retries are empty batches, so nothing more is lost
+    // while it stays down.
+    let peer_up = format!(r#"plimsoll_spans_peer_up{{peer="{b}"}}"#);
+    let peer_down = format!(r#"plimsoll_spans_peer_down_total{{peer="{b}"}}"#);
     support::swarm::wait_until(
-        "A's traces paired, B's halves counted as failed",
+        "B marked down, its first batch counted as failed",
         Duration::from_secs(60),
         || {
             let text = remote_metrics(a);
-            let mine = value(&text, &paired).unwrap_or(0.0);
-            mine > 0.0
-                && value(&text, &user) == Some(mine)
-                && value(&text, failed) == Some(4.0 * (n - mine))
+            value(&text, &peer_up) == Some(0.0)
+                && value(&text, &peer_down) == Some(1.0)
+                && value(&text, failed).is_some_and(|f| f > 0.0)
+        },
+    );
+    let lost = on(a, failed);
+    // Each call is one trace of four halves (front's root server span and client span, back's
+    // server span and Redis client span).
+    assert!(lost <= 4.0 * n, "{lost}");
+    // Another round while B is down: A owns every trace, every call is paired there, nothing lost.
+    send("http", &otlp(node_a), "-down");
+    let paired = edge("front-down", "back-down", "");
+    let user = edge("user", "front-down", "virtual_node");
+    support::swarm::wait_until(
+        "every call paired on A while B is down",
+        Duration::from_secs(60),
+        || {
+            let text = remote_metrics(a);
+            value(&text, &paired) == Some(n) && value(&text, &user) == Some(n)
         },
     );
     let text = remote_metrics(a);
-    assert!(value(&text, &paired).unwrap() < n, "B owned none: {text}");
+    assert_eq!(value(&text, failed), Some(lost), "{text}");
+    assert_eq!(value(&text, &peer_down), Some(1.0), "down once: {text}");
+    assert!(
+        value(&text, "plimsoll_servicegraph_forward_rerouted_total").is_some(),
+        "{text}"
+    );
     assert_eq!(
         value(&text, "plimsoll_servicegraph_forward_queued"),
         Some(0.0)

@@ -4,6 +4,7 @@
 //! Laid out by responsibility: `sources` (the components that write), `store` (the in-memory window),
 //! `http` (exposition and JSON API), and `run` (the shell that builds and drives them).
 
+pub mod backoff;
 pub mod config;
 pub mod http;
 pub mod query;

@@ -2,7 +2,6 @@
 //! thread and the HTTP API.
 //! This is the shell: the only place that reads the clock and spawns tasks.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, OnceLock};
@@ -18,7 +17,7 @@ use crate::sources::otlp::{
     self, ExportTraceServiceRequest, MetricsReceiver, Rejected, TracesSink,
 };
 use crate::sources::scrape::{self, Scraper};
-use crate::sources::spans::{self, cluster, Peers, Spans};
+use crate::sources::spans::{self, Spans};
 use crate::sources::statsd::{self, StatsdReceiver, StoreSink};
 use crate::store::{Ingest, IngestError, Millis};
 use crate::telemetry;
@@ -128,11 +127,11 @@ impl Collector {
             let spans = Spans::new(&config.spans, &ingest, interval)?;
             start_spans_flush(spans.clone(), interval, stop.clone());
             if let Some(peers) = config.spans.peers.clone() {
-                tokio::spawn(forward_spans(
+                tokio::spawn(spans::forward::run(
                     spans.clone(),
                     peers,
-                    config.listen.port(),
-                    config.spans.forward_queue,
+                    spans::forward::Settings::new(config.listen.port(), config.spans.forward_queue),
+                    now_millis,
                 ));
             }
             Some(spans)
@@ -254,64 +253,6 @@ fn start_spans_flush(spans: Spans, interval: Duration, stop: Arc<AtomicBool>) {
             }
         })
         .expect("spawning the spans flush thread");
-}
-
-/// Cluster mode: resolves the peers every 10 s (which of them this collector is: an address of this
-/// host at its API port) and sends the queued edge halves to their owners every 200 ms, in batches.
-async fn forward_spans(spans: Spans, peers: Peers, listen_port: u16, batch: usize) {
-    let client = match reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "spans: no HTTP client for forwarding edge halves; each collector pairs what it receives");
-            return;
-        }
-    };
-    let mut resolve = tokio::time::interval(Duration::from_secs(10));
-    let mut send = tokio::time::interval(Duration::from_millis(200));
-    let mut warned = false;
-    loop {
-        tokio::select! {
-            _ = resolve.tick() => {
-                let addrs: Vec<SocketAddr> = match &peers {
-                    Peers::Static(v) => v.clone(),
-                    Peers::Dns { name, port } => match tokio::net::lookup_host((name.as_str(), *port)).await {
-                        Ok(a) => a.collect(),
-                        Err(e) => {
-                            tracing::debug!(error = %e, peers = %peers, "spans: peers not resolved; keeping the last ones");
-                            continue;
-                        }
-                    },
-                };
-                let me = cluster::find_me(&addrs, listen_port);
-                if me.is_none() && !warned {
-                    tracing::warn!(peers = %peers, resolved = ?addrs, port = listen_port, "spans: this collector is not among its peers; it pairs what it receives until it is");
-                    warned = true;
-                }
-                spans.set_peers(me, addrs);
-            }
-            _ = send.tick() => {
-                for (peer, halves) in spans.take_batches(batch.min(10_000)) {
-                    let n = halves.len() as u64;
-                    let sent = client
-                        .post(format!("http://{peer}/api/v1/spans/halves"))
-                        .json(&halves)
-                        .send()
-                        .await
-                        .and_then(|r| r.error_for_status());
-                    match sent {
-                        Ok(_) => metrics::counter!(spans::FORWARDED).increment(n),
-                        Err(e) => {
-                            tracing::debug!(error = %e, %peer, "spans: edge halves not forwarded");
-                            metrics::counter!(spans::FORWARD_DROPPED, "reason" => "send_failed").increment(n);
-                        }
-                    }
-                }
-            }
-        }
-    }
 }
 
 /// Starts the OTLP servers when configured: the metrics receiver writes into `ingest`, attributing

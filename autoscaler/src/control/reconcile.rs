@@ -36,14 +36,9 @@ pub const STALE_INTERVALS: u32 = 3;
 /// Longest wait between two attempts of a failing target.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
-/// The wait after `failures` failures in a row (at least 1): `base` doubled per failure up to `max`,
-/// scaled by 0.8 + 0.4 x `jitter` (`jitter` in [0, 1)) so that what failed together does not retry
-/// together. The one backoff of the autoscaler: service targets and node pools both use it.
-pub fn backoff(failures: u32, base: Duration, max: Duration, jitter: f64) -> Duration {
-    base.saturating_mul(1u32 << failures.min(16))
-        .min(max)
-        .mul_f64(0.8 + 0.4 * jitter)
-}
+/// The wait after `failures` failures in a row: the project's one backoff (the collector's, which
+/// waits for unreachable spans peers with it too). Service targets and node pools both use it.
+pub use plimsoll_collector::backoff::backoff;
 
 /// What the shell must do about a plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,6 +8,7 @@
 
 pub mod cluster;
 pub mod config;
+pub mod forward;
 pub mod normalize;
 pub mod servicegraph;
 pub mod span;
@@ -22,7 +23,7 @@ use std::time::Duration;
 
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 
-pub use cluster::Peers;
+pub use cluster::{PeerChange, Peers};
 pub use config::{Dimension, SpansConfig};
 pub use servicegraph::{EdgeHalf, ServiceGraph};
 pub use span::{visit, Reject, SpanKind, SpanView, StatusCode, Visited};
@@ -49,6 +50,9 @@ pub const FORWARDED: &str = "plimsoll_servicegraph_forwarded_total";
 pub const FORWARD_DROPPED: &str = "plimsoll_servicegraph_forward_dropped_total";
 pub const FORWARD_QUEUED: &str = "plimsoll_servicegraph_forward_queued";
 pub const FORWARD_RECEIVED: &str = "plimsoll_servicegraph_forward_received_total";
+pub const FORWARD_REROUTED: &str = "plimsoll_servicegraph_forward_rerouted_total";
+pub const PEER_UP: &str = "plimsoll_spans_peer_up";
+pub const PEER_DOWN: &str = "plimsoll_spans_peer_down_total";
 
 /// Describes the component's own metrics and shows every reason at zero from the start.
 fn describe() {
@@ -102,6 +106,19 @@ fn describe() {
         FORWARD_RECEIVED,
         "Edge halves other collectors forwarded to this one."
     );
+    metrics::describe_counter!(
+        FORWARD_REROUTED,
+        "Edge halves whose owner was marked down, routed to the owner among the peers that are up (this collector or another) instead."
+    );
+    metrics::describe_gauge!(
+        PEER_UP,
+        "1 while the peer takes the edge halves forwarded to it, 0 from a failed or timed out batch until one goes through again (meanwhile it is retried after a backoff)."
+    );
+    metrics::describe_counter!(
+        PEER_DOWN,
+        "Times the peer was marked down (a batch failed or timed out while it was up)."
+    );
+    metrics::counter!(FORWARD_REROUTED).increment(0);
     for reason in ["queue_full", "send_failed"] {
         metrics::counter!(FORWARD_DROPPED, "reason" => reason).increment(0);
     }
@@ -119,7 +136,36 @@ struct State {
     /// This collector's address among `live`, the live collectors of the cluster (cluster mode).
     me: Option<SocketAddr>,
     live: Vec<SocketAddr>,
+    health: cluster::PeerHealth,
+    /// The collectors of `live` that own traces (those not down).
+    up: Vec<SocketAddr>,
     outbox: cluster::Outbox,
+}
+
+impl State {
+    /// Pairs `h` here or queues it for the owner of its trace among the collectors that are up.
+    fn place(&mut self, h: EdgeHalf, now: Millis) {
+        match cluster::forward_to(&h.trace_id, self.me, &self.up) {
+            Some(owner) => self.outbox.push(owner, h),
+            None => self.graph.add(h, now),
+        }
+    }
+
+    /// Makes the owner choice again and routes again what waits for peers that are gone or down;
+    /// returns how many halves.
+    fn reroute(&mut self, now: Millis) -> u64 {
+        self.up = self.health.up(&self.live, self.me);
+        let mut n = 0;
+        for peer in self.outbox.peers() {
+            if !self.up.contains(&peer) {
+                for h in self.outbox.take(peer) {
+                    n += 1;
+                    self.place(h, now);
+                }
+            }
+        }
+        n
+    }
 }
 
 /// The running component: aggregation state behind one lock, and where it writes.
@@ -155,6 +201,8 @@ impl Spans {
                 graph: config.servicegraph(),
                 me: None,
                 live: Vec::new(),
+                health: cluster::PeerHealth::default(),
+                up: Vec::new(),
                 outbox: cluster::Outbox::new(config.forward_queue),
             })),
             ingest: ingest.clone(),
@@ -172,10 +220,7 @@ impl Spans {
         let v = visit(resources, |s| {
             st.spanmetrics.observe(s, now);
             if let Some(h) = st.graph.half(s) {
-                match cluster::forward_to(&h.trace_id, st.me, &st.live) {
-                    Some(owner) => st.outbox.push(owner, h),
-                    None => st.graph.add(h, now),
-                }
+                st.place(h, now);
             }
         });
         drop(guard);
@@ -190,18 +235,84 @@ impl Spans {
     }
 
     /// Sets the live collectors of the cluster and which of them this one is (cluster mode); from
-    /// now on the halves of the traces another one owns are queued for it.
-    pub fn set_peers(&self, me: Option<SocketAddr>, mut live: Vec<SocketAddr>) {
+    /// now on the halves of the traces another one owns are queued for it, and what waited for a
+    /// collector that left is routed again.
+    pub fn set_peers(&self, me: Option<SocketAddr>, mut live: Vec<SocketAddr>, now: Millis) {
         live.sort();
         live.dedup();
         let mut st = self.state.lock().expect("spans lock");
         st.me = me;
+        st.health.retain(&live);
         st.live = live;
+        st.reroute(now);
     }
 
-    /// Up to `max` queued halves for each peer, to be sent to it.
-    pub fn take_batches(&self, max: usize) -> Vec<(SocketAddr, Vec<EdgeHalf>)> {
-        self.state.lock().expect("spans lock").outbox.batches(max)
+    /// Up to `max` queued halves for each peer that is not `busy`, to be sent to it, and an empty
+    /// batch for each peer that is down and due for its retry at `now` (a peer that is down has no
+    /// halves: what waited for it was routed again).
+    pub fn take_batches(
+        &self,
+        max: usize,
+        busy: impl Fn(&SocketAddr) -> bool,
+        now: Millis,
+    ) -> Vec<(SocketAddr, Vec<EdgeHalf>)> {
+        let mut st = self.state.lock().expect("spans lock");
+        let mut out = st.outbox.batches(max, &busy);
+        for peer in st.health.due(now) {
+            if !busy(&peer) {
+                out.push((peer, Vec::new()));
+            }
+        }
+        out
+    }
+
+    /// What came of sending a batch of `n` halves to `peer` at `now`: counted, and a peer that did
+    /// not take it is marked down (`jitter` in [0, 1) spreads its retry), the halves waiting for
+    /// it routed again. Returns the peer's change of state for the shell to log.
+    pub fn sent(
+        &self,
+        peer: SocketAddr,
+        n: u64,
+        ok: bool,
+        now: Millis,
+        jitter: f64,
+    ) -> Option<PeerChange> {
+        let label = peer.to_string();
+        let mut st = self.state.lock().expect("spans lock");
+        let change = if ok {
+            st.health.succeeded(peer)
+        } else {
+            st.health.failed(peer, now, jitter)
+        };
+        let rerouted = if change.is_some() { st.reroute(now) } else { 0 };
+        drop(st);
+        if ok {
+            metrics::counter!(FORWARDED).increment(n);
+        } else {
+            metrics::counter!(FORWARD_DROPPED, "reason" => "send_failed").increment(n);
+        }
+        metrics::counter!(FORWARD_REROUTED).increment(rerouted);
+        match change {
+            Some(PeerChange::Down { .. }) => {
+                metrics::gauge!(PEER_UP, "peer" => label.clone()).set(0.0);
+                metrics::counter!(PEER_DOWN, "peer" => label).increment(1);
+            }
+            Some(PeerChange::Up) => metrics::gauge!(PEER_UP, "peer" => label).set(1.0),
+            None if ok => metrics::gauge!(PEER_UP, "peer" => label).set(1.0),
+            None => {}
+        }
+        change
+    }
+
+    /// The collectors that own traces (those not down).
+    #[cfg(test)]
+    pub(crate) fn up_peers(&self) -> Vec<SocketAddr> {
+        self.state.lock().expect("spans lock").up.clone()
+    }
+
+    /// Halves waiting to be forwarded.
+    pub fn queued(&self) -> usize {
+        self.state.lock().expect("spans lock").outbox.len()
     }
 
     /// Halves another collector forwarded here: they pair (or expire) as the ones received here do,

@@ -4,17 +4,26 @@
 //! rendezvous hash of (trace id, collector address), and only the owner pairs it. When a collector
 //! joins or leaves only the traces it owned move.
 //!
-//! Pure parts here: the peer list setting, the owner choice, and the bounded per-peer queues that
-//! batch what is forwarded (a full queue drops its oldest halves, counted). The shell resolves the
-//! peers and sends the batches.
+//! A peer that does not take a batch (refused, failed or timed out) is marked down: it is left out
+//! of the owner choice, its traces paired by the owner among the peers that are up, until a retry
+//! (an empty batch, after a backoff) goes through. This is safe because both halves of a trace go through the same choice (the
+//! same trace id against the same up-set), so they still meet; a half that had already gone to the
+//! dead owner was counted as send_failed, and collectors whose views differ for a moment lose only
+//! the edges of that moment (they expire unpaired, as they did before).
+//!
+//! Pure parts here: the peer list setting, the owner choice, the bounded per-peer queues that
+//! batch what is forwarded (a full queue drops its oldest halves, counted) and the peers' health
+//! (given `now`). The shell (`forward`) resolves the peers and sends the batches.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::servicegraph::EdgeHalf;
 use super::span::TraceId;
+use crate::store::Millis;
 
 /// Where the peers come from (`--spans-peers`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,11 +160,16 @@ impl Outbox {
         q.push_back(h);
     }
 
-    /// Up to `max` halves for each peer that has some, taken off the queues.
-    pub fn batches(&mut self, max: usize) -> Vec<(SocketAddr, Vec<EdgeHalf>)> {
+    /// Up to `max` halves for each peer that has some and is not `busy` (a batch of its own still
+    /// in flight), taken off the queues.
+    pub fn batches(
+        &mut self,
+        max: usize,
+        busy: impl Fn(&SocketAddr) -> bool,
+    ) -> Vec<(SocketAddr, Vec<EdgeHalf>)> {
         let mut out = Vec::new();
         for (peer, q) in &mut self.queues {
-            if q.is_empty() {
+            if q.is_empty() || busy(peer) {
                 continue;
             }
             let n = q.len().min(max);
@@ -163,6 +177,19 @@ impl Outbox {
         }
         self.queues.retain(|(_, q)| !q.is_empty());
         out
+    }
+
+    /// Every half waiting for `peer`, taken off its queue (to be routed again).
+    pub fn take(&mut self, peer: SocketAddr) -> Vec<EdgeHalf> {
+        match self.queues.iter().position(|(p, _)| *p == peer) {
+            Some(i) => self.queues.swap_remove(i).1.into(),
+            None => Vec::new(),
+        }
+    }
+
+    /// The peers that have halves waiting.
+    pub fn peers(&self) -> Vec<SocketAddr> {
+        self.queues.iter().map(|(p, _)| *p).collect()
     }
 
     /// Halves waiting over all peers.
@@ -209,6 +236,97 @@ pub fn route(
         }
     }
     keep
+}
+
+/// Base of a failing peer's backoff: 2 s after one failure, doubled per failure in a row up to
+/// [`PEER_MAX_BACKOFF`] (±20%).
+pub const PEER_BACKOFF: Duration = Duration::from_secs(1);
+pub const PEER_MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// A peer's change of state, to be logged once and counted by the shell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerChange {
+    /// It failed while up: its traces go to the peers that are up, and it is retried in
+    /// `retry_in`.
+    Down { retry_in: Duration },
+    /// A batch (the retry) went through again after failing.
+    Up,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Failing {
+    /// Failures in a row: the backoff exponent.
+    failures: u32,
+    /// When it is retried.
+    retry_at: Millis,
+}
+
+/// Which peers are down and when each is retried. A peer is down from a batch that failed until a
+/// retry goes through; the retry is an empty batch, so a peer that is still down costs no halves.
+/// Only failing peers are held, so it is as small as the peer list.
+#[derive(Debug, Default)]
+pub struct PeerHealth {
+    failing: Vec<(SocketAddr, Failing)>,
+}
+
+impl PeerHealth {
+    /// Whether `peer` owns traces: no batch of its own failed since the last that went through.
+    pub fn is_up(&self, peer: &SocketAddr) -> bool {
+        !self.failing.iter().any(|(p, _)| p == peer)
+    }
+
+    /// `peer` did not take a batch at `now`: it is down for the backoff of its failures in a row
+    /// (`jitter` in [0, 1)). [`PeerChange::Down`] only when it was up; a failed retry just waits
+    /// longer.
+    pub fn failed(&mut self, peer: SocketAddr, now: Millis, jitter: f64) -> Option<PeerChange> {
+        let i = match self.failing.iter().position(|(p, _)| *p == peer) {
+            Some(i) => i,
+            None => {
+                self.failing.push((
+                    peer,
+                    Failing {
+                        failures: 0,
+                        retry_at: now,
+                    },
+                ));
+                self.failing.len() - 1
+            }
+        };
+        let f = &mut self.failing[i].1;
+        f.failures = f.failures.saturating_add(1);
+        let wait = crate::backoff::backoff(f.failures, PEER_BACKOFF, PEER_MAX_BACKOFF, jitter);
+        f.retry_at = now.saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
+        (f.failures == 1).then_some(PeerChange::Down { retry_in: wait })
+    }
+
+    /// `peer` took a batch: [`PeerChange::Up`] when it had been down.
+    pub fn succeeded(&mut self, peer: SocketAddr) -> Option<PeerChange> {
+        let before = self.failing.len();
+        self.failing.retain(|(p, _)| *p != peer);
+        (self.failing.len() < before).then_some(PeerChange::Up)
+    }
+
+    /// The peers that are down and due for their retry at `now`.
+    pub fn due(&self, now: Millis) -> Vec<SocketAddr> {
+        self.failing
+            .iter()
+            .filter(|(_, f)| now >= f.retry_at)
+            .map(|(p, _)| *p)
+            .collect()
+    }
+
+    /// Forgets the peers that are no longer in `live`.
+    pub fn retain(&mut self, live: &[SocketAddr]) {
+        self.failing.retain(|(p, _)| live.contains(p));
+    }
+
+    /// The collectors of `live` that own traces (`me` always does: it never sends to itself).
+    pub fn up(&self, live: &[SocketAddr], me: Option<SocketAddr>) -> Vec<SocketAddr> {
+        live.iter()
+            .filter(|p| Some(**p) == me || self.is_up(p))
+            .copied()
+            .collect()
+    }
 }
 
 /// Which of `addrs` is this collector: an address of this host (one that can be bound) at the port
