@@ -355,6 +355,12 @@ statsd.StatsClient(HOST, PORT).incr('app.orders', 1)
     let mine = [("name", name.as_str()), ("service", "shop")];
     wait_metric(&p, "app_orders_total", &mine, 3.0);
     wait_metric(&p, "app_queue", &[mine[0], mine[1], ("region", "eu")], 5.0);
+    // The host's datagram may land in the next flush than the container's: wait for its series.
+    p.wait_for(
+        "the host's datagram as a series of its own",
+        Duration::from_secs(20),
+        |p| api_series(p, "app_orders_total").len() >= 2,
+    );
     let orders = api_series(&p, "app_orders_total");
     assert_eq!(orders.len(), 2, "{orders:?}");
     assert!(
