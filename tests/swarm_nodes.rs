@@ -235,13 +235,32 @@ fn pending_tasks_get_a_node_and_an_unneeded_node_is_drained_and_removed() {
         .map(|n| n["hostname"].as_str().unwrap().to_string())
         .collect();
     assert!(made.contains(&new_host), "made by the provider: {made:?}");
-    let (_, metrics) = p.get("/metrics").unwrap();
-    for want in [
+    let wants = [
         format!("plimsoll_node_scale_events_total{{pool=\"{pool}\",direction=\"up\",reason=\"pending_tasks\"}} 1"),
         format!("plimsoll_nodes{{pool=\"{pool}\",state=\"ready\"}} 2"),
         format!("plimsoll_pending_tasks{{service=\"{pool}-svc\"}} 0"),
-    ] {
-        assert!(metrics.contains(&want), "{want} in /metrics");
+    ];
+    // The pool's gauges are set by its next pass after the records: wait for them, bounded.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let metrics = loop {
+        let (_, metrics) = p.get("/metrics").unwrap();
+        if wants.iter().all(|w| metrics.contains(w.as_str()))
+            || std::time::Instant::now() > deadline
+        {
+            break metrics;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    for want in &wants {
+        assert!(
+            metrics.contains(want.as_str()),
+            "{want} in /metrics, which has:\n{}",
+            metrics
+                .lines()
+                .filter(|l| l.contains(pool.as_str()))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
     }
     // The status page shows the pool as Chromium renders it: its nodes by state, and its last
     // decision and last change (the add, with its reason).
