@@ -325,15 +325,7 @@ fn replicas_that_all_turn_unhealthy_under_load_are_not_stuck() {
         .into_iter()
         .filter(|r| r["action"] == "scaled")
         .collect();
-    let first = &scaled[0];
-    assert_eq!(first["reason"], "all_replicas_unready", "{scaled:?}");
-    assert_eq!(first["current"], 1, "{first}");
-    let cpu = &first["metrics"][0];
-    assert_eq!(cpu["status"], "all_replicas_unready", "{first}");
-    assert!(
-        scaled.iter().all(|r| r["desired"].as_u64() <= Some(3)),
-        "max holds: {scaled:?}"
-    );
+    support::assert_scaled_up_as_all_replicas_unready(&scaled, 3);
     // The control never moved, and said why.
     assert_eq!(members(&broken).len(), 1);
     let held = decisions(&id_broken);

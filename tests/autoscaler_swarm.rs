@@ -325,15 +325,7 @@ fn tasks_that_all_fail_their_health_check_under_load_are_not_stuck() {
         .into_iter()
         .filter(|r| r["action"] == "scaled")
         .collect();
-    let first = &scaled[0];
-    assert_eq!(first["reason"], "all_replicas_unready", "{scaled:?}");
-    assert_eq!(first["current"], 1, "{first}");
-    let cpu = &first["metrics"][0];
-    assert_eq!(cpu["status"], "all_replicas_unready", "{first}");
-    assert!(
-        scaled.iter().all(|r| r["desired"].as_u64() <= Some(3)),
-        "max holds: {scaled:?}"
-    );
+    support::assert_scaled_up_as_all_replicas_unready(&scaled, 3);
     assert_eq!(running_tasks(&busy), 0, "no task ever passed its check");
     // The control never moved.
     assert_eq!(replicas(&broken), 1);

@@ -855,3 +855,18 @@ impl Drop for NodeExporter {
         let _ = self.child.wait();
     }
 }
+
+/// The scale actions of a service whose one replica failed its health check under load (HPA
+/// #64088): the first scaled from 1 because every replica was unready, on its CPU metric, and none
+/// went past `max`. Shared by the Swarm and Compose tests of the rule.
+pub fn assert_scaled_up_as_all_replicas_unready(scaled: &[serde_json::Value], max: u64) {
+    let first = &scaled[0];
+    assert_eq!(first["reason"], "all_replicas_unready", "{scaled:?}");
+    assert_eq!(first["current"], 1, "{first}");
+    let cpu = &first["metrics"][0];
+    assert_eq!(cpu["status"], "all_replicas_unready", "{first}");
+    assert!(
+        scaled.iter().all(|r| r["desired"].as_u64() <= Some(max)),
+        "max holds: {scaled:?}"
+    );
+}
