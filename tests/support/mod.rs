@@ -701,8 +701,17 @@ pub struct ProjectCleanup(pub String);
 
 impl Drop for ProjectCleanup {
     fn drop(&mut self) {
-        for (name, _, _) in compose_members(&self.0) {
-            let _ = docker(&["rm", "-f", &name]);
+        // Again until none is left (bounded): a scale-up in flight when the members were listed
+        // can start one more replica, which would keep the project (and its target) alive.
+        for _ in 0..20 {
+            let members = compose_members(&self.0);
+            if members.is_empty() {
+                break;
+            }
+            for (name, _, _) in members {
+                let _ = docker(&["rm", "-f", &name]);
+            }
+            std::thread::sleep(Duration::from_millis(300));
         }
     }
 }
